@@ -1,0 +1,23 @@
+//! Sovereign's functional core: plain data and pure decisions.
+//!
+//! Nothing here performs I/O, spawns, sleeps or reads the clock; callers pass `now` in. The
+//! runtime (`sovereign-engine`) feeds these functions and performs their effects.
+//!
+//! # Layout
+//! - [`schedule`]: cron / interval / one-shot schedules, time zones, DST, next-fire math.
+//! - [`calendar`]: exchange calendars (weekdays + holidays), built-in US equities and CME sets.
+//! - [`task`]: task ids, handler kinds, task specs and their validation.
+//! - [`template`]: `{{path}}` templates for handler payloads.
+//! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
+//! - [`redact`]: masking secrets in anything shown or logged.
+//! - [`retry`]: exponential backoff arithmetic.
+//! - [`error`]: the one error shape every validation failure maps onto (code, message, field).
+
+pub mod calendar;
+pub mod error;
+pub mod redact;
+pub mod retry;
+pub mod schedule;
+pub mod task;
+pub mod template;
+pub mod webhook;

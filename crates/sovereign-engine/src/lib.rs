@@ -1,0 +1,21 @@
+//! Sovereign's runtime: the engine that owns tasks, runs them, schedules them and takes webhooks.
+//!
+//! # Layout
+//! - [`config`]: the TOML file and its validation into [`config::Settings`].
+//! - [`executor`]: the task registry and the run loop (overlap, timeout, retries, results).
+//! - `scheduler`: an actor owning the timer heap; fires due tasks into the executor.
+//! - `handlers`: the built-in handlers (`log_signal`, `http_request`, `command`).
+//! - [`webhooks`]: webhook intake (auth, dedup, routing, durable record).
+//!
+//! # Invariants
+//! - Decisions come from `sovereign-core`; this crate performs their effects.
+//! - A run's result is stored before anyone is told it finished.
+//! - A webhook is answered only after its record is durable.
+
+pub mod config;
+pub mod executor;
+mod handlers;
+mod scheduler;
+pub mod webhooks;
+
+pub use executor::{Engine, EngineError, TaskView};

@@ -1,0 +1,108 @@
+//! `JsonBody<T>`: a JSON extractor whose failures are `ApiError`s naming the offending field.
+//!
+//! Bodies are read whole (within the router's size limit → 413 `body_too_large`), then parsed
+//! with the field path tracked, so `{"retries":"x"}` answers `field: "retries"`.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Map a failure to read the body (too large, broken connection).
+pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
+    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "request body is larger than the configured limit",
+        )
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "unreadable_body",
+            rejection.body_text(),
+        )
+    }
+}
+
+/// Parse JSON bytes into `T`, naming the field on failure.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_json",
+            "request body is empty; expected a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(v) => {
+            de.end().map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("malformed JSON: {e}"),
+                )
+            })?;
+            Ok(v)
+        }
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_json",
+                    format!("malformed JSON: {inner}"),
+                ));
+            }
+            let message = inner.to_string();
+            // serde reports a missing field at its parent's path; name the field itself.
+            let field = match message.strip_prefix("missing field `") {
+                Some(rest) => {
+                    let name = rest.split('`').next().unwrap_or_default();
+                    if path == "." {
+                        name.to_string()
+                    } else {
+                        format!("{path}.{name}")
+                    }
+                }
+                None => path,
+            };
+            let code = if message.starts_with("missing field") {
+                "missing_field"
+            } else if message.starts_with("unknown field") {
+                "unknown_field"
+            } else {
+                "invalid_type"
+            };
+            let message = message
+                .split(" at line ")
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let mut e = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+            if field != "." && !field.is_empty() {
+                e = e.field(field);
+            }
+            Err(e)
+        }
+    }
+}

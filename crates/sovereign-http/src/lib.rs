@@ -1,0 +1,76 @@
+//! Sovereign's HTTP surface: the executor contract (`/health`, `/status`, `/tasks`, `/register`,
+//! `/execute`, `/webhook`, `/results`), the task admin API under `/api`, and `/openapi.json`.
+//!
+//! Handlers are glue: parse the request into typed values ([`wire`], [`extract`]), call the
+//! engine, turn the answer or the [`error::ApiError`] into JSON. No business logic lives here.
+//!
+//! # Layout
+//! - [`wire`]: JSON types and conversions.
+//! - [`extract`]: the JSON body extractor that names the offending field.
+//! - [`error`]: `ApiError`, the only error response shape.
+//! - `routes`: the handlers; `openapi`: the generated description.
+
+pub mod error;
+pub mod extract;
+mod openapi;
+mod routes;
+pub mod wire;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use sovereign_engine::Engine;
+
+pub use routes::AppState;
+
+/// The whole application router.
+pub fn app(engine: Arc<Engine>) -> Router {
+    let limit = engine.settings().max_body_bytes;
+    let state = AppState { engine };
+    Router::new()
+        .route("/health", get(routes::health))
+        .route("/status", get(routes::status))
+        .route("/tasks", get(routes::list_tasks))
+        .route("/register", post(routes::register))
+        .route("/execute", post(routes::execute))
+        .route("/webhook", post(routes::webhook))
+        .route("/webhook/{source}", post(routes::webhook_source))
+        .route("/webhook/{source}/{token}", post(routes::webhook_token))
+        .route("/results", get(routes::results))
+        .route("/api/tasks", get(routes::list_tasks).post(routes::register))
+        .route(
+            "/api/tasks/{id}",
+            get(routes::get_task)
+                .put(routes::update_task)
+                .delete(routes::delete_task),
+        )
+        .route("/api/tasks/{id}/execute", post(routes::execute_task))
+        .route("/api/tasks/{id}/enable", post(routes::enable_task))
+        .route("/api/tasks/{id}/disable", post(routes::disable_task))
+        .route("/api/results", get(routes::results))
+        .route("/api/webhooks", get(routes::list_webhooks))
+        .route("/openapi.json", get(openapi::serve))
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Arc<Engine>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(engine))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// The OpenAPI document as JSON (also served at `/openapi.json`).
+pub fn openapi_json() -> String {
+    openapi::document()
+}

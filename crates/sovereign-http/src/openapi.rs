@@ -1,0 +1,66 @@
+//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+
+use axum::http::header;
+use axum::response::IntoResponse;
+use utoipa::OpenApi;
+
+use crate::error::{ErrorBody, ErrorDetail};
+use crate::routes;
+use crate::wire::*;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Sovereign",
+        description = "Self-hosted trading-operations engine: executor, webhooks, scheduler."
+    ),
+    paths(
+        routes::health,
+        routes::status,
+        routes::list_tasks,
+        routes::register,
+        routes::execute,
+        routes::results,
+        routes::webhook,
+        routes::webhook_source,
+        routes::webhook_token,
+        routes::get_task,
+        routes::update_task,
+        routes::delete_task,
+        routes::execute_task,
+        routes::enable_task,
+        routes::disable_task,
+        routes::list_webhooks,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        TaskIn,
+        TaskOut,
+        TaskList,
+        LastRunOut,
+        ResultOut,
+        ResultList,
+        ExecuteIn,
+        WebhookIn,
+        WebhookOut,
+        HealthOut,
+        StatusOut,
+        SchedulerOut,
+        TaskCounts,
+        StoreOut,
+        WebhookRecordOut,
+        WebhookList,
+    ))
+)]
+struct ApiDoc;
+
+pub fn document() -> String {
+    ApiDoc::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+pub async fn serve() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], document())
+}

@@ -1,0 +1,173 @@
+//! Sovereign's store: everything that must survive a restart.
+//!
+//! Callers see one type, [`Store`], with async methods over domain records. Behind it sits a
+//! backend; today SQLite in WAL mode inside the data dir. A PostgreSQL backend becomes another
+//! variant of [`Backend`] with the same methods; no caller changes.
+//!
+//! # Layout
+//! - [`records`]: the rows the store keeps (tasks, results, webhooks) as plain Rust values.
+//! - `sqlite`: the SQLite backend: migrations, the single group-commit writer thread, readers.
+//!
+//! # Invariants
+//! - Exactly one writer. Writes queue to it; it commits many at once (one fsync) and answers
+//!   each caller only after the commit that holds its write is durable.
+//! - A failed write leaves nothing behind (each write runs in its own savepoint).
+//! - Readers use their own connections and never block the writer (WAL).
+
+pub mod records;
+mod sqlite;
+
+use std::path::Path;
+
+pub use records::{ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus};
+use sovereign_core::task::RunResult;
+
+/// Everything that can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} already exists")]
+    Conflict(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("store is closed")]
+    Closed,
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Tunables of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Most writes folded into one transaction.
+    pub max_batch: usize,
+    /// Reader connections kept open.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        SqliteOptions {
+            max_batch: 2048,
+            readers: 4,
+        }
+    }
+}
+
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+}
+
+/// The handle every part of the engine uses. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    backend: std::sync::Arc<Backend>,
+}
+
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $e:expr) => {
+        match &*$self.backend {
+            Backend::Sqlite($b) => $e,
+        }
+    };
+}
+
+impl Store {
+    /// Open (creating if needed) `sovereign.db` in `dir` and bring its schema up to date.
+    pub fn open_sqlite(dir: &Path, options: SqliteOptions) -> Result<Store, StoreError> {
+        let backend = sqlite::Sqlite::open(&dir.join("sovereign.db"), options)?;
+        Ok(Store {
+            backend: std::sync::Arc::new(Backend::Sqlite(backend)),
+        })
+    }
+
+    /// A description of where the data lives, for banners and `/status`.
+    pub fn location(&self) -> String {
+        dispatch!(self, b => b.location())
+    }
+
+    pub async fn insert_task(&self, row: TaskRow) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_task(row).await)
+    }
+
+    /// Replace an existing task. `NotFound` if it does not exist.
+    pub async fn update_task(&self, row: TaskRow) -> Result<(), StoreError> {
+        dispatch!(self, b => b.update_task(row).await)
+    }
+
+    /// Insert or replace (config-declared tasks at start-up).
+    pub async fn upsert_task(&self, row: TaskRow) -> Result<(), StoreError> {
+        dispatch!(self, b => b.upsert_task(row).await)
+    }
+
+    pub async fn delete_task(&self, task_id: &str) -> Result<(), StoreError> {
+        dispatch!(self, b => b.delete_task(task_id).await)
+    }
+
+    pub async fn list_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {
+        dispatch!(self, b => b.list_tasks().await)
+    }
+
+    /// Store one run result; for scheduled runs also advance the task's schedule cursor in the
+    /// same transaction, so a restart knows which fire was the last one handled.
+    pub async fn insert_result(&self, result: RunResult) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_result(result).await)
+    }
+
+    /// The newest result of every task that has one.
+    pub async fn latest_results(&self) -> Result<Vec<RunResult>, StoreError> {
+        dispatch!(self, b => b.latest_results().await)
+    }
+
+    pub async fn list_results(&self, filter: ResultFilter) -> Result<Vec<RunResult>, StoreError> {
+        dispatch!(self, b => b.list_results(filter).await)
+    }
+
+    /// Record a webhook call (accepted, duplicate or rejected). Durable when this returns.
+    pub async fn insert_webhook(&self, record: WebhookRecord) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_webhook(record).await)
+    }
+
+    /// Accepted deliveries with an id since `since`, oldest first: rebuilds the dedup window.
+    pub async fn recent_deliveries(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<(String, String, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        dispatch!(self, b => b.recent_deliveries(since).await)
+    }
+
+    pub async fn list_webhooks(&self, limit: usize) -> Result<Vec<WebhookRecord>, StoreError> {
+        dispatch!(self, b => b.list_webhooks(limit).await)
+    }
+
+    /// Delete results older than `older_than` and beyond the newest `keep`; returns how many.
+    pub async fn prune_results(
+        &self,
+        older_than: Option<chrono::DateTime<chrono::Utc>>,
+        keep: Option<usize>,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.prune_results(older_than, keep).await)
+    }
+
+    /// Counts and writer figures for `/status`.
+    pub async fn stats(&self) -> Result<StoreStats, StoreError> {
+        dispatch!(self, b => b.stats().await)
+    }
+
+    /// Round-trip to the database through both a reader and the writer.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        dispatch!(self, b => b.ping().await)
+    }
+
+    /// Finish queued writes and stop the writer. Later writes fail with `Closed`.
+    pub async fn close(&self) {
+        dispatch!(self, b => b.close().await)
+    }
+}

@@ -1,0 +1,208 @@
+//! The `sovereign` binary: command-line parsing and wiring only.
+//!
+//! `sovereign up` builds the engine and serves HTTP; every other subcommand is a client of a
+//! running engine (see `client`). No business logic lives here.
+
+mod client;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sovereign_engine::config::Settings;
+use sovereign_engine::Engine;
+use sovereign_store::{SqliteOptions, Store};
+
+#[derive(Parser)]
+#[command(
+    name = "sovereign",
+    version,
+    about = "Self-hosted trading operations: scheduled tasks, webhooks, handlers, one binary.",
+    long_about = "Self-hosted trading operations: scheduled tasks, webhooks and handlers in one binary.\n\n\
+                  Start the engine with `sovereign up`; the other commands talk to a running engine \
+                  (--url, default http://127.0.0.1:8080)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the engine: HTTP API, scheduler, webhook intake.
+    #[command(alias = "serve")]
+    Up(UpArgs),
+    /// List, register, run or remove tasks on a running engine.
+    Tasks {
+        #[command(subcommand)]
+        command: client::TasksCommand,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Show recent task results (newest first).
+    Results(client::ResultsArgs),
+    /// Show the engine's status.
+    Status {
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Check a config file and report every problem in it.
+    Check {
+        /// The TOML file to check.
+        config: PathBuf,
+    },
+    /// Print the OpenAPI document of the HTTP API.
+    Openapi,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Address to bind (default 127.0.0.1, or the config's server.bind).
+    #[arg(long)]
+    bind: Option<String>,
+    /// Port to listen on; 0 picks a free one (default 8080, or the config's server.port).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Where the store and other state live.
+    #[arg(long, default_value = "./sovereign-data", env = "SOVEREIGN_DATA_DIR")]
+    data_dir: PathBuf,
+    /// TOML config file; without one, built-in defaults.
+    #[arg(long, env = "SOVEREIGN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Up(args) => up(args),
+        Command::Tasks { command, client } => client::run(client::Request::Tasks(command), &client),
+        Command::Results(args) => {
+            let client = args.client.clone();
+            client::run(client::Request::Results(args), &client)
+        }
+        Command::Status { client } => client::run(client::Request::Status, &client),
+        Command::Check { config } => Settings::load(&config)
+            .map(|_| println!("{}: ok", config.display()))
+            .map_err(|e| anyhow::anyhow!("{e}")),
+        Command::Openapi => {
+            println!("{}", sovereign_http::openapi_json());
+            Ok(())
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let text = format!("{e:#}");
+            for line in text.lines() {
+                eprintln!("error: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    // RUST_LOG wins; otherwise LOG_LEVEL (DEBUG|INFO|WARN|ERROR, as deploy scripts set it).
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| {
+            let level = std::env::var("LOG_LEVEL")
+                .map(|l| match l.to_ascii_uppercase().as_str() {
+                    "DEBUG" => "debug",
+                    "WARN" | "WARNING" => "warn",
+                    "ERROR" | "CRITICAL" => "error",
+                    "TRACE" => "trace",
+                    _ => "info",
+                })
+                .unwrap_or("info");
+            EnvFilter::new(level)
+        });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn up(args: UpArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    init_logging(args.log_format);
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut settings = match &args.config {
+        Some(path) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
+        None => Settings::default(),
+    };
+    if let Some(bind) = args.bind {
+        settings.bind = bind;
+    }
+    if let Some(port) = args.port {
+        settings.port = port;
+    }
+    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", settings.bind, settings.port).parse())
+        .with_context(|| format!("bind address {:?} is not an IP address", settings.bind))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let store = Store::open_sqlite(&args.data_dir, SqliteOptions::default())
+            .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+        let grace = settings.shutdown_timeout;
+        let engine = Engine::start(settings, store).await.context("cannot start the engine")?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let local = listener.local_addr().context("listener has no address")?;
+        println!(
+            "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
+            env!("CARGO_PKG_VERSION"),
+            args.data_dir.display(),
+            started.elapsed().as_millis()
+        );
+        if !local.ip().is_loopback() {
+            tracing::warn!(%local, "listening beyond loopback: anyone who can reach this address can use the API");
+        }
+        sovereign_http::serve(listener, engine.clone(), shutdown_signal())
+            .await
+            .context("HTTP server failed")?;
+        tracing::info!("stopping: finishing in-flight runs");
+        engine.shutdown(grace).await;
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!("shutdown signal received");
+}
