@@ -10,7 +10,7 @@ use sovereign_engine::TaskView;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// A task as registered (`POST /register`, `PUT /api/tasks/{id}`).

@@ -408,5 +408,9 @@ fn status_table(v: &Value) -> String {
         vec!["webhooks".into(), s(&v["store"]["webhooks"])],
         vec!["store".into(), s(&v["store"]["location"])],
     ];
-    table(&["", ""], &rows)
+    let text = table(&["", ""], &rows);
+    // The two-column key/value view needs no header line.
+    text.split_once('\n')
+        .map(|(_, rest)| rest.to_string())
+        .unwrap_or(text)
 }

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
+# Usage: bash scripts/bench.sh [intake|rate|startup|scheduler|criterion|all]
+# Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+
+cargo build --release -p sovereign --bin sovereign --example loadgen
+BIN=target/release/sovereign
+LOADGEN=target/release/examples/loadgen
+PORT=${PORT:-18999}
+URL=http://127.0.0.1:$PORT
+DATA=$(mktemp -d)
+PID=
+
+start() {
+  rm -rf "$DATA"; mkdir -p "$DATA"
+  LOG_LEVEL=WARN "$BIN" up --port "$PORT" --data-dir "$DATA" "$@" >"$DATA.out" 2>"$DATA.err" &
+  PID=$!
+  for _ in $(seq 1 200); do curl -sf "$URL/health" >/dev/null && return; sleep 0.05; done
+  echo "engine did not start" >&2; cat "$DATA.err" >&2; exit 1
+}
+stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
+trap 'stop; rm -rf "$DATA" "$DATA.out" "$DATA.err"' EXIT
+
+cat > "$DATA.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"source":"bench","event":"tick","data":{"symbol":"ES","price":"5000.25"}}'
+LUA
+cat > "$DATA.trigger.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"source":"bench","event":"tick","data":{"trigger":"sig","symbol":"ES"}}'
+LUA
+
+if [[ $what == intake || $what == all ]]; then
+  echo "== durable /webhook intake, peak (wrk, 1 thread, 64 connections, 15 s)"
+  start
+  wrk -t1 -c64 -d15s --latency -s "$DATA.lua" "$URL/webhook" | sed -n '1,20p'
+  curl -s "$URL/status" | python3 -c 'import json,sys; s=json.load(sys.stdin)["store"]; print("store: %d writes in %d commits (%.1f writes per fsync)" % (s["writes"], s["commits"], s["writes"]/max(1,s["commits"])))'
+  stop
+  echo "== /webhook that also runs a log_signal task (intake + run result, 2 durable writes each)"
+  start
+  curl -sf -XPOST "$URL/register" -H 'Content-Type: application/json' -d '{"task_id":"sig","name":"sig","handler":"log_signal","overlap":"allow"}' >/dev/null
+  wrk -t1 -c64 -d15s --latency -s "$DATA.trigger.lua" "$URL/webhook" | sed -n '1,20p'
+  stop
+fi
+
+if [[ $what == rate || $what == all ]]; then
+  secs=${RATE_SECS:-60}
+  echo "== /webhook at a steady 1,000 requests/s for $secs s (open loop)"
+  start
+  "$LOADGEN" rate "$URL/webhook" --rate 1000 --secs "$secs"
+  stop
+fi
+
+if [[ $what == startup || $what == all ]]; then
+  echo "== start-up: spawn -> first /health 200 (10 runs), idle RSS"
+  "$LOADGEN" startup "$BIN"
+fi
+
+if [[ $what == scheduler || $what == all ]]; then
+  echo "== scheduler: 10,000 tasks due every second"
+  start
+  "$LOADGEN" scheduler "$URL" --tasks 10000 --secs "${SCHED_SECS:-30}" --pid "$PID"
+  stop
+fi
+
+if [[ $what == criterion || $what == all ]]; then
+  echo "== criterion (in-process)"
+  cargo bench -p sovereign-store --bench group_commit
+  cargo bench -p sovereign-core --bench schedule
+fi
