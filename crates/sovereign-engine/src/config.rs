@@ -145,6 +145,8 @@ pub struct Settings {
     pub bind: String,
     pub port: u16,
     pub max_body_bytes: usize,
+    /// Body limit of the webhook routes (senders post small alerts; refuse floods early).
+    pub webhook_max_body_bytes: usize,
     pub shutdown_timeout: Duration,
     pub results_max_age: Option<Duration>,
     pub results_max_count: Option<usize>,
@@ -153,7 +155,9 @@ pub struct Settings {
     pub http_max_response_bytes: usize,
     pub calendars: Calendars,
     pub dedup_window: Duration,
-    pub require_known_source: bool,
+    /// Refuse webhooks from sources not listed under `[webhooks.sources]`. Unset: refuse them
+    /// when the server listens beyond loopback (see [`Settings::requires_known_source`]).
+    pub require_known_source: Option<bool>,
     pub sources: BTreeMap<String, SourceAuth>,
     pub routes: Vec<Route>,
     /// Tasks declared in the file: created or replaced at start-up.
@@ -166,6 +170,7 @@ impl Default for Settings {
             bind: "127.0.0.1".into(),
             port: 8080,
             max_body_bytes: 1024 * 1024,
+            webhook_max_body_bytes: 256 * 1024,
             shutdown_timeout: Duration::from_secs(10),
             results_max_age: Some(Duration::from_secs(30 * 24 * 3600)),
             results_max_count: Some(100_000),
@@ -174,7 +179,7 @@ impl Default for Settings {
             http_max_response_bytes: 64 * 1024,
             calendars: Calendars::with_builtins(),
             dedup_window: Duration::from_secs(600),
-            require_known_source: false,
+            require_known_source: None,
             sources: BTreeMap::new(),
             routes: Vec::new(),
             tasks: Vec::new(),
@@ -190,6 +195,17 @@ pub struct ConfigError {
 }
 
 impl Settings {
+    /// Whether webhooks from unlisted sources are refused: as configured, else whenever the
+    /// server is reachable beyond loopback (safe by default).
+    pub fn requires_known_source(&self) -> bool {
+        self.require_known_source.unwrap_or_else(|| {
+            !self
+                .bind
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        })
+    }
+
     /// Read and validate a config file.
     pub fn load(path: &Path) -> Result<Settings, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
@@ -261,9 +277,9 @@ impl Settings {
             note(parse_duration("webhooks.dedup_window", t).map(|d| s.dedup_window = d));
         }
         if let Some(n) = file.webhooks.max_body_bytes {
-            s.max_body_bytes = n;
+            s.webhook_max_body_bytes = n;
         }
-        s.require_known_source = file.webhooks.require_known_source.unwrap_or(false);
+        s.require_known_source = file.webhooks.require_known_source;
         for (name, src) in file.webhooks.sources {
             note(source_auth(&name, src).map(|a| {
                 s.sources.insert(name.clone(), a);

@@ -61,7 +61,7 @@ impl Engine {
 
         let auth = match self.settings.sources.get(&call.source) {
             Some(a) => Some(a),
-            None if self.settings.require_known_source => None,
+            None if self.settings.requires_known_source() => None,
             None => Some(&SourceAuth::None),
         };
         let verdict = match auth {

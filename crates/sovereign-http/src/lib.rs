@@ -29,16 +29,19 @@ pub use routes::AppState;
 /// The whole application router.
 pub fn app(engine: Arc<Engine>) -> Router {
     let limit = engine.settings().max_body_bytes;
+    let webhook_limit = engine.settings().webhook_max_body_bytes;
     let state = AppState { engine };
-    Router::new()
+    let webhooks = Router::new()
+        .route("/webhook", post(routes::webhook))
+        .route("/webhook/{source}", post(routes::webhook_source))
+        .route("/webhook/{source}/{token}", post(routes::webhook_token))
+        .layer(DefaultBodyLimit::max(webhook_limit));
+    let api = Router::new()
         .route("/health", get(routes::health))
         .route("/status", get(routes::status))
         .route("/tasks", get(routes::list_tasks))
         .route("/register", post(routes::register))
         .route("/execute", post(routes::execute))
-        .route("/webhook", post(routes::webhook))
-        .route("/webhook/{source}", post(routes::webhook_source))
-        .route("/webhook/{source}/{token}", post(routes::webhook_token))
         .route("/results", get(routes::results))
         .route("/api/tasks", get(routes::list_tasks).post(routes::register))
         .route(
@@ -53,9 +56,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/results", get(routes::results))
         .route("/api/webhooks", get(routes::list_webhooks))
         .route("/openapi.json", get(openapi::serve))
+        .layer(DefaultBodyLimit::max(limit));
+    api.merge(webhooks)
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 

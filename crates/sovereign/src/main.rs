@@ -180,11 +180,22 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         if !local.ip().is_loopback() {
             tracing::warn!(%local, "listening beyond loopback: anyone who can reach this address can use the API");
         }
-        sovereign_http::serve(listener, engine.clone(), shutdown_signal())
-            .await
-            .context("HTTP server failed")?;
-        tracing::info!("stopping: finishing in-flight runs");
-        engine.shutdown(grace).await;
+        // On a signal, stop the HTTP intake and drain the engine at the same time, so that
+        // requests waiting on a run (POST /execute) end when the grace period does.
+        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+        let draining = engine.clone();
+        let drain = tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_http.send(());
+            tracing::info!("stopping: finishing in-flight runs");
+            draining.shutdown(grace).await;
+        });
+        sovereign_http::serve(listener, engine, async move {
+            let _ = http_stopped.await;
+        })
+        .await
+        .context("HTTP server failed")?;
+        drain.await.context("shutdown task failed")?;
         tracing::info!("stopped");
         Ok(())
     })

@@ -525,6 +525,15 @@ name = "T3"
 handler = "log_signal"
 "#;
 
+/// A webhook credential case: (path, headers, body, expected status, expected error code).
+type AuthCase<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    &'a [u8],
+    u16,
+    Option<&'a str>,
+);
+
 /// Wait until `task` has a result started by webhook `webhook_id`; return it.
 async fn webhook_result(e: &Engine, task: &str, webhook_id: &Value) -> Value {
     wait_for(
@@ -604,18 +613,18 @@ async fn webhooks_route_authenticate_and_dedup() {
     let bad_sig = format!("sha256={}", hmac_sha256_hex("k", b"another body"));
     // (path, headers, body, status, error code)
     #[rustfmt::skip]
-    let cases: Vec<(&str, Vec<(&str, &str)>, &[u8], u16, Option<&str>)> = vec![
-        ("/webhook/hdr",           vec![("X-Webhook-Secret", "s3")],              body, 202, None),
-        ("/webhook/hdr",           vec![("X-Webhook-Secret", "WRONG-SECRET-1")],  body, 401, Some("bad_credential")),
-        ("/webhook/hdr",           vec![],                                        body, 401, Some("missing_credential")),
-        ("/webhook/tv/tok",        vec![],                                        body, 202, None),
-        ("/webhook/tv/WRONG-TOKEN-2", vec![],                                     body, 401, Some("bad_credential")),
-        ("/webhook/tv",            vec![],                                        body, 401, Some("missing_credential")),
-        ("/webhook/gh",            vec![("X-Signature-256", sig.as_str())],       body, 202, None),
-        ("/webhook/gh",            vec![("x-signature-256", sig.as_str())],       body, 202, None),
-        ("/webhook/gh",            vec![("X-Signature-256", bad_sig.as_str())],   body, 401, Some("bad_signature")),
-        ("/webhook/gh",            vec![("X-Signature-256", "sha256=not-hex")],   body, 401, Some("bad_signature")),
-        ("/webhook/gh",            vec![],                                        body, 401, Some("missing_credential")),
+    let cases: Vec<AuthCase<'_>> = vec![
+        ("/webhook/hdr",              vec![("X-Webhook-Secret", "s3")],             body, 202, None),
+        ("/webhook/hdr",              vec![("X-Webhook-Secret", "WRONG-SECRET-1")], body, 401, Some("bad_credential")),
+        ("/webhook/hdr",              vec![],                                       body, 401, Some("missing_credential")),
+        ("/webhook/tv/tok",           vec![],                                       body, 202, None),
+        ("/webhook/tv/WRONG-TOKEN-2", vec![],                                       body, 401, Some("bad_credential")),
+        ("/webhook/tv",               vec![],                                       body, 401, Some("missing_credential")),
+        ("/webhook/gh",               vec![("X-Signature-256", sig.as_str())],      body, 202, None),
+        ("/webhook/gh",               vec![("x-signature-256", sig.as_str())],      body, 202, None),
+        ("/webhook/gh",               vec![("X-Signature-256", bad_sig.as_str())],  body, 401, Some("bad_signature")),
+        ("/webhook/gh",               vec![("X-Signature-256", "sha256=not-hex")],  body, 401, Some("bad_signature")),
+        ("/webhook/gh",               vec![],                                       body, 401, Some("missing_credential")),
     ];
     let mut rejected = 0;
     for (i, (path, headers, body, want, code)) in cases.iter().enumerate() {
@@ -922,6 +931,17 @@ async fn command_handler_runs_allowed_programs() {
 
 // 7. Bad input: a table of requests and the error each must get.
 
+/// (method, path, body, expected status, code, field, a word the message must contain)
+type BadInput<'a> = (
+    &'a str,
+    &'a str,
+    String,
+    u16,
+    &'a str,
+    Option<&'a str>,
+    &'a str,
+);
+
 #[tokio::test]
 async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     let e = Engine::start(Some("[server]\nmax_body_bytes = 1024\n"));
@@ -935,7 +955,7 @@ async fn bad_input_gets_a_clear_error_and_stores_nothing() {
     // (method, path, body, status, code, field, message contains)
     // (method, path, body, status, code, field, the message mentions)
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, String, u16, &str, Option<&str>, &str)> = vec![
+    let cases: Vec<BadInput<'_>> = vec![
         ("POST", "/register", r#"{"task_id": "bad", "name":"#.into(), 400, "invalid_json", None, ""),
         ("POST", "/register", "".into(), 400, "invalid_json", None, ""),
         ("POST", "/register", "42".into(), 400, "invalid_type", None, ""),

@@ -1,0 +1,308 @@
+//! The store against a real SQLite file: group commit, isolation of failed writes, reopen,
+//! pruning and the schedule cursor.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use sovereign_core::schedule::ScheduleSpec;
+use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
+use sovereign_store::{
+    ResultFilter, SqliteOptions, Store, StoreError, TaskRow, WebhookRecord, WebhookStatus,
+};
+
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir =
+            std::env::temp_dir().join(format!("sovereign-store-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 14, 30, 0).unwrap()
+}
+
+fn task(id: &str) -> TaskRow {
+    TaskRow {
+        spec: TaskSpec {
+            task_id: id.into(),
+            name: format!("Task {id}"),
+            handler: "log_signal".into(),
+            payload: json!({"symbol": "ES"}),
+            schedule: Some(ScheduleSpec {
+                every: Some("15m".into()),
+                ..Default::default()
+            }),
+            enabled: true,
+            policy: PolicySpec {
+                retries: Some(2),
+                timeout: Some("5s".into()),
+                ..Default::default()
+            },
+        },
+        created_at: t0(),
+        updated_at: t0(),
+        schedule_cursor: None,
+    }
+}
+
+fn result(task: &str, n: i64, trigger: Trigger) -> RunResult {
+    let at = t0() + Duration::seconds(n);
+    RunResult {
+        result_id: format!("{task}-{n}"),
+        task_id: TaskId::parse(task).unwrap(),
+        trigger,
+        status: RunStatus::Success,
+        output: json!({"n": n}),
+        error: None,
+        started_at: at,
+        finished_at: at + Duration::milliseconds(3),
+        attempt: 1,
+        scheduled_for: (trigger == Trigger::Schedule).then_some(at),
+        webhook_id: None,
+    }
+}
+
+fn open(dir: &TempDir) -> Store {
+    Store::open_sqlite(&dir.0, SqliteOptions::default()).unwrap()
+}
+
+#[tokio::test]
+async fn tasks_round_trip_and_survive_reopen() {
+    let dir = TempDir::new("reopen");
+    let store = open(&dir);
+    store.insert_task(task("a")).await.unwrap();
+    store.insert_task(task("b")).await.unwrap();
+    store.delete_task("b").await.unwrap();
+    store.close().await;
+
+    let store = open(&dir);
+    let tasks = store.list_tasks().await.unwrap();
+    assert_eq!(tasks, vec![task("a")]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn conflicts_and_missing_rows_are_typed_errors() {
+    let dir = TempDir::new("errors");
+    let store = open(&dir);
+    store.insert_task(task("a")).await.unwrap();
+    assert!(matches!(
+        store.insert_task(task("a")).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.update_task(task("zz")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.delete_task("zz").await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.close().await;
+    assert!(matches!(
+        store.insert_task(task("c")).await,
+        Err(StoreError::Closed)
+    ));
+}
+
+#[tokio::test]
+async fn one_failed_write_in_a_batch_spoils_nothing_else() {
+    let dir = TempDir::new("batch");
+    let store = open(&dir);
+    store.insert_task(task("dup")).await.unwrap();
+    // Many concurrent writes land in the same commit; the duplicate fails alone.
+    let mut handles = Vec::new();
+    for i in 0..200 {
+        let store = store.clone();
+        handles.push(tokio::spawn(async move {
+            if i == 100 {
+                store.insert_task(task("dup")).await.map(|_| ())
+            } else {
+                store.insert_result(result("dup", i, Trigger::Manual)).await
+            }
+        }));
+    }
+    let mut failures = 0;
+    for h in handles {
+        if h.await.unwrap().is_err() {
+            failures += 1;
+        }
+    }
+    assert_eq!(failures, 1);
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.tasks, stats.results), (1, 199));
+    assert!(
+        stats.commits < stats.writes,
+        "writes were grouped: {stats:?}"
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn results_filter_newest_first_and_cursor_advances() {
+    let dir = TempDir::new("results");
+    let store = open(&dir);
+    store.insert_task(task("a")).await.unwrap();
+    for n in 0..5 {
+        store
+            .insert_result(result("a", n, Trigger::Schedule))
+            .await
+            .unwrap();
+        store
+            .insert_result(result("other", n, Trigger::Manual))
+            .await
+            .unwrap();
+    }
+    let filter = |task: Option<&str>, since: Option<i64>, limit| ResultFilter {
+        task_id: task.map(str::to_string),
+        since: since.map(|s| t0() + Duration::seconds(s)),
+        limit,
+    };
+    let ids = |rs: Vec<RunResult>| rs.into_iter().map(|r| r.result_id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store
+            .list_results(filter(Some("a"), None, 3))
+            .await
+            .unwrap()),
+        ["a-4", "a-3", "a-2"]
+    );
+    assert_eq!(
+        ids(store
+            .list_results(filter(Some("a"), Some(3), 10))
+            .await
+            .unwrap()),
+        ["a-4", "a-3"]
+    );
+    assert_eq!(
+        store
+            .list_results(filter(None, None, 100))
+            .await
+            .unwrap()
+            .len(),
+        10
+    );
+    let full = store
+        .list_results(filter(Some("a"), None, 1))
+        .await
+        .unwrap()
+        .remove(0);
+    assert_eq!(
+        full,
+        result("a", 4, Trigger::Schedule),
+        "every field round-trips"
+    );
+
+    let latest = store.latest_results().await.unwrap();
+    let mut latest_ids = ids(latest);
+    latest_ids.sort();
+    assert_eq!(latest_ids, ["a-4", "other-4"]);
+
+    let cursor = store.list_tasks().await.unwrap()[0].schedule_cursor;
+    assert_eq!(cursor, Some(t0() + Duration::seconds(4)));
+    // An update keeps the cursor.
+    let mut changed = task("a");
+    changed.spec.name = "renamed".into();
+    store.update_task(changed).await.unwrap();
+    let row = store.list_tasks().await.unwrap().remove(0);
+    assert_eq!(
+        (row.spec.name.as_str(), row.schedule_cursor),
+        ("renamed", cursor)
+    );
+    store.close().await;
+}
+
+#[tokio::test]
+async fn prune_by_age_and_count() {
+    let dir = TempDir::new("prune");
+    let store = open(&dir);
+    for n in 0..10 {
+        store
+            .insert_result(result("a", n, Trigger::Manual))
+            .await
+            .unwrap();
+    }
+    let deleted = store
+        .prune_results(Some(t0() + Duration::seconds(3)), None)
+        .await
+        .unwrap();
+    assert_eq!(deleted, 3);
+    let deleted = store.prune_results(None, Some(4)).await.unwrap();
+    assert_eq!(deleted, 3);
+    let left: Vec<String> = store
+        .list_results(ResultFilter {
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.result_id)
+        .collect();
+    assert_eq!(left, ["a-9", "a-8", "a-7", "a-6"]);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn webhooks_and_recent_deliveries() {
+    let dir = TempDir::new("webhooks");
+    let store = open(&dir);
+    let record = |id: &str, delivery: Option<&str>, status, secs| WebhookRecord {
+        id: id.into(),
+        source: "tv".into(),
+        event: Some("alert".into()),
+        delivery_id: delivery.map(str::to_string),
+        received_at: t0() + Duration::seconds(secs),
+        status,
+        reason: None,
+        body: json!({"data": {"x": 1}}),
+        tasks: vec!["t".into()],
+    };
+    store
+        .insert_webhook(record("w1", Some("d1"), WebhookStatus::Accepted, 0))
+        .await
+        .unwrap();
+    store
+        .insert_webhook(record("w2", Some("d1"), WebhookStatus::Duplicate, 1))
+        .await
+        .unwrap();
+    store
+        .insert_webhook(record("w3", None, WebhookStatus::Rejected, 2))
+        .await
+        .unwrap();
+    store
+        .insert_webhook(record("w4", Some("d2"), WebhookStatus::Accepted, 3))
+        .await
+        .unwrap();
+    let recent = store
+        .recent_deliveries(t0() + Duration::seconds(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        recent,
+        vec![(
+            "tv".to_string(),
+            "d2".to_string(),
+            t0() + Duration::seconds(3)
+        )]
+    );
+    let listed = store.list_webhooks(2).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|w| w.id.as_str()).collect::<Vec<_>>(),
+        ["w4", "w3"]
+    );
+    assert_eq!(listed[1], record("w3", None, WebhookStatus::Rejected, 2));
+    store.close().await;
+}
