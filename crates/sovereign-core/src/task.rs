@@ -105,6 +105,36 @@ pub enum Missed {
     Skip,
 }
 
+/// What a scheduler does with a task when it (re)starts: at most one catch-up fire for runs
+/// missed while the engine was down, then the next regular fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResumePlan {
+    /// The first missed fire, to run now (only under [`Missed::RunOnce`]).
+    pub catch_up: Option<DateTime<Utc>>,
+    /// The next fire strictly after `now`.
+    pub next: Option<DateTime<Utc>>,
+}
+
+/// Plan a task's schedule at start-up. `cursor` is the scheduled instant of the last fire that was
+/// handled (none: never fired, so count from `anchor`, the task's creation).
+pub fn resume_plan(
+    schedule: &Schedule,
+    missed: Missed,
+    cursor: Option<DateTime<Utc>>,
+    anchor: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ResumePlan {
+    let first_unhandled = schedule.next_after(cursor.unwrap_or(anchor), anchor);
+    let catch_up = match missed {
+        Missed::RunOnce => first_unhandled.filter(|due| *due <= now),
+        Missed::Skip => None,
+    };
+    ResumePlan {
+        catch_up,
+        next: schedule.next_after(now, anchor),
+    }
+}
+
 /// Per-task run policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunPolicy {

@@ -329,3 +329,115 @@ fn command_spec_parses_env_and_cwd() {
         "the allow-list matches argv[0] exactly"
     );
 }
+
+#[test]
+fn resume_plan_table() {
+    use sovereign_core::schedule::Schedule;
+    use sovereign_core::task::{resume_plan, ResumePlan};
+    let at = |h: u32, m: u32, s: u32| Utc.with_ymd_and_hms(2026, 11, 24, h, m, s).unwrap();
+    let cals = Calendars::with_builtins();
+    let every_min = Schedule::parse(
+        &ScheduleSpec {
+            every: Some("1m".into()),
+            ..Default::default()
+        },
+        &cals,
+    )
+    .unwrap();
+    let once = Schedule::parse(
+        &ScheduleSpec {
+            at: Some("2026-11-24T12:00:30Z".into()),
+            ..Default::default()
+        },
+        &cals,
+    )
+    .unwrap();
+    let anchor = at(12, 0, 0);
+    let cases = [
+        // (schedule, policy, cursor, now, expected)
+        (
+            "down over several fires, run once",
+            &every_min,
+            Missed::RunOnce,
+            Some(at(12, 1, 0)),
+            at(12, 5, 30),
+            ResumePlan {
+                catch_up: Some(at(12, 2, 0)),
+                next: Some(at(12, 6, 0)),
+            },
+        ),
+        (
+            "down over several fires, skip",
+            &every_min,
+            Missed::Skip,
+            Some(at(12, 1, 0)),
+            at(12, 5, 30),
+            ResumePlan {
+                catch_up: None,
+                next: Some(at(12, 6, 0)),
+            },
+        ),
+        (
+            "nothing missed",
+            &every_min,
+            Missed::RunOnce,
+            Some(at(12, 5, 0)),
+            at(12, 5, 30),
+            ResumePlan {
+                catch_up: None,
+                next: Some(at(12, 6, 0)),
+            },
+        ),
+        (
+            "never fired, missed since creation",
+            &every_min,
+            Missed::RunOnce,
+            None,
+            at(12, 3, 10),
+            ResumePlan {
+                catch_up: Some(at(12, 1, 0)),
+                next: Some(at(12, 4, 0)),
+            },
+        ),
+        (
+            "one-shot missed while down",
+            &once,
+            Missed::RunOnce,
+            None,
+            at(12, 1, 0),
+            ResumePlan {
+                catch_up: Some(at(12, 0, 30)),
+                next: None,
+            },
+        ),
+        (
+            "one-shot already run",
+            &once,
+            Missed::RunOnce,
+            Some(at(12, 0, 30)),
+            at(12, 1, 0),
+            ResumePlan {
+                catch_up: None,
+                next: None,
+            },
+        ),
+        (
+            "one-shot still ahead",
+            &once,
+            Missed::RunOnce,
+            None,
+            at(12, 0, 10),
+            ResumePlan {
+                catch_up: None,
+                next: Some(at(12, 0, 30)),
+            },
+        ),
+    ];
+    for (name, schedule, missed, cursor, now, expected) in cases {
+        assert_eq!(
+            resume_plan(schedule, missed, cursor, anchor, now),
+            expected,
+            "{name}"
+        );
+    }
+}

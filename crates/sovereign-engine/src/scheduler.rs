@@ -9,7 +9,7 @@ use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sovereign_core::task::{Missed, Task, TaskId};
+use sovereign_core::task::{resume_plan, Task, TaskId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -149,22 +149,21 @@ impl Actor {
             return;
         };
         let now = Utc::now();
-        let anchor = task.created_at;
-        let mut next = schedule.next_after(now, anchor);
-        if restore {
-            let reference = cursor.unwrap_or(anchor);
-            if let Some(due) = schedule.next_after(reference, anchor).filter(|d| *d <= now) {
-                tracing::info!(task = %task.id, missed = %due, policy = ?task.policy.missed, "run missed while down");
-                if task.policy.missed == Missed::RunOnce {
-                    self.fired += 1;
-                    (self.fire)(Fire {
-                        task_id: task.id.clone(),
-                        scheduled_for: due,
-                    });
-                }
+        let next = if restore {
+            let plan = resume_plan(schedule, task.policy.missed, cursor, task.created_at, now);
+            if let Some(due) = plan.catch_up {
+                tracing::info!(task = %task.id, missed = %due, "running once for runs missed while down");
+                self.fired += 1;
+                (self.fire)(Fire {
+                    task_id: task.id.clone(),
+                    scheduled_for: due,
+                });
             }
-        }
-        if let Some(at) = next.take() {
+            plan.next
+        } else {
+            schedule.next_after(now, task.created_at)
+        };
+        if let Some(at) = next {
             self.push(task, at);
         }
     }
