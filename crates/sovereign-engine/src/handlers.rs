@@ -126,6 +126,7 @@ async fn command(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Fai
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     for (k, v) in &spec.env {
         cmd.env(k, render(v, ctx));
@@ -136,6 +137,8 @@ async fn command(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Fai
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::new(format!("cannot start {:?}: {e}", argv[0])))?;
+    // If the run is abandoned (timeout, shutdown), kill the program and everything it started.
+    let mut group = GroupGuard(child.id());
     let limit = engine.settings.http_max_response_bytes as u64;
     let (mut out, mut err) = (Vec::new(), Vec::new());
     let stdout = child.stdout.take();
@@ -151,6 +154,7 @@ async fn command(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Fai
         }
     };
     let (status, _, _) = tokio::join!(child.wait(), read_out, read_err);
+    group.0 = None;
     let status =
         status.map_err(|e| Failure::new(format!("waiting for {:?} failed: {e}", argv[0])))?;
     let output = json!({
@@ -168,6 +172,22 @@ async fn command(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Fai
             },
             output,
         })
+    }
+}
+
+/// Kills a process group when dropped while still armed (holds the group id = the child's pid).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // No signal API in std; `kill` is POSIX and takes a negative id for a whole group.
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", "--", &format!("-{pgid}")])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
