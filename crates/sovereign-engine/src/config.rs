@@ -14,7 +14,7 @@ use serde_json::Value;
 use sovereign_core::calendar::{Calendar, Calendars};
 use sovereign_core::error::Invalid;
 use sovereign_core::schedule::{parse_duration, ScheduleSpec};
-use sovereign_core::task::{HandlerRules, PolicySpec, TaskSpec};
+use sovereign_core::task::{HandlerRules, PolicySpec, Task, TaskSpec};
 use sovereign_core::webhook::{Route, SourceAuth};
 
 /// The file as written.
@@ -300,15 +300,23 @@ impl Settings {
             });
         }
         for (id, t) in file.tasks {
-            s.tasks.push(TaskSpec {
-                task_id: id,
+            let spec = TaskSpec {
+                task_id: id.clone(),
                 name: t.name,
                 handler: t.handler,
                 payload: t.payload,
                 schedule: t.schedule,
                 enabled: t.enabled,
                 policy: t.policy,
-            });
+            };
+            // Validate now, so `sovereign check` and start-up agree; the time is irrelevant here.
+            let epoch = chrono::DateTime::<chrono::Utc>::UNIX_EPOCH;
+            note(
+                Task::validate(spec.clone(), &s.calendars, &s.handler_rules, epoch, epoch)
+                    .map(|_| ())
+                    .map_err(|e| e.within(&format!("tasks.{id}"))),
+            );
+            s.tasks.push(spec);
         }
         if problems.is_empty() {
             Ok(s)

@@ -21,7 +21,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = Bytes::from_request(req, state).await.map_err(body_error)?;
-        parse(&bytes).map(JsonBody)
+        parse_object(&bytes).map(JsonBody)
     }
 }
 
@@ -39,6 +39,19 @@ pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiErr
             "unreadable_body",
             rejection.body_text(),
         )
+    }
+}
+
+/// Parse a JSON object into `T`. Anything else at the top level (an array, a string) is refused
+/// before serde sees it: serde would otherwise read a struct from an array by position.
+pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') | None => parse(bytes),
+        Some(_) => Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_type",
+            "request body must be a JSON object",
+        )),
     }
 }
 

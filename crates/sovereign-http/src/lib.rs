@@ -43,7 +43,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/register", post(routes::register))
         .route("/execute", post(routes::execute))
         .route("/results", get(routes::results))
-        .route("/api/tasks", get(routes::list_tasks).post(routes::register))
+        .route(
+            "/api/tasks",
+            get(routes::api_list_tasks).post(routes::api_register),
+        )
         .route(
             "/api/tasks/{id}",
             get(routes::get_task)
@@ -53,7 +56,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/tasks/{id}/execute", post(routes::execute_task))
         .route("/api/tasks/{id}/enable", post(routes::enable_task))
         .route("/api/tasks/{id}/disable", post(routes::disable_task))
-        .route("/api/results", get(routes::results))
+        .route("/api/results", get(routes::api_results))
         .route("/api/webhooks", get(routes::list_webhooks))
         .route("/openapi.json", get(openapi::serve))
         .layer(DefaultBodyLimit::max(limit));

@@ -31,6 +31,10 @@ use crate::wire::*;
         routes::enable_task,
         routes::disable_task,
         routes::list_webhooks,
+        routes::api_list_tasks,
+        routes::api_register,
+        routes::api_results,
+        openapi_json,
     ),
     components(schemas(
         ErrorBody,
@@ -59,6 +63,12 @@ pub fn document() -> String {
     ApiDoc::openapi()
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
+async fn openapi_json() -> impl IntoResponse {
+    serve().await
 }
 
 pub async fn serve() -> impl IntoResponse {

@@ -110,6 +110,20 @@ pub async fn register(
     Ok((StatusCode::CREATED, Json(view.into())))
 }
 
+#[utoipa::path(get, path = "/api/tasks", tag = "tasks", responses((status = 200, body = TaskList)))]
+pub async fn api_list_tasks(state: State<AppState>) -> Json<TaskList> {
+    list_tasks(state).await
+}
+
+#[utoipa::path(post, path = "/api/tasks", tag = "tasks", request_body = TaskIn,
+    responses((status = 201, body = TaskOut), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn api_register(
+    state: State<AppState>,
+    body: JsonBody<TaskIn>,
+) -> ApiResult<(StatusCode, Json<TaskOut>)> {
+    register(state, body).await
+}
+
 #[utoipa::path(post, path = "/execute", tag = "executor", request_body = ExecuteIn,
     responses((status = 200, body = ResultOut), (status = 404, body = ErrorBody)))]
 pub async fn execute(
@@ -181,6 +195,15 @@ pub async fn results(
         count: results.len(),
         results,
     }))
+}
+
+#[utoipa::path(get, path = "/api/results", tag = "tasks", params(ResultQuery),
+    responses((status = 200, body = ResultList), (status = 400, body = ErrorBody)))]
+pub async fn api_results(
+    state: State<AppState>,
+    query: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ResultList>> {
+    results(state, query).await
 }
 
 fn parse_limit(text: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
