@@ -34,7 +34,7 @@ use crate::wire::*;
         routes::api_list_tasks,
         routes::api_register,
         routes::api_results,
-        openapi_json,
+        serve,
     ),
     components(schemas(
         ErrorBody,
@@ -67,10 +67,6 @@ pub fn document() -> String {
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-async fn openapi_json() -> impl IntoResponse {
-    serve().await
-}
-
 pub async fn serve() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], document())
 }
