@@ -8,6 +8,7 @@
 //! - [`calendar`]: exchange calendars (weekdays + holidays), built-in US equities and CME sets.
 //! - [`task`]: task ids, handler kinds, task specs and their validation.
 //! - [`template`]: `{{path}}` templates for handler payloads.
+//! - [`trading`]: exact numbers, instruments, orders and the order state machine.
 //! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
 //! - [`redact`]: masking secrets in anything shown or logged.
 //! - [`retry`]: exponential backoff arithmetic.
@@ -20,4 +21,5 @@ pub mod retry;
 pub mod schedule;
 pub mod task;
 pub mod template;
+pub mod trading;
 pub mod webhook;
