@@ -19,7 +19,7 @@ mod sqlite;
 
 use std::path::Path;
 
-pub use records::{ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus};
+pub use records::{JournalEntry, ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus};
 use sovereign_core::task::RunResult;
 
 /// Everything that can go wrong talking to the store.
@@ -154,6 +154,25 @@ impl Store {
         keep: Option<usize>,
     ) -> Result<u64, StoreError> {
         dispatch!(self, b => b.prune_results(older_than, keep).await)
+    }
+
+    /// Queue journal entries at once (in order with every other write) and return a future that
+    /// resolves when they are durable. Callers may go on before awaiting it: the journal keeps
+    /// the order in which entries were queued.
+    pub fn append_journal(
+        &self,
+        entries: Vec<JournalEntry>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        dispatch!(self, b => b.append_journal(entries))
+    }
+
+    /// Journal entries with `seq > after_seq`, oldest first, at most `limit`.
+    pub async fn read_journal(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        dispatch!(self, b => b.read_journal(after_seq, limit).await)
     }
 
     /// Counts and writer figures for `/status`.

@@ -77,3 +77,15 @@ pub struct StoreStats {
     /// Writes carried by those commits.
     pub writes: u64,
 }
+
+/// One journal record: an event of the trading core, encoded by its owner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Assigned by the store on append (ignored when appending).
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    /// Event kind, e.g. `order_created`.
+    pub kind: String,
+    /// The event's JSON.
+    pub payload: String,
+}

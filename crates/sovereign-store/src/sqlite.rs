@@ -17,7 +17,9 @@ use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
 use tokio::sync::oneshot;
 
-use crate::records::{ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus};
+use crate::records::{
+    JournalEntry, ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus,
+};
 use crate::{SqliteOptions, StoreError};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
@@ -62,6 +64,13 @@ const MIGRATIONS: &[&str] = &[
         tasks TEXT NOT NULL
     );
     CREATE INDEX webhooks_by_time ON webhooks (received_at);",
+    // 2: the trading journal (append-only events, replayed at start)
+    "CREATE TABLE journal (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );",
 ];
 
 enum WriteOp {
@@ -75,6 +84,7 @@ enum WriteOp {
         older_than: Option<DateTime<Utc>>,
         keep: Option<usize>,
     },
+    AppendJournal(Vec<JournalEntry>),
     Ping,
 }
 
@@ -224,6 +234,46 @@ impl Sqlite {
         keep: Option<usize>,
     ) -> Result<u64, StoreError> {
         self.write(WriteOp::Prune { older_than, keep }).await
+    }
+
+    /// Queue journal entries now; the returned future resolves once they are durable.
+    pub(crate) fn append_journal(
+        &self,
+        entries: Vec<JournalEntry>,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self
+            .queue
+            .send(Job::Write(WriteOp::AppendJournal(entries), tx))
+            .is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
+        }
+    }
+
+    pub(crate) async fn read_journal(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<JournalEntry>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, kind, payload FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq, limit as i64], |r| {
+                Ok(JournalEntry {
+                    seq: r.get(0)?,
+                    at: from_micros(r.get(1)?),
+                    kind: r.get(2)?,
+                    payload: r.get(3)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
     }
 
     pub(crate) async fn ping(&self) -> Result<(), StoreError> {
@@ -611,6 +661,14 @@ fn apply(c: &Connection, op: &WriteOp) -> Result<u64, StoreError> {
                 }
             }
             Ok(n)
+        }
+        WriteOp::AppendJournal(entries) => {
+            let mut stmt =
+                c.prepare_cached("INSERT INTO journal (at, kind, payload) VALUES (?1, ?2, ?3)")?;
+            for e in entries {
+                stmt.execute(params![e.at.timestamp_micros(), e.kind, e.payload])?;
+            }
+            Ok(entries.len() as u64)
         }
         WriteOp::Ping => Ok(0),
     }

@@ -306,3 +306,45 @@ async fn webhooks_and_recent_deliveries() {
     assert_eq!(listed[1], record("w3", None, WebhookStatus::Rejected, 2));
     store.close().await;
 }
+
+#[tokio::test]
+async fn journal_keeps_queue_order_and_survives_reopen() {
+    use sovereign_store::JournalEntry;
+    let dir = TempDir::new("journal");
+    let store = open(&dir);
+    let entry = |n: usize| JournalEntry {
+        seq: 0,
+        at: t0() + Duration::seconds(n as i64),
+        kind: "order_created".into(),
+        payload: format!("{{\"n\":{n}}}"),
+    };
+    // Queue many appends before awaiting any: the journal must keep the queueing order.
+    let pending: Vec<_> = (0..300)
+        .map(|n| store.append_journal(vec![entry(n)]))
+        .collect();
+    for p in pending {
+        p.await.unwrap();
+    }
+    store
+        .append_journal(vec![entry(300), entry(301)])
+        .await
+        .unwrap();
+    store.close().await;
+
+    let store = open(&dir);
+    let first = store.read_journal(0, 250).await.unwrap();
+    let rest = store
+        .read_journal(first.last().unwrap().seq, 1000)
+        .await
+        .unwrap();
+    let payloads: Vec<String> = first
+        .iter()
+        .chain(&rest)
+        .map(|e| e.payload.clone())
+        .collect();
+    let expected: Vec<String> = (0..302).map(|n| format!("{{\"n\":{n}}}")).collect();
+    assert_eq!(payloads, expected);
+    assert!(first.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(first[5].at, t0() + Duration::seconds(5));
+    store.close().await;
+}
