@@ -15,7 +15,14 @@ use sovereign_core::calendar::{Calendar, Calendars};
 use sovereign_core::error::Invalid;
 use sovereign_core::schedule::{parse_duration, ScheduleSpec};
 use sovereign_core::task::{HandlerRules, PolicySpec, Task, TaskSpec};
+use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
+use sovereign_core::trading::instrument::{AssetClass, Instrument, Instruments, Symbol};
+use sovereign_core::trading::matching::PaperConfig;
+use sovereign_core::trading::oms::AccountConfig;
+use sovereign_core::trading::risk::{RiskLimits, TradingHours};
 use sovereign_core::webhook::{Route, SourceAuth};
+
+use crate::trading::TradingSettings;
 
 /// The file as written.
 #[derive(Debug, Default, Deserialize)]
@@ -33,6 +40,60 @@ pub struct ConfigFile {
     pub webhooks: WebhooksFile,
     #[serde(default)]
     pub tasks: BTreeMap<String, TaskFile>,
+    #[serde(default)]
+    pub trading: TradingFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingFile {
+    /// Random-walk prices on every instrument (default on).
+    pub synthetic_feed: Option<bool>,
+    pub feed_interval: Option<String>,
+    /// Market orders without a bid/ask fill this many ticks worse than last.
+    pub slippage_ticks: Option<u32>,
+    /// Commission per contract/share/coin, e.g. "2.25".
+    pub commission_per_unit: Option<String>,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountFile>,
+    #[serde(default)]
+    pub instruments: BTreeMap<String, InstrumentFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFile {
+    pub starting_cash: Option<String>,
+    pub max_order_qty: Option<String>,
+    pub max_order_notional: Option<String>,
+    pub max_position: Option<String>,
+    pub max_gross_exposure: Option<String>,
+    pub max_open_orders: Option<u32>,
+    pub max_order_rate: Option<u32>,
+    pub rate_window: Option<String>,
+    pub price_band_pct: Option<String>,
+    pub allowed_symbols: Option<Vec<String>>,
+    pub trading_hours: Option<HoursFile>,
+    pub daily_loss_limit: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursFile {
+    pub tz: String,
+    pub start: String,
+    pub end: String,
+    pub weekdays: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentFile {
+    pub class: Option<String>,
+    pub tick_size: String,
+    pub multiplier: Option<String>,
+    pub qty_step: Option<String>,
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +223,9 @@ pub struct Settings {
     pub routes: Vec<Route>,
     /// Tasks declared in the file: created or replaced at start-up.
     pub tasks: Vec<TaskSpec>,
+    pub trading: TradingSettings,
+    pub synthetic_feed: bool,
+    pub feed_interval: Duration,
 }
 
 impl Default for Settings {
@@ -183,7 +247,32 @@ impl Default for Settings {
             sources: BTreeMap::new(),
             routes: Vec::new(),
             tasks: Vec::new(),
+            trading: TradingSettings {
+                instruments: Instruments::builtin(),
+                paper: PaperConfig {
+                    slippage_ticks: 1,
+                    commission_per_unit: Money::ZERO,
+                },
+                accounts: vec![default_account("paper")],
+            },
+            synthetic_feed: true,
+            feed_interval: Duration::from_millis(500),
         }
+    }
+}
+
+/// The paper account every engine has unless the config defines its accounts: 100,000 USD with
+/// fat-finger limits on (order size, open orders, ±10% price band).
+pub fn default_account(name: &str) -> AccountConfig {
+    AccountConfig {
+        name: name.to_string(),
+        starting_cash: Money(Fixed::from_int(100_000).unwrap_or(Fixed::ZERO)),
+        limits: RiskLimits {
+            max_order_qty: Fixed::from_int(1_000).map(Qty),
+            max_open_orders: Some(10_000),
+            price_band_pct: Fixed::from_int(10),
+            ..RiskLimits::default()
+        },
     }
 }
 
@@ -299,6 +388,7 @@ impl Settings {
                 tasks: r.tasks,
             });
         }
+        note(trading(file.trading, &mut s));
         for (id, t) in file.tasks {
             let spec = TaskSpec {
                 task_id: id.clone(),
@@ -324,6 +414,143 @@ impl Settings {
             Err(problems)
         }
     }
+}
+
+fn fixed_field(field: &str, text: &str) -> Result<Fixed, Invalid> {
+    Fixed::parse(text).map_err(|e| Invalid::new("invalid_number", field, e.to_string()))
+}
+
+fn trading(file: TradingFile, s: &mut Settings) -> Result<(), Invalid> {
+    if let Some(on) = file.synthetic_feed {
+        s.synthetic_feed = on;
+    }
+    if let Some(t) = &file.feed_interval {
+        s.feed_interval = parse_duration("trading.feed_interval", t)?;
+    }
+    if let Some(n) = file.slippage_ticks {
+        s.trading.paper.slippage_ticks = n;
+    }
+    if let Some(c) = &file.commission_per_unit {
+        s.trading.paper.commission_per_unit = Money(fixed_field("trading.commission_per_unit", c)?);
+    }
+    for (name, i) in file.instruments {
+        let field = |f: &str| format!("trading.instruments.{name}.{f}");
+        let symbol = Symbol::parse(&name).map_err(|e| e.within("trading.instruments"))?;
+        let class = match i.class.as_deref().unwrap_or("future") {
+            "future" => AssetClass::Future,
+            "equity" => AssetClass::Equity,
+            "crypto" => AssetClass::Crypto,
+            other => {
+                return Err(Invalid::new(
+                    "invalid_class",
+                    field("class"),
+                    format!("class must be future, equity or crypto, not {other:?}"),
+                ))
+            }
+        };
+        let tick = fixed_field(&field("tick_size"), &i.tick_size)?;
+        let multiplier = fixed_field(&field("multiplier"), i.multiplier.as_deref().unwrap_or("1"))?;
+        let step = fixed_field(&field("qty_step"), i.qty_step.as_deref().unwrap_or("1"))?;
+        if !tick.is_positive() || !multiplier.is_positive() || !step.is_positive() {
+            return Err(Invalid::new(
+                "invalid_instrument",
+                format!("trading.instruments.{name}"),
+                "tick_size, multiplier and qty_step must be greater than 0",
+            ));
+        }
+        s.trading.instruments.insert(Instrument {
+            symbol,
+            class,
+            tick_size: Price(tick),
+            multiplier,
+            currency: i.currency.unwrap_or_else(|| "USD".into()),
+            qty_step: Qty(step),
+        });
+    }
+    if !file.accounts.is_empty() {
+        s.trading.accounts.clear();
+    }
+    for (name, a) in file.accounts {
+        let field = |f: &str| format!("trading.accounts.{name}.{f}");
+        let money = |f: &str, v: &Option<String>| -> Result<Option<Money>, Invalid> {
+            v.as_deref()
+                .map(|t| fixed_field(&field(f), t).map(Money))
+                .transpose()
+        };
+        let qty = |f: &str, v: &Option<String>| -> Result<Option<Qty>, Invalid> {
+            v.as_deref()
+                .map(|t| fixed_field(&field(f), t).map(Qty))
+                .transpose()
+        };
+        let mut account = default_account(&name);
+        if let Some(c) = money("starting_cash", &a.starting_cash)? {
+            account.starting_cash = c;
+        }
+        let l = &mut account.limits;
+        if let Some(q) = qty("max_order_qty", &a.max_order_qty)? {
+            l.max_order_qty = Some(q);
+        }
+        l.max_order_notional = money("max_order_notional", &a.max_order_notional)?;
+        l.max_position = qty("max_position", &a.max_position)?;
+        l.max_gross_exposure = money("max_gross_exposure", &a.max_gross_exposure)?;
+        if let Some(n) = a.max_open_orders {
+            l.max_open_orders = Some(n);
+        }
+        if let Some(n) = a.max_order_rate {
+            let window = match &a.rate_window {
+                Some(w) => parse_duration(&field("rate_window"), w)?,
+                None => Duration::from_secs(1),
+            };
+            l.max_orders_per_window = Some((n, window));
+        }
+        if let Some(p) = &a.price_band_pct {
+            l.price_band_pct = Some(fixed_field(&field("price_band_pct"), p)?);
+        }
+        if let Some(symbols) = &a.allowed_symbols {
+            l.allowed_symbols = Some(
+                symbols
+                    .iter()
+                    .map(|t| {
+                        s.trading
+                            .instruments
+                            .find(t)
+                            .map(|i| i.symbol.clone())
+                            .map_err(|e| e.within(&field("allowed_symbols")))
+                    })
+                    .collect::<Result<_, _>>()?,
+            );
+        }
+        if let Some(h) = &a.trading_hours {
+            let days: Vec<Weekday> = match &h.weekdays {
+                Some(d) => d
+                    .iter()
+                    .map(|x| {
+                        x.parse::<Weekday>().map_err(|_| {
+                            Invalid::new(
+                                "invalid_weekday",
+                                field("trading_hours.weekdays"),
+                                format!("{x:?} is not a weekday"),
+                            )
+                        })
+                    })
+                    .collect::<Result<_, _>>()?,
+                None => vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ],
+            };
+            l.trading_hours = Some(
+                TradingHours::parse(&h.tz, &h.start, &h.end, &days)
+                    .map_err(|e| e.within(&format!("trading.accounts.{name}")))?,
+            );
+        }
+        l.daily_loss_limit = money("daily_loss_limit", &a.daily_loss_limit)?;
+        s.trading.accounts.push(account);
+    }
+    Ok(())
 }
 
 fn calendar(name: &str, file: CalendarFile, known: &Calendars) -> Result<Calendar, Invalid> {

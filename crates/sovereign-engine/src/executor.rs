@@ -21,6 +21,7 @@ use tokio::sync::{watch, Notify};
 use crate::config::Settings;
 use crate::handlers;
 use crate::scheduler::{Fire, Scheduler};
+use crate::trading::Trading;
 
 /// Every way an engine operation can fail, each with a fixed meaning for the API.
 #[derive(Debug, thiserror::Error)]
@@ -173,6 +174,7 @@ pub struct Engine {
     started_at: DateTime<Utc>,
     started: Instant,
     lifecycle: Lifecycle,
+    trading: Trading,
 }
 
 impl Engine {
@@ -183,6 +185,22 @@ impl Engine {
         let since =
             Utc::now() - chrono::Duration::from_std(settings.dedup_window).unwrap_or_default();
         let deliveries = store.recent_deliveries(since).await?;
+        let (trading, replayed) = Trading::start(settings.trading.clone(), store.clone())
+            .await
+            .map_err(|e| {
+                EngineError::Store(StoreError::Corrupt(format!("trading journal: {e}")))
+            })?;
+        if replayed > 0 {
+            tracing::info!(events = replayed, "trading state rebuilt from the journal");
+        }
+        if settings.synthetic_feed {
+            tokio::spawn(crate::feed::run(
+                trading.clone(),
+                settings.trading.instruments.clone(),
+                settings.feed_interval,
+                Utc::now().timestamp_micros() as u64,
+            ));
+        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("sovereign/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -214,6 +232,7 @@ impl Engine {
                     cancel: watch::channel(false).0,
                 },
                 settings,
+                trading,
             }
         });
 
@@ -292,6 +311,10 @@ impl Engine {
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    pub fn trading(&self) -> &Trading {
+        &self.trading
     }
 
     pub fn uptime(&self) -> Duration {

@@ -6,6 +6,8 @@
 //! - `scheduler`: an actor owning the timer heap; fires due tasks into the executor.
 //! - `handlers`: the built-in handlers (`log_signal`, `http_request`, `command`).
 //! - [`webhooks`]: webhook intake (auth, dedup, routing, durable record).
+//! - [`trading`]: the trading actor around the pure OMS: journal first, then answer.
+//! - [`journal`]: the journal's encoding of OMS events; [`feed`]: the synthetic price feed.
 //!
 //! # Invariants
 //! - Decisions come from `sovereign-core`; this crate performs their effects.
@@ -14,8 +16,11 @@
 
 pub mod config;
 pub mod executor;
+pub mod feed;
 mod handlers;
+pub mod journal;
 mod scheduler;
+pub mod trading;
 pub mod webhooks;
 
 pub use executor::{Engine, EngineError, TaskView};

@@ -6,6 +6,7 @@
 //!
 //! # Layout
 //! - [`wire`]: JSON types and conversions.
+//! - [`trading`]: orders, positions, fills, accounts, risk, market data and SSE streams.
 //! - [`extract`]: the JSON body extractor that names the offending field.
 //! - [`error`]: `ApiError`, the only error response shape.
 //! - `routes`: the handlers; `openapi`: the generated description.
@@ -14,6 +15,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod trading;
 pub mod wire;
 
 use std::future::Future;
@@ -58,6 +60,29 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/tasks/{id}/disable", post(routes::disable_task))
         .route("/api/results", get(routes::api_results))
         .route("/api/webhooks", get(routes::list_webhooks))
+        .route(
+            "/api/orders",
+            get(trading::list_orders).post(trading::submit_order),
+        )
+        .route("/api/orders/cancel-all", post(trading::cancel_all))
+        .route(
+            "/api/orders/{id}",
+            get(trading::get_order)
+                .delete(trading::cancel_order)
+                .patch(trading::modify_order),
+        )
+        .route("/api/positions", get(trading::positions))
+        .route("/api/positions/flatten", post(trading::flatten))
+        .route("/api/fills", get(trading::fills))
+        .route("/api/accounts", get(trading::accounts))
+        .route("/api/risk", get(trading::risk))
+        .route("/api/risk/hardstop", post(trading::hardstop))
+        .route("/api/risk/resume", post(trading::resume))
+        .route("/api/market/ticks", post(trading::ticks))
+        .route("/sse/spot", get(trading::sse_spot))
+        .route("/sse/orders", get(trading::sse_orders))
+        .route("/sse/fills", get(trading::sse_fills))
+        .route("/sse/positions", get(trading::sse_positions))
         .route("/openapi.json", get(openapi::serve))
         .layer(DefaultBodyLimit::max(limit));
     api.merge(webhooks)

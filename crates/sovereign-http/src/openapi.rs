@@ -6,6 +6,7 @@ use utoipa::OpenApi;
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
+use crate::trading::{self, *};
 use crate::wire::*;
 
 #[derive(OpenApi)]
@@ -35,6 +36,20 @@ use crate::wire::*;
         routes::api_register,
         routes::api_results,
         serve,
+        trading::submit_order,
+        trading::list_orders,
+        trading::get_order,
+        trading::cancel_order,
+        trading::modify_order,
+        trading::cancel_all,
+        trading::flatten,
+        trading::positions,
+        trading::fills,
+        trading::accounts,
+        trading::risk,
+        trading::hardstop,
+        trading::resume,
+        trading::ticks,
     ),
     components(schemas(
         ErrorBody,
@@ -55,6 +70,25 @@ use crate::wire::*;
         StoreOut,
         WebhookRecordOut,
         WebhookList,
+        OrderIn,
+        OrderOut,
+        OrderList,
+        DeniedOut,
+        PositionOut,
+        PositionList,
+        FillOut,
+        FillList,
+        AccountOut,
+        AccountList,
+        RiskOut,
+        RiskList,
+        StateIn,
+        StateOut,
+        ModifyIn,
+        AccountSelector,
+        TickIn,
+        TicksIn,
+        DecimalIn
     ))
 )]
 struct ApiDoc;

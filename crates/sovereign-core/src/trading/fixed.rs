@@ -63,7 +63,7 @@ impl Fixed {
         Fixed(self.0.saturating_abs())
     }
 
-    pub fn neg(self) -> Fixed {
+    pub fn negate(self) -> Fixed {
         Fixed(self.0.saturating_neg())
     }
 
@@ -283,8 +283,8 @@ macro_rules! fixed_newtype {
                 $name(self.0.abs())
             }
 
-            pub fn neg(self) -> $name {
-                $name(self.0.neg())
+            pub fn negate(self) -> $name {
+                $name(self.0.negate())
             }
 
             pub fn checked_add(self, o: $name) -> Option<$name> {

@@ -4,8 +4,16 @@
 //! # Layout
 //! - [`fixed`]: `Fixed` (8-decimal exact numbers) and the `Price`, `Qty`, `Money` newtypes.
 //! - [`instrument`]: symbols, tick and quantity grids, point values; the built-in set.
+//! - [`matching`]: the paper broker's decisions: trigger, fill or cancel a working order on a quote.
+//! - [`oms`]: the order management core: commands → events → state; replay is recovery.
 //! - [`order`]: sides, types, TIF, the validated `NewOrder`, and the `OrderStatus` state machine.
+//! - [`position`]: positions, exact cost basis, realized/unrealized P&L; account cash and equity.
+//! - [`risk`]: pre-trade risk limits, the ordered `check`, and the account trading state.
 
 pub mod fixed;
 pub mod instrument;
+pub mod matching;
+pub mod oms;
 pub mod order;
+pub mod position;
+pub mod risk;

@@ -1,0 +1,964 @@
+//! The order management core: accounts, orders, positions and quotes, changed only by events.
+//!
+//! Every command (`submit`, `cancel`, `modify`, `on_quote`, `set_state`, …) decides what happens
+//! with the pure rules of this crate (risk, matching, the order state machine), and each outcome
+//! is an [`Event`] that is applied at once and returned to the caller, who journals them. Replay
+//! of the same events through [`Oms::apply`] rebuilds exactly the same state: that is recovery.
+//! Nothing here does I/O or reads the clock; `now` is passed in.
+
+use std::collections::{HashMap, VecDeque};
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::error::Invalid;
+use crate::trading::fixed::{Fixed, Money, Price, Qty};
+use crate::trading::instrument::{Instrument, Instruments, Symbol};
+use crate::trading::matching::{decide, CancelReason, PaperConfig, Quote};
+use crate::trading::order::{NewOrder, Order, OrderStatus, OrderType, OrderUpdate, Side, Tif};
+use crate::trading::position::{Account, Fill, Position};
+use crate::trading::risk::{
+    self, RiskContext, RiskDenial, RiskLimits, StateChange, StateCommand, TradingState,
+};
+
+/// One account's configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountConfig {
+    pub name: String,
+    pub starting_cash: Money,
+    pub limits: RiskLimits,
+}
+
+/// A fill as recorded: which order, what, at what price, and what it realized.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FillRecord {
+    pub fill_id: u64,
+    pub order_id: u64,
+    pub account: String,
+    pub symbol: Symbol,
+    pub side: Side,
+    pub qty: Qty,
+    pub price: Price,
+    pub commission: Money,
+    pub realized_pnl: Money,
+    pub at: DateTime<Utc>,
+}
+
+/// Everything that changes the OMS. Journaled in order; replayed at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    OrderCreated(Order),
+    OrderUpdated {
+        order_id: u64,
+        update: OrderUpdate,
+        at: DateTime<Utc>,
+    },
+    Filled(FillRecord),
+    StateChanged {
+        account: String,
+        change: StateChange,
+        at: DateTime<Utc>,
+    },
+    /// The market price a decision was made on (kept so a restart knows the last prices).
+    Mark {
+        symbol: Symbol,
+        quote: Quote,
+        at: DateTime<Utc>,
+    },
+}
+
+/// Why a command was refused outright (nothing changed).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OmsError {
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("unknown account {0:?}")]
+    UnknownAccount(String),
+    #[error("order {0} not found")]
+    UnknownOrder(u64),
+    #[error("order {id} is {status} and can no longer be changed")]
+    NotOpen { id: u64, status: OrderStatus },
+}
+
+impl From<Invalid> for OmsError {
+    fn from(e: Invalid) -> Self {
+        OmsError::Invalid(e)
+    }
+}
+
+/// The answer to a submit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Submitted {
+    pub order: Order,
+    /// True when the client order id matched an existing order (nothing new happened).
+    pub duplicate: bool,
+    pub denial: Option<RiskDenial>,
+}
+
+#[derive(Debug, Clone)]
+struct Book {
+    account: Account,
+    state: TradingState,
+    limits: RiskLimits,
+    positions: HashMap<Symbol, Position>,
+    open_orders: u32,
+    recent: VecDeque<DateTime<Utc>>,
+    day: Option<NaiveDate>,
+    day_realized: Money,
+}
+
+/// A position with its account and symbol, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PositionView {
+    pub account: String,
+    pub symbol: Symbol,
+    pub position: Position,
+    pub last_price: Option<Price>,
+    pub unrealized_pnl: Money,
+}
+
+/// An account summary, for reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountView {
+    pub account: Account,
+    pub state: TradingState,
+    pub limits: RiskLimits,
+    pub unrealized_pnl: Money,
+    pub equity: Money,
+    pub gross_exposure: Money,
+    pub day_pnl: Money,
+    pub open_orders: u32,
+}
+
+/// The OMS state.
+#[derive(Debug, Clone)]
+pub struct Oms {
+    instruments: Instruments,
+    paper: PaperConfig,
+    books: HashMap<String, Book>,
+    orders: HashMap<u64, Order>,
+    working: HashMap<Symbol, Vec<u64>>,
+    client_ids: HashMap<(String, String), u64>,
+    quotes: HashMap<Symbol, Quote>,
+    fills: Vec<FillRecord>,
+    next_order_id: u64,
+    next_fill_id: u64,
+    /// Most recent window any account's rate rule needs; older submit times are dropped.
+    rate_window: chrono::Duration,
+}
+
+impl Oms {
+    pub fn new(instruments: Instruments, paper: PaperConfig, accounts: &[AccountConfig]) -> Oms {
+        let mut rate_window = chrono::Duration::zero();
+        let books = accounts
+            .iter()
+            .map(|a| {
+                if let Some((_, w)) = a.limits.max_orders_per_window {
+                    rate_window =
+                        rate_window.max(chrono::Duration::from_std(w).unwrap_or_default());
+                }
+                let book = Book {
+                    account: Account::new(a.name.clone(), a.starting_cash),
+                    state: TradingState::Active,
+                    limits: a.limits.clone(),
+                    positions: HashMap::new(),
+                    open_orders: 0,
+                    recent: VecDeque::new(),
+                    day: None,
+                    day_realized: Money::ZERO,
+                };
+                (a.name.clone(), book)
+            })
+            .collect();
+        Oms {
+            instruments,
+            paper,
+            books,
+            orders: HashMap::new(),
+            working: HashMap::new(),
+            client_ids: HashMap::new(),
+            quotes: HashMap::new(),
+            fills: Vec::new(),
+            next_order_id: 1,
+            next_fill_id: 1,
+            rate_window,
+        }
+    }
+
+    pub fn instruments(&self) -> &Instruments {
+        &self.instruments
+    }
+
+    // ----- commands -------------------------------------------------------------------------
+
+    /// Submit a validated order: idempotent on (account, client order id), then risk, then the
+    /// paper venue. Events are appended to `out`.
+    pub fn submit(
+        &mut self,
+        new: NewOrder,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<Submitted, OmsError> {
+        self.submit_as(new, now, out, false)
+    }
+
+    fn submit_as(
+        &mut self,
+        new: NewOrder,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+        flattening: bool,
+    ) -> Result<Submitted, OmsError> {
+        if !self.books.contains_key(&new.account) {
+            return Err(OmsError::UnknownAccount(new.account.clone()));
+        }
+        if let Some(coid) = &new.client_order_id {
+            if let Some(id) = self.client_ids.get(&(new.account.clone(), coid.clone())) {
+                if let Some(order) = self.orders.get(id) {
+                    return Ok(Submitted {
+                        order: order.clone(),
+                        duplicate: true,
+                        denial: None,
+                    });
+                }
+            }
+        }
+        let instrument = self.instruments.get(&new.symbol).cloned().ok_or_else(|| {
+            OmsError::Invalid(Invalid::new(
+                "unknown_symbol",
+                "symbol",
+                format!("unknown symbol {}", new.symbol),
+            ))
+        })?;
+        let id = self.next_order_id;
+        let order = Order::new(id, new, now);
+        self.emit(Event::OrderCreated(order), out);
+
+        let verdict = self.risk_check(id, &instrument, now, flattening);
+        if let Err(denial) = &verdict {
+            self.emit(
+                Event::OrderUpdated {
+                    order_id: id,
+                    update: OrderUpdate::Denied {
+                        code: denial.code.code().to_string(),
+                        reason: denial.message.clone(),
+                    },
+                    at: now,
+                },
+                out,
+            );
+        } else {
+            self.emit(
+                Event::OrderUpdated {
+                    order_id: id,
+                    update: OrderUpdate::Accepted,
+                    at: now,
+                },
+                out,
+            );
+            self.work(id, &instrument, now, out);
+        }
+        let order = self
+            .orders
+            .get(&id)
+            .cloned()
+            .ok_or(OmsError::UnknownOrder(id))?;
+        Ok(Submitted {
+            order,
+            duplicate: false,
+            denial: verdict.err(),
+        })
+    }
+
+    fn risk_check(
+        &mut self,
+        id: u64,
+        instrument: &Instrument,
+        now: DateTime<Utc>,
+        flattening: bool,
+    ) -> Result<(), RiskDenial> {
+        let Some(order) = self.orders.get(&id) else {
+            return Ok(());
+        };
+        let account = order.request.account.clone();
+        let symbol = order.request.symbol.clone();
+        let last_price = self.quotes.get(&symbol).and_then(|q| q.last);
+        let (mut open_buy, mut open_sell) = (Qty::ZERO, Qty::ZERO);
+        for oid in self
+            .working
+            .get(&symbol)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            if let Some(o) = self.orders.get(oid) {
+                if o.request.account == account && *oid != id {
+                    match o.request.side {
+                        Side::Buy => open_buy = open_buy.saturating_add(o.leaves_qty()),
+                        Side::Sell => open_sell = open_sell.saturating_add(o.leaves_qty()),
+                    }
+                }
+            }
+        }
+        let gross = self.gross_exposure(&account);
+        let day_pnl = self.day_pnl(&account, now);
+        let cutoff = now - self.rate_window;
+        let Some(book) = self.books.get_mut(&account) else {
+            return Ok(());
+        };
+        while book.recent.front().is_some_and(|t| *t < cutoff) {
+            book.recent.pop_front();
+        }
+        let position = book.positions.get(&symbol).map_or(Qty::ZERO, |p| p.qty);
+        let state = match (book.state, flattening) {
+            (TradingState::Halted, true) => TradingState::Reducing,
+            (s, _) => s,
+        };
+        let ctx = RiskContext {
+            now,
+            state,
+            instrument,
+            last_price,
+            position,
+            open_buy_qty: open_buy,
+            open_sell_qty: open_sell,
+            gross_exposure: gross,
+            open_orders: book.open_orders,
+            recent_order_times: book.recent.make_contiguous(),
+            day_pnl,
+        };
+        let verdict = risk::check(&order.request, &book.limits, &ctx);
+        if verdict.is_ok() {
+            book.recent.push_back(now);
+        }
+        verdict
+    }
+
+    /// Run the paper venue on one working order.
+    fn work(&mut self, id: u64, instrument: &Instrument, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let Some(order) = self.orders.get(&id) else {
+            return;
+        };
+        if !order.status.is_open() {
+            return;
+        }
+        let quote = self
+            .quotes
+            .get(&order.request.symbol)
+            .copied()
+            .unwrap_or_default();
+        let decision = decide(order, instrument, &quote, &self.paper);
+        if decision.trigger {
+            self.emit(
+                Event::OrderUpdated {
+                    order_id: id,
+                    update: OrderUpdate::Triggered,
+                    at: now,
+                },
+                out,
+            );
+        }
+        if let Some(fill) = decision.fill {
+            self.emit(
+                Event::Mark {
+                    symbol: instrument.symbol.clone(),
+                    quote,
+                    at: now,
+                },
+                out,
+            );
+            self.fill(
+                id,
+                instrument,
+                fill.qty,
+                fill.price,
+                fill.commission,
+                now,
+                out,
+            );
+        }
+        if let Some(reason) = decision.cancel {
+            let still_open = self.orders.get(&id).is_some_and(|o| o.status.is_open());
+            if still_open {
+                let reason = match reason {
+                    CancelReason::IocUnfilled => "ioc_unfilled",
+                    CancelReason::FokUnfillable => "fok_unfillable",
+                    CancelReason::NoMarketData => "no_market_data",
+                };
+                self.emit(
+                    Event::OrderUpdated {
+                        order_id: id,
+                        update: OrderUpdate::Canceled {
+                            reason: reason.into(),
+                        },
+                        at: now,
+                    },
+                    out,
+                );
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &mut self,
+        id: u64,
+        instrument: &Instrument,
+        qty: Qty,
+        price: Price,
+        commission: Money,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        let Some(order) = self.orders.get(&id) else {
+            return;
+        };
+        let account = order.request.account.clone();
+        let side = order.request.side;
+        let realized = self
+            .books
+            .get(&account)
+            .and_then(|b| b.positions.get(&instrument.symbol))
+            .cloned()
+            .unwrap_or_else(Position::flat)
+            .apply(
+                &Fill {
+                    side,
+                    qty,
+                    price,
+                    commission,
+                },
+                instrument.multiplier,
+            )
+            .unwrap_or(Money::ZERO);
+        self.emit(
+            Event::OrderUpdated {
+                order_id: id,
+                update: OrderUpdate::Filled {
+                    qty,
+                    price,
+                    commission,
+                },
+                at: now,
+            },
+            out,
+        );
+        self.emit(
+            Event::Filled(FillRecord {
+                fill_id: self.next_fill_id,
+                order_id: id,
+                account: account.clone(),
+                symbol: instrument.symbol.clone(),
+                side,
+                qty,
+                price,
+                commission,
+                realized_pnl: realized,
+                at: now,
+            }),
+            out,
+        );
+        self.check_loss(&account, now, out);
+    }
+
+    /// Halt an account whose day P&L breached its loss limit.
+    fn check_loss(&mut self, account: &str, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let day_pnl = self.day_pnl(account, now);
+        let Some(book) = self.books.get(account) else {
+            return;
+        };
+        let Some(limit) = book.limits.daily_loss_limit else {
+            return;
+        };
+        if day_pnl.0 > limit.0.negate() {
+            return;
+        }
+        if let Ok(Some(change)) =
+            risk::apply_state(book.state, &StateCommand::LossBreached { day_pnl })
+        {
+            self.emit(
+                Event::StateChanged {
+                    account: account.to_string(),
+                    change,
+                    at: now,
+                },
+                out,
+            );
+        }
+    }
+
+    /// Cancel a working order.
+    pub fn cancel(
+        &mut self,
+        id: u64,
+        reason: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<Order, OmsError> {
+        let order = self.orders.get(&id).ok_or(OmsError::UnknownOrder(id))?;
+        if !order.status.is_open() {
+            return Err(OmsError::NotOpen {
+                id,
+                status: order.status,
+            });
+        }
+        self.emit(
+            Event::OrderUpdated {
+                order_id: id,
+                update: OrderUpdate::Canceled {
+                    reason: reason.into(),
+                },
+                at: now,
+            },
+            out,
+        );
+        self.orders
+            .get(&id)
+            .cloned()
+            .ok_or(OmsError::UnknownOrder(id))
+    }
+
+    /// Change a working order's quantity and/or prices, then give it to the venue again.
+    pub fn modify(
+        &mut self,
+        id: u64,
+        qty: Option<Qty>,
+        limit_price: Option<Price>,
+        stop_price: Option<Price>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<Order, OmsError> {
+        let order = self.orders.get(&id).ok_or(OmsError::UnknownOrder(id))?;
+        if !order.status.is_open() {
+            return Err(OmsError::NotOpen {
+                id,
+                status: order.status,
+            });
+        }
+        let instrument = self
+            .instruments
+            .get(&order.request.symbol)
+            .cloned()
+            .ok_or(OmsError::UnknownOrder(id))?;
+        if qty.is_none() && limit_price.is_none() && stop_price.is_none() {
+            return Err(Invalid::new(
+                "nothing_to_change",
+                "qty",
+                "give qty, limit_price or stop_price",
+            )
+            .into());
+        }
+        if let Some(q) = qty {
+            instrument.check_qty(q, "qty")?;
+            if q <= order.filled_qty {
+                return Err(Invalid::new(
+                    "invalid_qty",
+                    "qty",
+                    format!(
+                        "qty must be more than the {} already filled",
+                        order.filled_qty
+                    ),
+                )
+                .into());
+            }
+        }
+        let kind = order.request.order_type;
+        if let Some(p) = limit_price {
+            if !kind.needs_limit() {
+                return Err(Invalid::new(
+                    "unexpected_price",
+                    "limit_price",
+                    format!("a {} order takes no limit_price", kind.as_str()),
+                )
+                .into());
+            }
+            instrument.check_price(p, "limit_price")?;
+        }
+        if let Some(p) = stop_price {
+            if !kind.needs_stop() {
+                return Err(Invalid::new(
+                    "unexpected_price",
+                    "stop_price",
+                    format!("a {} order takes no stop_price", kind.as_str()),
+                )
+                .into());
+            }
+            instrument.check_price(p, "stop_price")?;
+        }
+        self.emit(
+            Event::OrderUpdated {
+                order_id: id,
+                update: OrderUpdate::Modified {
+                    qty,
+                    limit_price,
+                    stop_price,
+                },
+                at: now,
+            },
+            out,
+        );
+        self.work(id, &instrument, now, out);
+        self.orders
+            .get(&id)
+            .cloned()
+            .ok_or(OmsError::UnknownOrder(id))
+    }
+
+    /// Cancel every working order (of one account, or all).
+    pub fn cancel_all(
+        &mut self,
+        account: Option<&str>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Vec<u64> {
+        let mut ids: Vec<u64> = self
+            .working
+            .values()
+            .flatten()
+            .copied()
+            .filter(|id| {
+                self.orders
+                    .get(id)
+                    .is_some_and(|o| account.is_none_or(|a| o.request.account == a))
+            })
+            .collect();
+        ids.sort_unstable();
+        for id in &ids {
+            let _ = self.cancel(*id, "cancel_all", now, out);
+        }
+        ids
+    }
+
+    /// Cancel working orders and close every position with market orders (of one account, or
+    /// all). Closing orders go through risk as reduce-only, so they pass even while halted.
+    pub fn flatten(
+        &mut self,
+        account: Option<&str>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Vec<Submitted> {
+        self.cancel_all(account, now, out);
+        let mut targets: Vec<(String, Symbol, Qty)> = self
+            .books
+            .iter()
+            .filter(|(name, _)| account.is_none_or(|a| a == name.as_str()))
+            .flat_map(|(name, b)| {
+                b.positions
+                    .iter()
+                    .filter(|(_, p)| !p.qty.is_zero())
+                    .map(|(s, p)| (name.clone(), s.clone(), p.qty))
+            })
+            .collect();
+        targets.sort();
+        targets
+            .into_iter()
+            .filter_map(|(account, symbol, qty)| {
+                let order = NewOrder {
+                    account,
+                    symbol,
+                    side: if qty.is_positive() {
+                        Side::Sell
+                    } else {
+                        Side::Buy
+                    },
+                    qty: qty.abs(),
+                    order_type: OrderType::Market,
+                    limit_price: None,
+                    stop_price: None,
+                    tif: Tif::Ioc,
+                    client_order_id: None,
+                };
+                self.submit_as(order, now, out, true).ok()
+            })
+            .collect()
+    }
+
+    /// New market data for a symbol: remember it, then let the venue work that symbol's orders.
+    pub fn on_quote(
+        &mut self,
+        symbol: &Symbol,
+        quote: Quote,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) {
+        let merged = {
+            let prev = self.quotes.get(symbol).copied().unwrap_or_default();
+            Quote {
+                last: quote.last.or(prev.last),
+                bid: quote.bid.or(prev.bid),
+                ask: quote.ask.or(prev.ask),
+            }
+        };
+        self.quotes.insert(symbol.clone(), merged);
+        let Some(instrument) = self.instruments.get(symbol).cloned() else {
+            return;
+        };
+        let ids: Vec<u64> = self.working.get(symbol).cloned().unwrap_or_default();
+        for id in ids {
+            self.work(id, &instrument, now, out);
+        }
+        let accounts: Vec<String> = self
+            .books
+            .iter()
+            .filter(|(_, b)| b.positions.get(symbol).is_some_and(|p| !p.qty.is_zero()))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for a in accounts {
+            self.check_loss(&a, now, out);
+        }
+    }
+
+    /// Operator trading-state command (hardstop, reduce, resume).
+    pub fn set_state(
+        &mut self,
+        account: &str,
+        cmd: &StateCommand,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<Option<StateChange>, OmsError> {
+        let book = self
+            .books
+            .get(account)
+            .ok_or_else(|| OmsError::UnknownAccount(account.to_string()))?;
+        let change = risk::apply_state(book.state, cmd)?;
+        if let Some(change) = &change {
+            self.emit(
+                Event::StateChanged {
+                    account: account.to_string(),
+                    change: change.clone(),
+                    at: now,
+                },
+                out,
+            );
+        }
+        Ok(change)
+    }
+
+    // ----- events ---------------------------------------------------------------------------
+
+    fn emit(&mut self, event: Event, out: &mut Vec<Event>) {
+        self.apply(&event);
+        out.push(event);
+    }
+
+    /// Apply one event. Live commands and recovery both come through here.
+    pub fn apply(&mut self, event: &Event) {
+        match event {
+            Event::OrderCreated(order) => {
+                self.next_order_id = self.next_order_id.max(order.id + 1);
+                if let Some(c) = &order.request.client_order_id {
+                    self.client_ids
+                        .insert((order.request.account.clone(), c.clone()), order.id);
+                }
+                if order.status.is_open() {
+                    self.working
+                        .entry(order.request.symbol.clone())
+                        .or_default()
+                        .push(order.id);
+                    if let Some(b) = self.books.get_mut(&order.request.account) {
+                        b.open_orders += 1;
+                    }
+                }
+                self.orders.insert(order.id, order.clone());
+            }
+            Event::OrderUpdated {
+                order_id,
+                update,
+                at,
+            } => {
+                let Some(order) = self.orders.get_mut(order_id) else {
+                    return;
+                };
+                let was_open = order.status.is_open();
+                if order.apply(update, *at).is_err() {
+                    return;
+                }
+                if was_open && !order.status.is_open() {
+                    let (symbol, account) =
+                        (order.request.symbol.clone(), order.request.account.clone());
+                    if let Some(list) = self.working.get_mut(&symbol) {
+                        list.retain(|id| id != order_id);
+                    }
+                    if let Some(b) = self.books.get_mut(&account) {
+                        b.open_orders = b.open_orders.saturating_sub(1);
+                    }
+                }
+            }
+            Event::Filled(f) => {
+                self.next_fill_id = self.next_fill_id.max(f.fill_id + 1);
+                let multiplier = self
+                    .instruments
+                    .get(&f.symbol)
+                    .map_or(Fixed::ONE, |i| i.multiplier);
+                if let Some(b) = self.books.get_mut(&f.account) {
+                    let pos = b
+                        .positions
+                        .entry(f.symbol.clone())
+                        .or_insert_with(Position::flat);
+                    let realized = pos
+                        .apply(
+                            &Fill {
+                                side: f.side,
+                                qty: f.qty,
+                                price: f.price,
+                                commission: f.commission,
+                            },
+                            multiplier,
+                        )
+                        .unwrap_or(Money::ZERO);
+                    b.account.on_fill(realized, f.commission);
+                    let day = f.at.date_naive();
+                    if b.day != Some(day) {
+                        b.day = Some(day);
+                        b.day_realized = Money::ZERO;
+                    }
+                    b.day_realized = b
+                        .day_realized
+                        .saturating_add(realized)
+                        .saturating_sub(f.commission);
+                }
+                let q = self.quotes.entry(f.symbol.clone()).or_default();
+                q.last = q.last.or(Some(f.price));
+                self.fills.push(f.clone());
+            }
+            Event::StateChanged {
+                account, change, ..
+            } => {
+                if let Some(b) = self.books.get_mut(account) {
+                    b.state = change.to;
+                }
+            }
+            Event::Mark { symbol, quote, .. } => {
+                self.quotes.insert(symbol.clone(), *quote);
+            }
+        }
+    }
+
+    // ----- views ----------------------------------------------------------------------------
+
+    pub fn order(&self, id: u64) -> Option<&Order> {
+        self.orders.get(&id)
+    }
+
+    /// Orders, newest first, optionally filtered.
+    pub fn orders(
+        &self,
+        status: Option<OrderStatus>,
+        symbol: Option<&Symbol>,
+        limit: usize,
+    ) -> Vec<Order> {
+        let mut v: Vec<&Order> = self
+            .orders
+            .values()
+            .filter(|o| status.is_none_or(|s| o.status == s))
+            .filter(|o| symbol.is_none_or(|s| &o.request.symbol == s))
+            .collect();
+        v.sort_unstable_by_key(|o| std::cmp::Reverse(o.id));
+        v.into_iter().take(limit).cloned().collect()
+    }
+
+    /// Fills, newest first.
+    pub fn fills(&self, limit: usize) -> Vec<FillRecord> {
+        self.fills.iter().rev().take(limit).cloned().collect()
+    }
+
+    pub fn quote(&self, symbol: &Symbol) -> Option<Quote> {
+        self.quotes.get(symbol).copied()
+    }
+
+    pub fn quotes(&self) -> Vec<(Symbol, Quote)> {
+        let mut v: Vec<(Symbol, Quote)> =
+            self.quotes.iter().map(|(s, q)| (s.clone(), *q)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    fn multiplier(&self, symbol: &Symbol) -> Fixed {
+        self.instruments
+            .get(symbol)
+            .map_or(Fixed::ONE, |i| i.multiplier)
+    }
+
+    fn unrealized(&self, account: &str) -> Money {
+        let Some(b) = self.books.get(account) else {
+            return Money::ZERO;
+        };
+        b.positions.iter().fold(Money::ZERO, |acc, (s, p)| {
+            match self.quotes.get(s).and_then(|q| q.last) {
+                Some(last) => acc.saturating_add(p.unrealized(last, self.multiplier(s))),
+                None => acc,
+            }
+        })
+    }
+
+    fn gross_exposure(&self, account: &str) -> Money {
+        let Some(b) = self.books.get(account) else {
+            return Money::ZERO;
+        };
+        b.positions.iter().fold(Money::ZERO, |acc, (s, p)| {
+            match self.quotes.get(s).and_then(|q| q.last) {
+                Some(last) => acc.saturating_add(p.notional(last, self.multiplier(s))),
+                None => acc,
+            }
+        })
+    }
+
+    fn day_pnl(&self, account: &str, now: DateTime<Utc>) -> Money {
+        let Some(b) = self.books.get(account) else {
+            return Money::ZERO;
+        };
+        let realized = if b.day == Some(now.date_naive()) {
+            b.day_realized
+        } else {
+            Money::ZERO
+        };
+        realized.saturating_add(self.unrealized(account))
+    }
+
+    pub fn positions(&self, account: Option<&str>) -> Vec<PositionView> {
+        let mut v: Vec<PositionView> = self
+            .books
+            .iter()
+            .filter(|(n, _)| account.is_none_or(|a| a == n.as_str()))
+            .flat_map(|(name, b)| {
+                b.positions.iter().map(move |(s, p)| {
+                    let last = self.quotes.get(s).and_then(|q| q.last);
+                    PositionView {
+                        account: name.clone(),
+                        symbol: s.clone(),
+                        position: p.clone(),
+                        last_price: last,
+                        unrealized_pnl: last
+                            .map_or(Money::ZERO, |l| p.unrealized(l, self.multiplier(s))),
+                    }
+                })
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.account, &a.symbol).cmp(&(&b.account, &b.symbol)));
+        v
+    }
+
+    pub fn accounts(&self, now: DateTime<Utc>) -> Vec<AccountView> {
+        let mut v: Vec<AccountView> = self
+            .books
+            .iter()
+            .map(|(name, b)| {
+                let unrealized = self.unrealized(name);
+                AccountView {
+                    account: b.account.clone(),
+                    state: b.state,
+                    limits: b.limits.clone(),
+                    unrealized_pnl: unrealized,
+                    equity: b.account.equity(unrealized),
+                    gross_exposure: self.gross_exposure(name),
+                    day_pnl: self.day_pnl(name, now),
+                    open_orders: b.open_orders,
+                }
+            })
+            .collect();
+        v.sort_by(|a, b| a.account.name.cmp(&b.account.name));
+        v
+    }
+
+    pub fn has_account(&self, name: &str) -> bool {
+        self.books.contains_key(name)
+    }
+}

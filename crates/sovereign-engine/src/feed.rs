@@ -1,0 +1,88 @@
+//! The synthetic market-data feed: a random walk on every instrument's tick grid, so a fresh
+//! `sovereign up` shows moving prices and fills paper orders with nothing configured.
+//!
+//! Each step moves each price by −1, 0 or +1 tick, with a one-tick spread around it. The walk is
+//! a seeded xorshift generator: deterministic for a seed, no dependencies, not cryptographic.
+
+use std::time::Duration;
+
+use sovereign_core::trading::fixed::{Fixed, Price};
+use sovereign_core::trading::instrument::Instruments;
+
+use crate::trading::{Tick, Trading};
+
+/// Where each built-in instrument's walk starts.
+fn start_price(symbol: &str) -> &'static str {
+    match symbol {
+        "ES" | "MES" => "5000",
+        "NQ" | "MNQ" => "18000",
+        "CL" => "75",
+        "GC" => "2000",
+        "SPY" => "500",
+        "QQQ" => "430",
+        "AAPL" => "190",
+        "MSFT" => "420",
+        "BTC-USD" => "60000",
+        _ => "100",
+    }
+}
+
+/// xorshift64*: a tiny deterministic generator for the walk.
+struct Walk(u64);
+
+impl Walk {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// −1, 0 or +1.
+    fn step(&mut self) -> i64 {
+        (self.next() % 3) as i64 - 1
+    }
+}
+
+/// Run the feed until the trading actor goes away.
+pub async fn run(trading: Trading, instruments: Instruments, interval: Duration, seed: u64) {
+    let mut walk = Walk(seed | 1);
+    let mut prices: Vec<(sovereign_core::trading::instrument::Symbol, Price, Price)> = instruments
+        .iter()
+        .map(|i| {
+            let start = Fixed::parse(start_price(i.symbol.as_str())).unwrap_or(Fixed::ONE);
+            (
+                i.symbol.clone(),
+                Price(start.round_to(i.tick_size.0)),
+                i.tick_size,
+            )
+        })
+        .collect();
+    prices.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let mut batch = Vec::with_capacity(prices.len());
+        for (symbol, price, size) in prices.iter_mut() {
+            let moved = Fixed::from_raw(size.0.raw().saturating_mul(walk.step()));
+            let next = price.0.saturating_add(moved);
+            if next > size.0 {
+                *price = Price(next);
+            }
+            batch.push(Tick {
+                symbol: symbol.clone(),
+                price: *price,
+                bid: Some(Price(price.0.saturating_sub(size.0))),
+                ask: Some(Price(price.0.saturating_add(size.0))),
+                size: None,
+            });
+        }
+        if trading.is_closed() {
+            return;
+        }
+        trading.push_ticks(batch);
+    }
+}

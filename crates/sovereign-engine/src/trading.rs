@@ -1,0 +1,428 @@
+//! The trading actor: owns the OMS core, journals its events, and answers callers only once the
+//! events of their command are durable.
+//!
+//! One task receives [`Command`]s in order. For each it runs the pure OMS (`sovereign_core::
+//! trading::oms`), queues the resulting events on the store's journal without waiting, and hands
+//! the reply to a small task that waits for that journal write to be durable. The group-commit
+//! writer keeps queue order, so the journal is exactly the order in which the OMS decided.
+//! Subscribers (SSE) get each command's events once they are durable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use chrono::Utc;
+use sovereign_core::trading::fixed::{Price, Qty};
+use sovereign_core::trading::instrument::{Instruments, Symbol};
+use sovereign_core::trading::matching::{PaperConfig, Quote};
+use sovereign_core::trading::oms::{
+    AccountConfig, AccountView, Event, FillRecord, Oms, OmsError, PositionView, Submitted,
+};
+use sovereign_core::trading::order::{NewOrder, Order, OrderStatus};
+use sovereign_core::trading::risk::{StateChange, StateCommand};
+use sovereign_store::{Store, StoreError};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::journal;
+
+/// Every way a trading command can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum TradingError {
+    #[error("{0}")]
+    Oms(#[from] OmsError),
+    #[error("journal: {0}")]
+    Journal(StoreError),
+    #[error("trading is unavailable: the journal could not be written; restart the engine")]
+    JournalFailed,
+    #[error("the engine is shutting down")]
+    Closed,
+}
+
+/// One market-data update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tick {
+    pub symbol: Symbol,
+    pub price: Price,
+    pub bid: Option<Price>,
+    pub ask: Option<Price>,
+    pub size: Option<Qty>,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, TradingError>>;
+
+/// What subscribers receive once a command's events are durable: the events, and the orders and
+/// positions as they stand after them.
+#[derive(Debug, Clone)]
+pub struct Published {
+    pub events: Vec<Event>,
+    pub orders: Vec<Order>,
+    pub positions: Vec<PositionView>,
+}
+
+enum Command {
+    Submit(NewOrder, Reply<Submitted>),
+    Cancel(u64, Reply<Order>),
+    Modify {
+        id: u64,
+        qty: Option<Qty>,
+        limit_price: Option<Price>,
+        stop_price: Option<Price>,
+        reply: Reply<Order>,
+    },
+    CancelAll(Option<String>, Reply<Vec<u64>>),
+    Flatten(Option<String>, Reply<Vec<Submitted>>),
+    SetState(String, StateCommand, Reply<Option<StateChange>>),
+    Ticks(Vec<Tick>, Option<Reply<usize>>),
+    Read(Box<dyn FnOnce(&Oms) + Send>),
+}
+
+/// Handle to the trading actor. Cheap to clone.
+#[derive(Clone)]
+pub struct Trading {
+    tx: mpsc::UnboundedSender<Command>,
+    events: broadcast::Sender<Arc<Published>>,
+    spot: broadcast::Sender<Arc<Vec<Tick>>>,
+}
+
+/// Trading settings.
+#[derive(Debug, Clone)]
+pub struct TradingSettings {
+    pub instruments: Instruments,
+    pub paper: PaperConfig,
+    pub accounts: Vec<AccountConfig>,
+}
+
+impl Trading {
+    /// Rebuild the OMS from the journal, then start the actor.
+    pub async fn start(
+        settings: TradingSettings,
+        store: Store,
+    ) -> Result<(Trading, usize), String> {
+        let mut oms = Oms::new(settings.instruments, settings.paper, &settings.accounts);
+        let mut after = 0i64;
+        let mut replayed = 0usize;
+        loop {
+            let page = store
+                .read_journal(after, 10_000)
+                .await
+                .map_err(|e| e.to_string())?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for entry in &page {
+                let event = journal::decode(entry).map_err(|e| e.to_string())?;
+                oms.apply(&event);
+                replayed += 1;
+            }
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (events, _) = broadcast::channel(4096);
+        let (spot, _) = broadcast::channel(1024);
+        let actor = Actor {
+            oms,
+            store,
+            events: events.clone(),
+            spot: spot.clone(),
+            failed: Arc::new(AtomicBool::new(false)),
+        };
+        tokio::spawn(actor.run(rx));
+        Ok((Trading { tx, events, spot }, replayed))
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, TradingError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx.send(make(tx)).map_err(|_| TradingError::Closed)?;
+        rx.await.map_err(|_| TradingError::Closed)?
+    }
+
+    pub async fn submit(&self, order: NewOrder) -> Result<Submitted, TradingError> {
+        self.call(|r| Command::Submit(order, r)).await
+    }
+
+    pub async fn cancel(&self, id: u64) -> Result<Order, TradingError> {
+        self.call(|r| Command::Cancel(id, r)).await
+    }
+
+    pub async fn modify(
+        &self,
+        id: u64,
+        qty: Option<Qty>,
+        limit_price: Option<Price>,
+        stop_price: Option<Price>,
+    ) -> Result<Order, TradingError> {
+        self.call(|reply| Command::Modify {
+            id,
+            qty,
+            limit_price,
+            stop_price,
+            reply,
+        })
+        .await
+    }
+
+    pub async fn cancel_all(&self, account: Option<String>) -> Result<Vec<u64>, TradingError> {
+        self.call(|r| Command::CancelAll(account, r)).await
+    }
+
+    pub async fn flatten(&self, account: Option<String>) -> Result<Vec<Submitted>, TradingError> {
+        self.call(|r| Command::Flatten(account, r)).await
+    }
+
+    pub async fn set_state(
+        &self,
+        account: String,
+        cmd: StateCommand,
+    ) -> Result<Option<StateChange>, TradingError> {
+        self.call(|r| Command::SetState(account, cmd, r)).await
+    }
+
+    /// Apply market data and wait until whatever it caused is durable.
+    pub async fn ticks(&self, ticks: Vec<Tick>) -> Result<usize, TradingError> {
+        self.call(|r| Command::Ticks(ticks, Some(r))).await
+    }
+
+    /// Whether the actor has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    /// Apply market data without waiting (feeds).
+    pub fn push_ticks(&self, ticks: Vec<Tick>) {
+        let _ = self.tx.send(Command::Ticks(ticks, None));
+    }
+
+    /// Read the OMS state (a consistent snapshot between commands).
+    pub async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Oms) -> T + Send + 'static,
+    ) -> Result<T, TradingError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Read(Box::new(move |oms| {
+                let _ = tx.send(f(oms));
+            })))
+            .map_err(|_| TradingError::Closed)?;
+        rx.await.map_err(|_| TradingError::Closed)
+    }
+
+    pub async fn order(&self, id: u64) -> Result<Option<Order>, TradingError> {
+        self.read(move |o| o.order(id).cloned()).await
+    }
+
+    pub async fn orders(
+        &self,
+        status: Option<OrderStatus>,
+        symbol: Option<Symbol>,
+        limit: usize,
+    ) -> Result<Vec<Order>, TradingError> {
+        self.read(move |o| o.orders(status, symbol.as_ref(), limit))
+            .await
+    }
+
+    pub async fn positions(
+        &self,
+        account: Option<String>,
+    ) -> Result<Vec<PositionView>, TradingError> {
+        self.read(move |o| o.positions(account.as_deref())).await
+    }
+
+    pub async fn fills(&self, limit: usize) -> Result<Vec<FillRecord>, TradingError> {
+        self.read(move |o| o.fills(limit)).await
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<AccountView>, TradingError> {
+        self.read(|o| o.accounts(Utc::now())).await
+    }
+
+    pub async fn quotes(&self) -> Result<Vec<(Symbol, Quote)>, TradingError> {
+        self.read(|o| o.quotes()).await
+    }
+
+    /// Durable OMS events, one batch per command.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.events.subscribe()
+    }
+
+    /// Market data as it arrives.
+    pub fn subscribe_spot(&self) -> broadcast::Receiver<Arc<Vec<Tick>>> {
+        self.spot.subscribe()
+    }
+}
+
+struct Actor {
+    oms: Oms,
+    store: Store,
+    events: broadcast::Sender<Arc<Published>>,
+    spot: broadcast::Sender<Arc<Vec<Tick>>>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        while let Some(cmd) = rx.recv().await {
+            if let Command::Read(f) = cmd {
+                f(&self.oms);
+                continue;
+            }
+            let now = Utc::now();
+            let mut out = Vec::new();
+            if self.failed.load(Ordering::Acquire) {
+                refuse(cmd);
+                continue;
+            }
+            match cmd {
+                Command::Submit(order, reply) => {
+                    let r = self
+                        .oms
+                        .submit(order, now, &mut out)
+                        .map_err(TradingError::from);
+                    self.commit(out, reply, r);
+                }
+                Command::Cancel(id, reply) => {
+                    let r = self
+                        .oms
+                        .cancel(id, "canceled by request", now, &mut out)
+                        .map_err(TradingError::from);
+                    self.commit(out, reply, r);
+                }
+                Command::Modify {
+                    id,
+                    qty,
+                    limit_price,
+                    stop_price,
+                    reply,
+                } => {
+                    let r = self
+                        .oms
+                        .modify(id, qty, limit_price, stop_price, now, &mut out)
+                        .map_err(TradingError::from);
+                    self.commit(out, reply, r);
+                }
+                Command::CancelAll(account, reply) => {
+                    let r = Ok(self.oms.cancel_all(account.as_deref(), now, &mut out));
+                    self.commit(out, reply, r);
+                }
+                Command::Flatten(account, reply) => {
+                    let r = Ok(self.oms.flatten(account.as_deref(), now, &mut out));
+                    self.commit(out, reply, r);
+                }
+                Command::SetState(account, cmd, reply) => {
+                    let r = self
+                        .oms
+                        .set_state(&account, &cmd, now, &mut out)
+                        .map_err(TradingError::from);
+                    self.commit(out, reply, r);
+                }
+                Command::Ticks(ticks, reply) => {
+                    for t in &ticks {
+                        let quote = Quote {
+                            last: Some(t.price),
+                            bid: t.bid,
+                            ask: t.ask,
+                        };
+                        self.oms.on_quote(&t.symbol, quote, now, &mut out);
+                    }
+                    let n = ticks.len();
+                    let _ = self.spot.send(Arc::new(ticks));
+                    match reply {
+                        Some(reply) => self.commit(out, reply, Ok(n)),
+                        None => {
+                            let (tx, _rx) = oneshot::channel();
+                            self.commit(out, tx, Ok(n));
+                        }
+                    }
+                }
+                Command::Read(_) => {}
+            }
+        }
+    }
+
+    /// The orders and positions the events touched, as they stand now.
+    fn snapshot(&self, events: Vec<Event>) -> Published {
+        let mut order_ids: Vec<u64> = Vec::new();
+        let mut touched: Vec<(String, Symbol)> = Vec::new();
+        for e in &events {
+            match e {
+                Event::OrderCreated(o) => order_ids.push(o.id),
+                Event::OrderUpdated { order_id, .. } => order_ids.push(*order_id),
+                Event::Filled(f) => touched.push((f.account.clone(), f.symbol.clone())),
+                _ => {}
+            }
+        }
+        order_ids.dedup();
+        touched.dedup();
+        let orders = order_ids
+            .iter()
+            .filter_map(|id| self.oms.order(*id).cloned())
+            .collect();
+        let positions = touched
+            .iter()
+            .flat_map(|(a, sym)| {
+                self.oms
+                    .positions(Some(a))
+                    .into_iter()
+                    .filter(move |p| &p.symbol == sym)
+            })
+            .collect();
+        Published {
+            events,
+            orders,
+            positions,
+        }
+    }
+
+    /// Journal `events` (queued now, in order) and answer `reply` once they are durable.
+    fn commit<T: Send + 'static>(
+        &self,
+        events: Vec<Event>,
+        reply: Reply<T>,
+        result: Result<T, TradingError>,
+    ) {
+        if events.is_empty() {
+            let _ = reply.send(result);
+            return;
+        }
+        let entries = events.iter().map(journal::encode).collect();
+        let durable = self.store.append_journal(entries);
+        let subscribers = self.events.clone();
+        let published = (subscribers.receiver_count() > 0).then(|| self.snapshot(events));
+        let failed = self.failed.clone();
+        tokio::spawn(async move {
+            match durable.await {
+                Ok(()) => {
+                    if let Some(p) = published {
+                        let _ = subscribers.send(Arc::new(p));
+                    }
+                    let _ = reply.send(result);
+                }
+                Err(StoreError::Closed) => {
+                    let _ = reply.send(Err(TradingError::Closed));
+                }
+                Err(e) => {
+                    // Memory is ahead of the journal: stop trading rather than diverge further.
+                    tracing::error!(error = %e, "journal write failed; trading stopped");
+                    failed.store(true, Ordering::Release);
+                    let _ = reply.send(Err(TradingError::Journal(e)));
+                }
+            }
+        });
+    }
+}
+
+fn refuse(cmd: Command) {
+    fn e<T>() -> Result<T, TradingError> {
+        Err(TradingError::JournalFailed)
+    }
+    match cmd {
+        Command::Submit(_, r) => drop(r.send(e())),
+        Command::Cancel(_, r) => drop(r.send(e())),
+        Command::Modify { reply, .. } => drop(reply.send(e())),
+        Command::CancelAll(_, r) => drop(r.send(e())),
+        Command::Flatten(_, r) => drop(r.send(e())),
+        Command::SetState(_, _, r) => drop(r.send(e())),
+        Command::Ticks(_, r) => {
+            if let Some(r) = r {
+                drop(r.send(e()));
+            }
+        }
+        Command::Read(_) => {}
+    }
+}

@@ -1,0 +1,794 @@
+//! Trading over HTTP: orders, positions, fills, accounts, risk state, market data in, and the
+//! live SSE streams. Wire types live here beside their handlers; decimals go out as strings.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::stream::{self, Stream};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sovereign_core::error::Invalid;
+use sovereign_core::trading::fixed::{Fixed, Price, Qty};
+use sovereign_core::trading::instrument::Symbol;
+use sovereign_core::trading::oms::{AccountView, Event, FillRecord, OmsError, PositionView};
+use sovereign_core::trading::order::{NewOrder, Order, OrderSpec, OrderStatus};
+use sovereign_core::trading::risk::StateCommand;
+use sovereign_engine::trading::{Published, Tick, TradingError};
+use tokio::sync::broadcast;
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::extract::JsonBody;
+use crate::routes::AppState;
+use crate::wire::ts;
+
+type ApiResult<T> = Result<T, ApiError>;
+
+impl From<TradingError> for ApiError {
+    fn from(e: TradingError) -> Self {
+        let message = e.to_string();
+        match e {
+            TradingError::Oms(OmsError::Invalid(i)) => i.into(),
+            TradingError::Oms(OmsError::UnknownAccount(_)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "unknown_account", message).field("account")
+            }
+            TradingError::Oms(OmsError::UnknownOrder(_)) => {
+                ApiError::new(StatusCode::NOT_FOUND, "not_found", message).field("id")
+            }
+            TradingError::Oms(OmsError::NotOpen { .. }) => {
+                ApiError::new(StatusCode::CONFLICT, "order_not_open", message).field("id")
+            }
+            TradingError::Journal(_) | TradingError::JournalFailed => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "journal_unavailable",
+                message,
+            ),
+            TradingError::Closed => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
+            }
+        }
+    }
+}
+
+/// A decimal as JSON text or number; numbers are read by their shortest decimal form.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum DecimalIn {
+    Text(String),
+    #[schema(value_type = f64)]
+    Number(serde_json::Number),
+}
+
+impl DecimalIn {
+    fn text(&self) -> String {
+        match self {
+            DecimalIn::Text(s) => s.clone(),
+            DecimalIn::Number(n) => n.to_string(),
+        }
+    }
+}
+
+fn decimal(field: &str, d: &DecimalIn) -> Result<Fixed, ApiError> {
+    Fixed::parse(&d.text()).map_err(|e| Invalid::new("invalid_number", field, e.to_string()).into())
+}
+
+/// A new order.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderIn {
+    /// Default `paper`.
+    pub account: Option<String>,
+    pub symbol: String,
+    /// `buy` or `sell`.
+    pub side: String,
+    pub qty: DecimalIn,
+    /// `market` (default), `limit`, `stop`, `stop_limit`.
+    #[serde(rename = "type")]
+    pub order_type: Option<String>,
+    pub limit_price: Option<DecimalIn>,
+    pub stop_price: Option<DecimalIn>,
+    /// `day` (default), `gtc`, `ioc`, `fok`.
+    pub tif: Option<String>,
+    /// Makes submission idempotent: the same id returns the existing order.
+    pub client_order_id: Option<String>,
+}
+
+impl OrderIn {
+    pub fn spec(&self) -> OrderSpec {
+        OrderSpec {
+            account: self.account.clone(),
+            symbol: self.symbol.clone(),
+            side: self.side.clone(),
+            qty: self.qty.text(),
+            order_type: self.order_type.clone(),
+            limit_price: self.limit_price.as_ref().map(DecimalIn::text),
+            stop_price: self.stop_price.as_ref().map(DecimalIn::text),
+            tif: self.tif.clone(),
+            client_order_id: self.client_order_id.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderOut {
+    pub id: String,
+    pub account: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: String,
+    #[serde(rename = "type")]
+    pub order_type: String,
+    pub limit_price: Option<String>,
+    pub stop_price: Option<String>,
+    pub tif: String,
+    pub client_order_id: Option<String>,
+    pub status: String,
+    pub filled_qty: String,
+    pub avg_fill_price: Option<String>,
+    pub triggered: bool,
+    pub reject_code: Option<String>,
+    pub reject_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Order> for OrderOut {
+    fn from(o: &Order) -> OrderOut {
+        let r = &o.request;
+        OrderOut {
+            id: o.id.to_string(),
+            account: r.account.clone(),
+            symbol: r.symbol.to_string(),
+            side: r.side.as_str().into(),
+            qty: r.qty.to_string(),
+            order_type: r.order_type.as_str().into(),
+            limit_price: r.limit_price.map(|p| p.to_string()),
+            stop_price: r.stop_price.map(|p| p.to_string()),
+            tif: r.tif.as_str().into(),
+            client_order_id: r.client_order_id.clone(),
+            status: o.status.as_str().into(),
+            filled_qty: o.filled_qty.to_string(),
+            avg_fill_price: o.avg_fill_price.map(|p| p.to_string()),
+            triggered: o.triggered,
+            reject_code: o.reject_code.clone(),
+            reject_reason: o.reject_reason.clone(),
+            created_at: ts(o.created_at),
+            updated_at: ts(o.updated_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderList {
+    pub orders: Vec<OrderOut>,
+    pub count: usize,
+}
+
+/// A risk denial: the order as stored (status `denied`) and why.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeniedOut {
+    pub order: OrderOut,
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionOut {
+    pub account: String,
+    pub symbol: String,
+    /// Signed: positive long, negative short.
+    pub qty: String,
+    pub avg_price: String,
+    pub realized_pnl: String,
+    pub unrealized_pnl: String,
+    pub last_price: Option<String>,
+    pub commissions: String,
+}
+
+impl From<&PositionView> for PositionOut {
+    fn from(p: &PositionView) -> PositionOut {
+        PositionOut {
+            account: p.account.clone(),
+            symbol: p.symbol.to_string(),
+            qty: p.position.qty.to_string(),
+            avg_price: p.position.avg_price.to_string(),
+            realized_pnl: p.position.realized_pnl.to_string(),
+            unrealized_pnl: p.unrealized_pnl.to_string(),
+            last_price: p.last_price.map(|x| x.to_string()),
+            commissions: p.position.commissions.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PositionList {
+    pub positions: Vec<PositionOut>,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FillOut {
+    pub fill_id: String,
+    pub order_id: String,
+    pub account: String,
+    pub symbol: String,
+    pub side: String,
+    pub qty: String,
+    pub price: String,
+    pub commission: String,
+    pub realized_pnl: String,
+    pub at: String,
+}
+
+impl From<&FillRecord> for FillOut {
+    fn from(f: &FillRecord) -> FillOut {
+        FillOut {
+            fill_id: f.fill_id.to_string(),
+            order_id: f.order_id.to_string(),
+            account: f.account.clone(),
+            symbol: f.symbol.to_string(),
+            side: f.side.as_str().into(),
+            qty: f.qty.to_string(),
+            price: f.price.to_string(),
+            commission: f.commission.to_string(),
+            realized_pnl: f.realized_pnl.to_string(),
+            at: ts(f.at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FillList {
+    pub fills: Vec<FillOut>,
+    pub count: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountOut {
+    pub account: String,
+    pub currency: String,
+    pub starting_cash: String,
+    pub cash: String,
+    pub unrealized_pnl: String,
+    pub equity: String,
+    pub gross_exposure: String,
+    pub day_pnl: String,
+    /// `active`, `reducing` or `halted`.
+    pub trading_state: String,
+    pub open_orders: u32,
+}
+
+impl From<&AccountView> for AccountOut {
+    fn from(a: &AccountView) -> AccountOut {
+        AccountOut {
+            account: a.account.name.clone(),
+            currency: a.account.currency.clone(),
+            starting_cash: a.account.starting_cash.to_string(),
+            cash: a.account.cash.to_string(),
+            unrealized_pnl: a.unrealized_pnl.to_string(),
+            equity: a.equity.to_string(),
+            gross_exposure: a.gross_exposure.to_string(),
+            day_pnl: a.day_pnl.to_string(),
+            trading_state: a.state.as_str().into(),
+            open_orders: a.open_orders,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountList {
+    pub accounts: Vec<AccountOut>,
+}
+
+/// One account's risk state and limits (absent limit = rule off).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskOut {
+    pub account: String,
+    pub trading_state: String,
+    pub day_pnl: String,
+    pub gross_exposure: String,
+    pub open_orders: u32,
+    #[schema(value_type = Object)]
+    pub limits: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RiskList {
+    pub accounts: Vec<RiskOut>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateIn {
+    /// Default `paper`.
+    pub account: Option<String>,
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StateOut {
+    pub account: String,
+    pub trading_state: String,
+    pub changed: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ModifyIn {
+    pub qty: Option<DecimalIn>,
+    pub limit_price: Option<DecimalIn>,
+    pub stop_price: Option<DecimalIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSelector {
+    /// Only this account (default: every account).
+    pub account: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TickIn {
+    pub symbol: String,
+    pub price: DecimalIn,
+    pub bid: Option<DecimalIn>,
+    pub ask: Option<DecimalIn>,
+    pub size: Option<DecimalIn>,
+    /// RFC 3339; informational.
+    pub ts: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum TicksIn {
+    Batch(Vec<TickIn>),
+    Wrapped { ticks: Vec<TickIn> },
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderQuery {
+    pub status: Option<String>,
+    pub symbol: Option<String>,
+    pub limit: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AccountQuery {
+    pub account: Option<String>,
+    pub limit: Option<usize>,
+}
+
+fn order_id(text: &str) -> Result<u64, ApiError> {
+    text.parse::<u64>().map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("order {text:?} not found"),
+        )
+        .field("id")
+    })
+}
+
+/// Validate an order body into a `NewOrder` with the engine's instruments.
+pub async fn new_order(s: &AppState, body: &OrderIn) -> Result<NewOrder, ApiError> {
+    let spec = body.spec();
+    let instruments = s.engine.trading().read(|o| o.instruments().clone()).await?;
+    Ok(NewOrder::validate(&spec, &instruments)?)
+}
+
+#[utoipa::path(post, path = "/api/orders", tag = "trading", request_body = OrderIn,
+    responses((status = 201, body = OrderOut), (status = 200, description = "same client_order_id: the existing order", body = OrderOut),
+              (status = 400, body = ErrorBody), (status = 422, description = "denied by pre-trade risk", body = DeniedOut)))]
+pub async fn submit_order(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<OrderIn>,
+) -> ApiResult<Response> {
+    let order = new_order(&s, &body).await?;
+    let done = s.engine.trading().submit(order).await?;
+    let out = OrderOut::from(&done.order);
+    Ok(match done.denial {
+        Some(d) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(DeniedOut {
+                order: out,
+                error: ErrorDetail {
+                    code: d.code.code().into(),
+                    message: d.message,
+                    field: None,
+                },
+            }),
+        )
+            .into_response(),
+        None if done.duplicate => (StatusCode::OK, Json(out)).into_response(),
+        None => (StatusCode::CREATED, Json(out)).into_response(),
+    })
+}
+
+#[utoipa::path(get, path = "/api/orders", tag = "trading", params(OrderQuery), responses((status = 200, body = OrderList)))]
+pub async fn list_orders(
+    State(s): State<AppState>,
+    query: Result<Query<OrderQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<OrderList>> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let status = match q.status.as_deref() {
+        Some(t) => Some(OrderStatus::parse(t).ok_or_else(|| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_status",
+                format!("unknown order status {t:?}"),
+            )
+            .field("status")
+        })?),
+        None => None,
+    };
+    let symbol = q.symbol.as_deref().map(Symbol::parse).transpose()?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let orders: Vec<OrderOut> = s
+        .engine
+        .trading()
+        .orders(status, symbol, limit)
+        .await?
+        .iter()
+        .map(OrderOut::from)
+        .collect();
+    Ok(Json(OrderList {
+        count: orders.len(),
+        orders,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)),
+    responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody)))]
+pub async fn get_order(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderOut>> {
+    let n = order_id(&id)?;
+    let order = s.engine.trading().order(n).await?.ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("order {id} not found"),
+        )
+        .field("id")
+    })?;
+    Ok(Json(OrderOut::from(&order)))
+}
+
+#[utoipa::path(delete, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)),
+    responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn cancel_order(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<OrderOut>> {
+    let order = s.engine.trading().cancel(order_id(&id)?).await?;
+    Ok(Json(OrderOut::from(&order)))
+}
+
+#[utoipa::path(patch, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)), request_body = ModifyIn,
+    responses((status = 200, body = OrderOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn modify_order(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ModifyIn>,
+) -> ApiResult<Json<OrderOut>> {
+    let n = order_id(&id)?;
+    let qty = body
+        .qty
+        .as_ref()
+        .map(|d| decimal("qty", d).map(Qty))
+        .transpose()?;
+    let limit = body
+        .limit_price
+        .as_ref()
+        .map(|d| decimal("limit_price", d).map(Price))
+        .transpose()?;
+    let stop = body
+        .stop_price
+        .as_ref()
+        .map(|d| decimal("stop_price", d).map(Price))
+        .transpose()?;
+    let order = s.engine.trading().modify(n, qty, limit, stop).await?;
+    Ok(Json(OrderOut::from(&order)))
+}
+
+fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(crate::extract::parse_object::<AccountSelector>(body)?.account)
+}
+
+#[utoipa::path(post, path = "/api/orders/cancel-all", tag = "trading", request_body = Option<AccountSelector>,
+    responses((status = 200, description = "ids of the canceled orders")))]
+pub async fn cancel_all(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<Value>> {
+    let ids = s.engine.trading().cancel_all(selector(&body)?).await?;
+    Ok(Json(
+        json!({"canceled": ids.iter().map(u64::to_string).collect::<Vec<_>>(), "count": ids.len()}),
+    ))
+}
+
+#[utoipa::path(post, path = "/api/positions/flatten", tag = "trading", request_body = Option<AccountSelector>,
+    responses((status = 200, body = OrderList, description = "the closing orders")))]
+pub async fn flatten(
+    State(s): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<OrderList>> {
+    let done = s.engine.trading().flatten(selector(&body)?).await?;
+    let orders: Vec<OrderOut> = done.iter().map(|d| OrderOut::from(&d.order)).collect();
+    Ok(Json(OrderList {
+        count: orders.len(),
+        orders,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/positions", tag = "trading", params(AccountQuery), responses((status = 200, body = PositionList)))]
+pub async fn positions(
+    State(s): State<AppState>,
+    Query(q): Query<AccountQuery>,
+) -> ApiResult<Json<PositionList>> {
+    let positions: Vec<PositionOut> = s
+        .engine
+        .trading()
+        .positions(q.account)
+        .await?
+        .iter()
+        .map(PositionOut::from)
+        .collect();
+    Ok(Json(PositionList {
+        count: positions.len(),
+        positions,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/fills", tag = "trading", params(AccountQuery), responses((status = 200, body = FillList)))]
+pub async fn fills(
+    State(s): State<AppState>,
+    Query(q): Query<AccountQuery>,
+) -> ApiResult<Json<FillList>> {
+    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let fills: Vec<FillOut> = s
+        .engine
+        .trading()
+        .fills(limit)
+        .await?
+        .iter()
+        .filter(|f| q.account.as_deref().is_none_or(|a| a == f.account))
+        .map(FillOut::from)
+        .collect();
+    Ok(Json(FillList {
+        count: fills.len(),
+        fills,
+    }))
+}
+
+#[utoipa::path(get, path = "/api/accounts", tag = "trading", responses((status = 200, body = AccountList)))]
+pub async fn accounts(State(s): State<AppState>) -> ApiResult<Json<AccountList>> {
+    let accounts = s
+        .engine
+        .trading()
+        .accounts()
+        .await?
+        .iter()
+        .map(AccountOut::from)
+        .collect();
+    Ok(Json(AccountList { accounts }))
+}
+
+#[utoipa::path(get, path = "/api/risk", tag = "trading", responses((status = 200, body = RiskList)))]
+pub async fn risk(State(s): State<AppState>) -> ApiResult<Json<RiskList>> {
+    let accounts = s
+        .engine
+        .trading()
+        .accounts()
+        .await?
+        .iter()
+        .map(|a| {
+            let l = &a.limits;
+            let s = |v: Option<String>| v.map_or(Value::Null, Value::String);
+            RiskOut {
+                account: a.account.name.clone(),
+                trading_state: a.state.as_str().into(),
+                day_pnl: a.day_pnl.to_string(),
+                gross_exposure: a.gross_exposure.to_string(),
+                open_orders: a.open_orders,
+                limits: json!({
+                    "max_order_qty": s(l.max_order_qty.map(|x| x.to_string())),
+                    "max_order_notional": s(l.max_order_notional.map(|x| x.to_string())),
+                    "max_position": s(l.max_position.map(|x| x.to_string())),
+                    "max_gross_exposure": s(l.max_gross_exposure.map(|x| x.to_string())),
+                    "max_open_orders": l.max_open_orders,
+                    "max_order_rate": l.max_orders_per_window.map(|(n, w)| json!({"orders": n, "window_ms": w.as_millis() as u64})),
+                    "price_band_pct": s(l.price_band_pct.map(|x| x.to_string())),
+                    "allowed_symbols": l.allowed_symbols.as_ref().map(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
+                    "trading_hours": l.trading_hours.as_ref().map(|h| json!({"tz": h.tz.name(), "start": h.start.to_string(), "end": h.end.to_string()})),
+                    "daily_loss_limit": s(l.daily_loss_limit.map(|x| x.to_string())),
+                }),
+            }
+        })
+        .collect();
+    Ok(Json(RiskList { accounts }))
+}
+
+async fn change_state(s: &AppState, body: StateIn, cmd: StateCommand) -> ApiResult<Json<StateOut>> {
+    let account = body.account.unwrap_or_else(|| "paper".into());
+    let change = s.engine.trading().set_state(account.clone(), cmd).await?;
+    let state = s
+        .engine
+        .trading()
+        .accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.account.name == account)
+        .map(|a| a.state.as_str().to_string())
+        .unwrap_or_default();
+    Ok(Json(StateOut {
+        account,
+        trading_state: state,
+        changed: change.is_some(),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/risk/hardstop", tag = "trading", request_body = StateIn,
+    responses((status = 200, body = StateOut), (status = 400, body = ErrorBody)))]
+pub async fn hardstop(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<StateIn>,
+) -> ApiResult<Json<StateOut>> {
+    let cmd = StateCommand::Hardstop {
+        reason: body.reason.clone(),
+    };
+    change_state(&s, body, cmd).await
+}
+
+#[utoipa::path(post, path = "/api/risk/resume", tag = "trading", request_body = StateIn,
+    responses((status = 200, body = StateOut), (status = 400, body = ErrorBody)))]
+pub async fn resume(
+    State(s): State<AppState>,
+    JsonBody(body): JsonBody<StateIn>,
+) -> ApiResult<Json<StateOut>> {
+    let cmd = StateCommand::Resume {
+        reason: body.reason.clone(),
+    };
+    change_state(&s, body, cmd).await
+}
+
+#[utoipa::path(post, path = "/api/market/ticks", tag = "trading", request_body = TicksIn,
+    responses((status = 200, description = "how many ticks were applied"), (status = 400, body = ErrorBody)))]
+pub async fn ticks(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+    let parsed: TicksIn = crate::extract::parse(&body)?;
+    let list = match parsed {
+        TicksIn::Batch(v) | TicksIn::Wrapped { ticks: v } => v,
+    };
+    let instruments = s.engine.trading().read(|o| o.instruments().clone()).await?;
+    // Validate the whole batch first: a bad row applies nothing.
+    let mut batch = Vec::with_capacity(list.len());
+    for (i, t) in list.iter().enumerate() {
+        let at = |e: Invalid| ApiError::from(e.within(&format!("ticks[{i}]")));
+        let instrument = instruments.find(&t.symbol).map_err(at)?;
+        let price = |f: &str, d: &DecimalIn| -> Result<Price, ApiError> {
+            let p = Price(decimal(f, d).map_err(|e| e.field(format!("ticks[{i}].{f}")))?);
+            instrument.check_price(p, f).map_err(at)?;
+            Ok(p)
+        };
+        batch.push(Tick {
+            symbol: instrument.symbol.clone(),
+            price: price("price", &t.price)?,
+            bid: t.bid.as_ref().map(|d| price("bid", d)).transpose()?,
+            ask: t.ask.as_ref().map(|d| price("ask", d)).transpose()?,
+            size: t
+                .size
+                .as_ref()
+                .map(|d| decimal("size", d).map(Qty))
+                .transpose()?,
+        });
+    }
+    let n = s.engine.trading().ticks(batch).await?;
+    Ok(Json(json!({"applied": n})))
+}
+
+// ----- SSE ----------------------------------------------------------------------------------
+
+fn sse_from<T, F>(
+    rx: broadcast::Receiver<Arc<T>>,
+    render: F,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
+where
+    T: Send + Sync + 'static,
+    F: Fn(&T) -> Vec<SseEvent> + Send + 'static,
+{
+    let stream = stream::unfold(
+        (rx, render, Vec::<SseEvent>::new()),
+        |(mut rx, render, mut pending)| async move {
+            loop {
+                if let Some(ev) = pending.pop() {
+                    return Some((Ok(ev), (rx, render, pending)));
+                }
+                match rx.recv().await {
+                    Ok(item) => {
+                        pending = render(&item);
+                        pending.reverse();
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default()
+                            .event("lagged")
+                            .data(json!({"missed": n}).to_string());
+                        return Some((Ok(ev), (rx, render, pending)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+fn event(name: &str, v: impl Serialize) -> SseEvent {
+    SseEvent::default()
+        .event(name)
+        .data(serde_json::to_string(&v).unwrap_or_default())
+}
+
+/// Live prices: `event: tick`, `data: {"symbol","price","bid","ask"}`.
+pub async fn sse_spot(State(s): State<AppState>) -> impl IntoResponse {
+    sse_from(s.engine.trading().subscribe_spot(), |ticks: &Vec<Tick>| {
+        ticks
+            .iter()
+            .map(|t| {
+                event(
+                    "tick",
+                    json!({
+                        "symbol": t.symbol.as_str(),
+                        "price": t.price.to_string(),
+                        "bid": t.bid.map(|p| p.to_string()),
+                        "ask": t.ask.map(|p| p.to_string()),
+                    }),
+                )
+            })
+            .collect()
+    })
+}
+
+/// Order updates: `event: order`, `data: <order>` after every change.
+pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
+    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+        p.orders
+            .iter()
+            .map(|o| event("order", OrderOut::from(o)))
+            .collect()
+    })
+}
+
+/// Fills: `event: fill`, `data: <fill>`.
+pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
+    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+        p.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Filled(f) => Some(event("fill", FillOut::from(f))),
+                _ => None,
+            })
+            .collect()
+    })
+}
+
+/// Positions: `event: position`, `data: <position>` after every fill that changes one.
+pub async fn sse_positions(State(s): State<AppState>) -> impl IntoResponse {
+    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+        p.positions
+            .iter()
+            .map(|x| event("position", PositionOut::from(x)))
+            .collect()
+    })
+}
