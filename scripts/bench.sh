@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: bash scripts/bench.sh [intake|rate|startup|scheduler|criterion|all]
+# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -49,6 +49,27 @@ if [[ $what == intake || $what == all ]]; then
   stop
 fi
 
+cat > "$DATA.order.lua" <<'LUA'
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"symbol":"ES","side":"buy","qty":"1","type":"market"}'
+LUA
+
+if [[ $what == orders || $what == all ]]; then
+  echo "== POST /api/orders, durable ack, peak (wrk, 1 thread, 64 connections, 15 s)"
+  start
+  wrk -t1 -c64 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | sed -n '1,20p'
+  stop
+fi
+
+if [[ $what == orders-steady || $what == all ]]; then
+  secs=${ORDER_SECS:-300}
+  echo "== POST /api/orders at a steady 1,000 orders/s for $secs s (open loop)"
+  start
+  "$LOADGEN" rate "$URL/api/orders" --rate 1000 --secs "$secs" --body '{"symbol":"ES","side":"buy","qty":"1","type":"market"}'
+  stop
+fi
+
 if [[ $what == rate || $what == all ]]; then
   secs=${RATE_SECS:-60}
   echo "== /webhook at a steady 1,000 requests/s for $secs s (open loop)"
@@ -73,4 +94,6 @@ if [[ $what == criterion || $what == all ]]; then
   echo "== criterion (in-process)"
   cargo bench -p sovereign-store --bench group_commit
   cargo bench -p sovereign-core --bench schedule
+  cargo bench -p sovereign-core --bench risk
+  cargo bench -p sovereign-core --bench oms
 fi

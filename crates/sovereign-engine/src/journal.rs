@@ -2,6 +2,10 @@
 //!
 //! This is a storage format: fields are never renamed, only added (decoders tolerate missing
 //! optional fields). Decimal numbers are stored as exact strings.
+//!
+//! One command's events go into one journal row of kind `events` (a JSON array of
+//! `{"kind","at",...}` objects), so an order costs one insert however many events it makes.
+//! Rows of a single event kind are read too.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -24,8 +28,75 @@ pub struct DecodeError {
     pub reason: String,
 }
 
+/// All events of one command as one journal row.
+pub fn encode_batch(events: &[Event]) -> JournalEntry {
+    let mut at = DateTime::<Utc>::UNIX_EPOCH;
+    let items: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let (kind, when, mut v) = parts(e);
+            at = when;
+            v["kind"] = Value::String(kind.into());
+            v["at"] = Value::String(when.to_rfc3339());
+            v
+        })
+        .collect();
+    JournalEntry {
+        seq: 0,
+        at,
+        kind: "events".into(),
+        payload: Value::Array(items).to_string(),
+    }
+}
+
+/// Decode a journal row into its events, in order.
+pub fn decode_row(entry: &JournalEntry) -> Result<Vec<Event>, DecodeError> {
+    if entry.kind != "events" {
+        return decode(entry).map(|e| vec![e]);
+    }
+    let err = |reason: String| DecodeError {
+        seq: entry.seq,
+        kind: entry.kind.clone(),
+        reason,
+    };
+    let items: Vec<Value> = serde_json::from_str(&entry.payload).map_err(|e| err(e.to_string()))?;
+    items
+        .into_iter()
+        .map(|item| {
+            let kind = item
+                .get("kind")
+                .and_then(Value::as_str)
+                .ok_or_else(|| err("event without kind".into()))?;
+            let at = item
+                .get("at")
+                .and_then(Value::as_str)
+                .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                .map(|t| t.with_timezone(&Utc))
+                .ok_or_else(|| err("event without time".into()))?;
+            decode(&JournalEntry {
+                seq: entry.seq,
+                at,
+                kind: kind.to_string(),
+                payload: item.to_string(),
+            })
+        })
+        .collect()
+}
+
+/// One event as a single-event row.
 pub fn encode(event: &Event) -> JournalEntry {
-    let (kind, at, payload) = match event {
+    let (kind, at, payload) = parts(event);
+    JournalEntry {
+        seq: 0,
+        at,
+        kind: kind.to_string(),
+        payload: payload.to_string(),
+    }
+}
+
+/// An event's kind, time and JSON body.
+fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
+    match event {
         Event::OrderCreated(o) => ("order_created", o.created_at, order_json(o)),
         Event::OrderUpdated {
             order_id,
@@ -65,12 +136,6 @@ pub fn encode(event: &Event) -> JournalEntry {
                 "ask": quote.ask.map(|p| p.to_string()),
             }),
         ),
-    };
-    JournalEntry {
-        seq: 0,
-        at,
-        kind: kind.to_string(),
-        payload: payload.to_string(),
     }
 }
 

@@ -7,7 +7,7 @@
 //! writer keeps queue order, so the journal is exactly the order in which the OMS decided.
 //! Subscribers (SSE) get each command's events once they are durable.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -48,6 +48,7 @@ pub struct Tick {
 }
 
 type Reply<T> = oneshot::Sender<Result<T, TradingError>>;
+type Deliver = Box<dyn FnOnce() + Send>;
 
 /// What subscribers receive once a command's events are durable: the events, and the orders and
 /// positions as they stand after them.
@@ -72,13 +73,15 @@ enum Command {
     Flatten(Option<String>, Reply<Vec<Submitted>>),
     SetState(String, StateCommand, Reply<Option<StateChange>>),
     Ticks(Vec<Tick>, Option<Reply<usize>>),
-    Read(Box<dyn FnOnce(&Oms) + Send>),
+    /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
+    Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
 }
 
 /// Handle to the trading actor. Cheap to clone.
 #[derive(Clone)]
 pub struct Trading {
     tx: mpsc::UnboundedSender<Command>,
+    instruments: Arc<Instruments>,
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
 }
@@ -97,6 +100,7 @@ impl Trading {
         settings: TradingSettings,
         store: Store,
     ) -> Result<(Trading, usize), String> {
+        let instruments = Arc::new(settings.instruments.clone());
         let mut oms = Oms::new(settings.instruments, settings.paper, &settings.accounts);
         let mut after = 0i64;
         let mut replayed = 0usize;
@@ -108,9 +112,10 @@ impl Trading {
             let Some(last) = page.last() else { break };
             after = last.seq;
             for entry in &page {
-                let event = journal::decode(entry).map_err(|e| e.to_string())?;
-                oms.apply(&event);
-                replayed += 1;
+                for event in journal::decode_row(entry).map_err(|e| e.to_string())? {
+                    oms.apply(&event);
+                    replayed += 1;
+                }
             }
         }
         let (tx, rx) = mpsc::unbounded_channel();
@@ -122,9 +127,18 @@ impl Trading {
             events: events.clone(),
             spot: spot.clone(),
             failed: Arc::new(AtomicBool::new(false)),
+            pending: Arc::new(AtomicU64::new(0)),
         };
         tokio::spawn(actor.run(rx));
-        Ok((Trading { tx, events, spot }, replayed))
+        Ok((
+            Trading {
+                tx,
+                instruments,
+                events,
+                spot,
+            },
+            replayed,
+        ))
     }
 
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, TradingError> {
@@ -179,6 +193,11 @@ impl Trading {
         self.call(|r| Command::Ticks(ticks, Some(r))).await
     }
 
+    /// The instruments this engine trades (fixed at start).
+    pub fn instruments(&self) -> &Instruments {
+        &self.instruments
+    }
+
     /// Whether the actor has stopped.
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
@@ -197,7 +216,10 @@ impl Trading {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(Command::Read(Box::new(move |oms| {
-                let _ = tx.send(f(oms));
+                let value = f(oms);
+                Box::new(move || {
+                    let _ = tx.send(value);
+                })
             })))
             .map_err(|_| TradingError::Closed)?;
         rx.await.map_err(|_| TradingError::Closed)
@@ -253,13 +275,30 @@ struct Actor {
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
+    /// Journal rows queued but not yet durable.
+    pending: Arc<AtomicU64>,
 }
 
 impl Actor {
+    /// Run `deliver` once everything the OMS has decided so far is durable: an answer (a read,
+    /// a duplicate client order id, a refusal) must never show state a crash could still lose.
+    fn after_durable(&self, deliver: Deliver) {
+        if self.pending.load(Ordering::Acquire) == 0 {
+            deliver();
+            return;
+        }
+        let barrier = self.store.barrier();
+        tokio::spawn(async move {
+            let _ = barrier.await;
+            deliver();
+        });
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Some(cmd) = rx.recv().await {
             if let Command::Read(f) = cmd {
-                f(&self.oms);
+                let deliver = f(&self.oms);
+                self.after_durable(deliver);
                 continue;
             }
             let now = Utc::now();
@@ -377,16 +416,23 @@ impl Actor {
         result: Result<T, TradingError>,
     ) {
         if events.is_empty() {
-            let _ = reply.send(result);
+            self.after_durable(Box::new(move || {
+                let _ = reply.send(result);
+            }));
             return;
         }
-        let entries = events.iter().map(journal::encode).collect();
-        let durable = self.store.append_journal(entries);
+        let durable = self
+            .store
+            .append_journal(vec![journal::encode_batch(&events)]);
         let subscribers = self.events.clone();
         let published = (subscribers.receiver_count() > 0).then(|| self.snapshot(events));
         let failed = self.failed.clone();
+        let pending = self.pending.clone();
+        pending.fetch_add(1, Ordering::AcqRel);
         tokio::spawn(async move {
-            match durable.await {
+            let written = durable.await;
+            pending.fetch_sub(1, Ordering::AcqRel);
+            match written {
                 Ok(()) => {
                     if let Some(p) = published {
                         let _ = subscribers.send(Arc::new(p));

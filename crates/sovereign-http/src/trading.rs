@@ -378,9 +378,10 @@ fn order_id(text: &str) -> Result<u64, ApiError> {
 
 /// Validate an order body into a `NewOrder` with the engine's instruments.
 pub async fn new_order(s: &AppState, body: &OrderIn) -> Result<NewOrder, ApiError> {
-    let spec = body.spec();
-    let instruments = s.engine.trading().read(|o| o.instruments().clone()).await?;
-    Ok(NewOrder::validate(&spec, &instruments)?)
+    Ok(NewOrder::validate(
+        &body.spec(),
+        s.engine.trading().instruments(),
+    )?)
 }
 
 #[utoipa::path(post, path = "/api/orders", tag = "trading", request_body = OrderIn,
@@ -671,7 +672,7 @@ pub async fn ticks(State(s): State<AppState>, body: axum::body::Bytes) -> ApiRes
     let list = match parsed {
         TicksIn::Batch(v) | TicksIn::Wrapped { ticks: v } => v,
     };
-    let instruments = s.engine.trading().read(|o| o.instruments().clone()).await?;
+    let instruments = s.engine.trading().instruments();
     // Validate the whole batch first: a bad row applies nothing.
     let mut batch = Vec::with_capacity(list.len());
     for (i, t) in list.iter().enumerate() {

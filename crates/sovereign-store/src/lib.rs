@@ -166,6 +166,14 @@ impl Store {
         dispatch!(self, b => b.append_journal(entries))
     }
 
+    /// Queue a no-op write at once; the future resolves when every write queued before it is
+    /// durable (answer a reader only with state the disk already holds).
+    pub fn barrier(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        dispatch!(self, b => b.barrier())
+    }
+
     /// Journal entries with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn read_journal(
         &self,

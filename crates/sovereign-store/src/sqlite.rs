@@ -254,6 +254,20 @@ impl Sqlite {
         }
     }
 
+    /// Queue a no-op write now; resolves once every write queued before it is durable.
+    pub(crate) fn barrier(
+        &self,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.queue.send(Job::Write(WriteOp::Ping, tx)).is_ok();
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
+        }
+    }
+
     pub(crate) async fn read_journal(
         &self,
         after_seq: i64,

@@ -5,6 +5,11 @@
 
 mod client;
 
+/// mimalloc instead of the system allocator: the engine allocates many small short-lived
+/// objects from several threads, where glibc's arenas contend (measured in docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -6,13 +6,15 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 
 use crate::error::Invalid;
 use crate::trading::fixed::{Fixed, Price, Qty};
 
-/// An instrument's symbol: 1–32 characters of `[A-Z0-9._-]` (upper-cased on parse).
+/// An instrument's symbol: 1–32 characters of `[A-Z0-9._-!/]` (upper-cased on parse). Shared
+/// text: cloning a symbol (which every order, fill and event does) costs a reference count.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Symbol(String);
+pub struct Symbol(Arc<str>);
 
 impl Symbol {
     pub fn parse(text: &str) -> Result<Symbol, Invalid> {
@@ -25,7 +27,7 @@ impl Symbol {
                 format!("{text:?} is not a symbol"),
             ));
         }
-        Ok(Symbol(s))
+        Ok(Symbol(Arc::from(s)))
     }
 
     pub fn as_str(&self) -> &str {

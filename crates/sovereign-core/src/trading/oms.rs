@@ -6,7 +6,9 @@
 //! of the same events through [`Oms::apply`] rebuilds exactly the same state: that is recovery.
 //! Nothing here does I/O or reads the clock; `now` is passed in.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
@@ -19,6 +21,39 @@ use crate::trading::position::{Account, Fill, Position};
 use crate::trading::risk::{
     self, RiskContext, RiskDenial, RiskLimits, StateChange, StateCommand, TradingState,
 };
+
+/// The OMS's maps are keyed by its own ids and symbols, not by attacker-chosen text at scale, so
+/// they use a fast multiplicative hash (FxHash, as in rustc) instead of SipHash.
+type Map<K, V> = std::collections::HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+#[derive(Default)]
+struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// One account's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +134,7 @@ struct Book {
     account: Account,
     state: TradingState,
     limits: RiskLimits,
-    positions: HashMap<Symbol, Position>,
+    positions: Map<Symbol, Position>,
     open_orders: u32,
     recent: VecDeque<DateTime<Utc>>,
     day: Option<NaiveDate>,
@@ -132,13 +167,14 @@ pub struct AccountView {
 /// The OMS state.
 #[derive(Debug, Clone)]
 pub struct Oms {
-    instruments: Instruments,
+    instruments: Arc<Instruments>,
     paper: PaperConfig,
-    books: HashMap<String, Book>,
-    orders: HashMap<u64, Order>,
-    working: HashMap<Symbol, Vec<u64>>,
-    client_ids: HashMap<(String, String), u64>,
-    quotes: HashMap<Symbol, Quote>,
+    books: Map<String, Book>,
+    /// By id; a B-tree so growth never rehashes (and ids ascend, so inserts append).
+    orders: BTreeMap<u64, Order>,
+    working: Map<Symbol, Vec<u64>>,
+    client_ids: Map<(String, String), u64>,
+    quotes: Map<Symbol, Quote>,
     fills: Vec<FillRecord>,
     next_order_id: u64,
     next_fill_id: u64,
@@ -160,7 +196,7 @@ impl Oms {
                     account: Account::new(a.name.clone(), a.starting_cash),
                     state: TradingState::Active,
                     limits: a.limits.clone(),
-                    positions: HashMap::new(),
+                    positions: Map::default(),
                     open_orders: 0,
                     recent: VecDeque::new(),
                     day: None,
@@ -170,13 +206,13 @@ impl Oms {
             })
             .collect();
         Oms {
-            instruments,
+            instruments: Arc::new(instruments),
             paper,
             books,
-            orders: HashMap::new(),
-            working: HashMap::new(),
-            client_ids: HashMap::new(),
-            quotes: HashMap::new(),
+            orders: BTreeMap::new(),
+            working: Map::default(),
+            client_ids: Map::default(),
+            quotes: Map::default(),
             fills: Vec::new(),
             next_order_id: 1,
             next_fill_id: 1,
@@ -222,7 +258,8 @@ impl Oms {
                 }
             }
         }
-        let instrument = self.instruments.get(&new.symbol).cloned().ok_or_else(|| {
+        let instruments = Arc::clone(&self.instruments);
+        let instrument = instruments.get(&new.symbol).ok_or_else(|| {
             OmsError::Invalid(Invalid::new(
                 "unknown_symbol",
                 "symbol",
@@ -233,7 +270,7 @@ impl Oms {
         let order = Order::new(id, new, now);
         self.emit(Event::OrderCreated(order), out);
 
-        let verdict = self.risk_check(id, &instrument, now, flattening);
+        let verdict = self.risk_check(id, instrument, now, flattening);
         if let Err(denial) = &verdict {
             self.emit(
                 Event::OrderUpdated {
@@ -255,7 +292,7 @@ impl Oms {
                 },
                 out,
             );
-            self.work(id, &instrument, now, out);
+            self.work(id, instrument, now, out);
         }
         let order = self
             .orders
@@ -279,13 +316,12 @@ impl Oms {
         let Some(order) = self.orders.get(&id) else {
             return Ok(());
         };
-        let account = order.request.account.clone();
-        let symbol = order.request.symbol.clone();
-        let last_price = self.quotes.get(&symbol).and_then(|q| q.last);
+        let (account, symbol) = (order.request.account.as_str(), &order.request.symbol);
+        let last_price = self.quotes.get(symbol).and_then(|q| q.last);
         let (mut open_buy, mut open_sell) = (Qty::ZERO, Qty::ZERO);
         for oid in self
             .working
-            .get(&symbol)
+            .get(symbol)
             .map(Vec::as_slice)
             .unwrap_or_default()
         {
@@ -298,16 +334,16 @@ impl Oms {
                 }
             }
         }
-        let gross = self.gross_exposure(&account);
-        let day_pnl = self.day_pnl(&account, now);
+        let gross = self.gross_exposure(account);
+        let day_pnl = self.day_pnl(account, now);
         let cutoff = now - self.rate_window;
-        let Some(book) = self.books.get_mut(&account) else {
+        let Some(book) = self.books.get_mut(account) else {
             return Ok(());
         };
         while book.recent.front().is_some_and(|t| *t < cutoff) {
             book.recent.pop_front();
         }
-        let position = book.positions.get(&symbol).map_or(Qty::ZERO, |p| p.qty);
+        let position = book.positions.get(symbol).map_or(Qty::ZERO, |p| p.qty);
         let state = match (book.state, flattening) {
             (TradingState::Halted, true) => TradingState::Reducing,
             (s, _) => s,
@@ -326,7 +362,7 @@ impl Oms {
             day_pnl,
         };
         let verdict = risk::check(&order.request, &book.limits, &ctx);
-        if verdict.is_ok() {
+        if verdict.is_ok() && book.limits.max_orders_per_window.is_some() {
             book.recent.push_back(now);
         }
         verdict
@@ -533,10 +569,9 @@ impl Oms {
                 status: order.status,
             });
         }
-        let instrument = self
-            .instruments
+        let instruments = Arc::clone(&self.instruments);
+        let instrument = instruments
             .get(&order.request.symbol)
-            .cloned()
             .ok_or(OmsError::UnknownOrder(id))?;
         if qty.is_none() && limit_price.is_none() && stop_price.is_none() {
             return Err(Invalid::new(
@@ -595,7 +630,7 @@ impl Oms {
             },
             out,
         );
-        self.work(id, &instrument, now, out);
+        self.work(id, instrument, now, out);
         self.orders
             .get(&id)
             .cloned()
@@ -688,12 +723,13 @@ impl Oms {
             }
         };
         self.quotes.insert(symbol.clone(), merged);
-        let Some(instrument) = self.instruments.get(symbol).cloned() else {
+        let instruments = Arc::clone(&self.instruments);
+        let Some(instrument) = instruments.get(symbol) else {
             return;
         };
         let ids: Vec<u64> = self.working.get(symbol).cloned().unwrap_or_default();
         for id in ids {
-            self.work(id, &instrument, now, out);
+            self.work(id, instrument, now, out);
         }
         let accounts: Vec<String> = self
             .books
@@ -845,14 +881,14 @@ impl Oms {
         symbol: Option<&Symbol>,
         limit: usize,
     ) -> Vec<Order> {
-        let mut v: Vec<&Order> = self
-            .orders
+        self.orders
             .values()
+            .rev()
             .filter(|o| status.is_none_or(|s| o.status == s))
             .filter(|o| symbol.is_none_or(|s| &o.request.symbol == s))
-            .collect();
-        v.sort_unstable_by_key(|o| std::cmp::Reverse(o.id));
-        v.into_iter().take(limit).cloned().collect()
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     /// Fills, newest first.

@@ -196,6 +196,18 @@ impl Engine {
         }
     }
 
+    /// Send SIGKILL (no graceful shutdown, nothing flushed) and reap the process; the data dir
+    /// stays, so [`Engine::resume`] starts again on exactly what the engine left on disk.
+    pub fn kill9(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("engine is running");
+        let kill = Command::new("kill")
+            .args(["-KILL", &child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(kill.success(), "kill -KILL failed: {kill}");
+        child.wait().expect("reap sovereign")
+    }
+
     /// Start again on the same data dir and config (after [`Engine::stop`]).
     pub fn resume(mut self) -> Engine {
         assert!(self.child.is_none(), "stop the engine before resuming it");
@@ -272,6 +284,22 @@ impl Engine {
             &[("content-type", "application/json")],
         )
         .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::PATCH,
+            path,
+            Some(body.to_string().into_bytes()),
+            &[("content-type", "application/json")],
+        )
+        .await
+    }
+
+    /// A clone of the engine's HTTP client, for requests that must survive the engine dying
+    /// under them (the helpers above panic when a connection fails).
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
