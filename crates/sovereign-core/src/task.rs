@@ -14,6 +14,10 @@ use crate::calendar::Calendars;
 use crate::error::Invalid;
 use crate::retry::Backoff;
 use crate::schedule::{parse_duration, Schedule, ScheduleSpec};
+use crate::trading::fixed::{Fixed, Qty};
+use crate::trading::instrument::{Instruments, Symbol};
+use crate::trading::order::{NewOrder, OrderSpec};
+use crate::trading::signal::Target;
 
 /// A task id: 1–128 characters of `[A-Za-z0-9_.:-]`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -49,13 +53,17 @@ pub enum HandlerKind {
     LogSignal,
     HttpRequest,
     Command,
+    PlaceOrder,
+    Rebalance,
 }
 
 impl HandlerKind {
-    pub const ALL: [HandlerKind; 3] = [
+    pub const ALL: [HandlerKind; 5] = [
         HandlerKind::LogSignal,
         HandlerKind::HttpRequest,
         HandlerKind::Command,
+        HandlerKind::PlaceOrder,
+        HandlerKind::Rebalance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -63,6 +71,8 @@ impl HandlerKind {
             HandlerKind::LogSignal => "log_signal",
             HandlerKind::HttpRequest => "http_request",
             HandlerKind::Command => "command",
+            HandlerKind::PlaceOrder => "place_order",
+            HandlerKind::Rebalance => "rebalance",
         }
     }
 
@@ -71,7 +81,7 @@ impl HandlerKind {
             return Ok(kind);
         }
         let known: Vec<&str> = HandlerKind::ALL.iter().map(|k| k.as_str()).collect();
-        let planned = ["place_order", "rebalance", "notify"];
+        let planned = ["notify", "ai_signal"];
         let message = if planned.contains(&text) {
             format!(
                 "handler {text:?} is not available in this build yet; known handlers: {}",
@@ -232,10 +242,12 @@ pub struct TaskSpec {
 }
 
 /// What the engine's configuration allows handlers to do; consulted at validation time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct HandlerRules {
     /// Programs the `command` handler may run (exact argv[0] as written). Empty: `command` is off.
     pub command_allow: Vec<String>,
+    /// What `place_order` and `rebalance` may trade.
+    pub instruments: Instruments,
 }
 
 impl HandlerRules {
@@ -339,6 +351,139 @@ fn check_payload(
             let spec = CommandSpec::from_payload(payload)?;
             rules.check_command(&spec.argv[0])
         }
+        HandlerKind::PlaceOrder => {
+            NewOrder::validate(&order_spec_from_payload(payload)?, &rules.instruments)
+                .map(|_| ())
+                .map_err(|e| e.within("payload"))
+        }
+        HandlerKind::Rebalance => {
+            RebalanceSpec::from_payload(payload, &rules.instruments).map(|_| ())
+        }
+    }
+}
+
+/// The `place_order` handler's payload: an order as `POST /api/orders` takes it. Decimal fields
+/// may be JSON strings or numbers; `client_order_id` may hold `{{path}}` templates (rendered at
+/// run time, e.g. `"rebal-{{trigger.scheduled_for}}"`, so a retried run is not traded twice).
+pub fn order_spec_from_payload(payload: &Value) -> Result<OrderSpec, Invalid> {
+    let obj = payload.as_object().ok_or_else(|| {
+        Invalid::new(
+            "invalid_payload",
+            "payload",
+            "place_order needs an order object",
+        )
+    })?;
+    let text = |k: &str, required: bool| -> Result<Option<String>, Invalid> {
+        match obj.get(k) {
+            None | Some(Value::Null) if !required => Ok(None),
+            None | Some(Value::Null) => Err(Invalid::new(
+                "invalid_payload",
+                format!("payload.{k}"),
+                format!("place_order needs {k}"),
+            )),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(_) => Err(Invalid::new(
+                "invalid_payload",
+                format!("payload.{k}"),
+                format!("{k} must be a string or number"),
+            )),
+        }
+    };
+    Ok(OrderSpec {
+        account: text("account", false)?,
+        symbol: text("symbol", true)?.unwrap_or_default(),
+        side: text("side", true)?.unwrap_or_default(),
+        qty: text("qty", true)?.unwrap_or_default(),
+        order_type: text("type", false)?,
+        limit_price: text("limit_price", false)?,
+        stop_price: text("stop_price", false)?,
+        tif: text("tif", false)?,
+        client_order_id: text("client_order_id", false)?,
+    })
+}
+
+/// The `rebalance` handler's payload:
+/// `{"account"?: "paper", "targets": {"SPY": {"weight": "0.6"}, "ES": {"qty": "-1"}}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebalanceSpec {
+    pub account: String,
+    pub targets: Vec<(Symbol, Target)>,
+}
+
+impl RebalanceSpec {
+    pub fn from_payload(
+        payload: &Value,
+        instruments: &Instruments,
+    ) -> Result<RebalanceSpec, Invalid> {
+        let bad = |f: String, m: &str| Invalid::new("invalid_payload", f, m.to_string());
+        let obj = payload
+            .as_object()
+            .ok_or_else(|| bad("payload".into(), "rebalance needs an object with targets"))?;
+        let account = match obj.get("account") {
+            None | Some(Value::Null) => "paper".to_string(),
+            Some(Value::String(a)) => a.clone(),
+            Some(_) => return Err(bad("payload.account".into(), "account must be a string")),
+        };
+        let targets = obj
+            .get("targets")
+            .and_then(Value::as_object)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| {
+                bad(
+                    "payload.targets".into(),
+                    "targets must be a non-empty object of symbol → {qty|weight}",
+                )
+            })?;
+        let mut out = Vec::new();
+        for (sym, t) in targets {
+            let field = format!("payload.targets.{sym}");
+            let instrument = instruments
+                .find(sym)
+                .map_err(|e| Invalid::new(e.code, field.clone(), e.message))?;
+            let num = |k: &str| -> Option<Result<Fixed, Invalid>> {
+                t.get(k).map(|v| {
+                    let text = match v {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        _ => String::new(),
+                    };
+                    Fixed::parse(&text).map_err(|e| {
+                        Invalid::new("invalid_number", format!("{field}.{k}"), e.to_string())
+                    })
+                })
+            };
+            let target = match (num("qty"), num("weight")) {
+                (Some(q), None) => {
+                    let q = Qty(q?);
+                    if !q.0.is_multiple_of(instrument.qty_step.0) {
+                        return Err(Invalid::new(
+                            "qty_off_step",
+                            format!("{field}.qty"),
+                            format!("{q} is not a multiple of {}", instrument.qty_step),
+                        ));
+                    }
+                    Target::Qty(q)
+                }
+                (None, Some(w)) => {
+                    let w = w?;
+                    if w.is_negative() || w > Fixed::ONE {
+                        return Err(Invalid::new(
+                            "invalid_weight",
+                            format!("{field}.weight"),
+                            "weight must be between 0 and 1",
+                        ));
+                    }
+                    Target::Weight(w)
+                }
+                _ => return Err(bad(field, "give exactly one of qty or weight")),
+            };
+            out.push((instrument.symbol.clone(), target));
+        }
+        Ok(RebalanceSpec {
+            account,
+            targets: out,
+        })
     }
 }
 

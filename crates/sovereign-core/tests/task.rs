@@ -34,6 +34,7 @@ fn validate(s: TaskSpec, rules: &HandlerRules) -> Result<Task, (String, Option<S
 fn invalid_specs_name_code_and_field() {
     let echo_allowed = HandlerRules {
         command_allow: vec!["echo".into()],
+        ..Default::default()
     };
     let none_allowed = HandlerRules::default();
     type Edit = fn(&mut TaskSpec);
@@ -75,7 +76,7 @@ fn invalid_specs_name_code_and_field() {
         ),
         (
             "planned handler",
-            |s| s.handler = "place_order".into(),
+            |s| s.handler = "notify".into(),
             &none_allowed,
             "unknown_handler",
             "handler",
@@ -322,6 +323,7 @@ fn command_spec_parses_env_and_cwd() {
     assert_eq!(c.cwd.as_deref(), Some("/tmp"));
     let rules = HandlerRules {
         command_allow: vec!["echo".into()],
+        ..Default::default()
     };
     assert!(rules.check_command("echo").is_ok());
     assert!(

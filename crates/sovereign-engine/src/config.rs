@@ -19,7 +19,9 @@ use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
 use sovereign_core::trading::instrument::{AssetClass, Instrument, Instruments, Symbol};
 use sovereign_core::trading::matching::PaperConfig;
 use sovereign_core::trading::oms::AccountConfig;
+use sovereign_core::trading::order::Tif;
 use sovereign_core::trading::risk::{RiskLimits, TradingHours};
+use sovereign_core::trading::signal::StrategyRule;
 use sovereign_core::webhook::{Route, SourceAuth};
 
 use crate::trading::TradingSettings;
@@ -42,6 +44,46 @@ pub struct ConfigFile {
     pub tasks: BTreeMap<String, TaskFile>,
     #[serde(default)]
     pub trading: TradingFile,
+    #[serde(default)]
+    pub signals: BTreeMap<String, SignalFile>,
+}
+
+/// `[signals.NAME]`: how alerts posted to `/api/signals/NAME` become orders.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalFile {
+    /// Must equal the alert body's `secret` (TradingView cannot set headers).
+    pub secret: String,
+    pub account: Option<String>,
+    /// Ticker → symbol, e.g. `"ES1!" = "ES"`.
+    #[serde(default)]
+    pub symbols: BTreeMap<String, String>,
+    /// A fixed quantity per alert ("2"), or "signal" to use the alert's contracts/qty (default).
+    pub qty: Option<String>,
+    /// An opposite alert closes and reverses the position (default true).
+    pub reverse: Option<bool>,
+    /// Use the alert's price as a limit (default false: market orders).
+    pub use_signal_price: Option<bool>,
+    pub tif: Option<String>,
+    pub dedup_window: Option<String>,
+}
+
+/// A configured strategy.
+#[derive(Clone)]
+pub struct StrategySettings {
+    pub rule: StrategyRule,
+    pub secret: String,
+    pub dedup_window: Duration,
+}
+
+impl std::fmt::Debug for StrategySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrategySettings")
+            .field("rule", &self.rule)
+            .field("secret", &"<redacted>")
+            .field("dedup_window", &self.dedup_window)
+            .finish()
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +268,7 @@ pub struct Settings {
     pub trading: TradingSettings,
     pub synthetic_feed: bool,
     pub feed_interval: Duration,
+    pub signals: BTreeMap<String, StrategySettings>,
 }
 
 impl Default for Settings {
@@ -239,7 +282,10 @@ impl Default for Settings {
             results_max_age: Some(Duration::from_secs(30 * 24 * 3600)),
             results_max_count: Some(100_000),
             prune_interval: Duration::from_secs(600),
-            handler_rules: HandlerRules::default(),
+            handler_rules: HandlerRules {
+                command_allow: Vec::new(),
+                instruments: Instruments::builtin(),
+            },
             http_max_response_bytes: 64 * 1024,
             calendars: Calendars::with_builtins(),
             dedup_window: Duration::from_secs(600),
@@ -257,6 +303,7 @@ impl Default for Settings {
             },
             synthetic_feed: true,
             feed_interval: Duration::from_millis(500),
+            signals: BTreeMap::new(),
         }
     }
 }
@@ -389,6 +436,12 @@ impl Settings {
             });
         }
         note(trading(file.trading, &mut s));
+        s.handler_rules.instruments = s.trading.instruments.clone();
+        for (name, f) in file.signals {
+            note(strategy(&name, f, &s).map(|st| {
+                s.signals.insert(name.clone(), st);
+            }));
+        }
         for (id, t) in file.tasks {
             let spec = TaskSpec {
                 task_id: id.clone(),
@@ -414,6 +467,61 @@ impl Settings {
             Err(problems)
         }
     }
+}
+
+fn strategy(name: &str, f: SignalFile, s: &Settings) -> Result<StrategySettings, Invalid> {
+    let field = |k: &str| format!("signals.{name}.{k}");
+    if f.secret.len() < 8 {
+        return Err(Invalid::new(
+            "weak_secret",
+            field("secret"),
+            "the secret must be at least 8 characters",
+        ));
+    }
+    let account = f.account.unwrap_or_else(|| "paper".into());
+    if !s.trading.accounts.iter().any(|a| a.name == account) {
+        return Err(Invalid::new(
+            "unknown_account",
+            field("account"),
+            format!("no trading account {account:?}"),
+        ));
+    }
+    let symbols = f
+        .symbols
+        .iter()
+        .map(|(ticker, sym)| {
+            s.trading
+                .instruments
+                .find(sym)
+                .map(|i| (ticker.clone(), i.symbol.clone()))
+                .map_err(|e| Invalid::new(e.code, field(&format!("symbols.{ticker}")), e.message))
+        })
+        .collect::<Result<_, _>>()?;
+    let fixed_qty = match f.qty.as_deref() {
+        None | Some("signal") => None,
+        Some(q) => Some(Qty(fixed_field(&field("qty"), q)?)),
+    };
+    let tif = match f.tif.as_deref() {
+        Some(t) => Tif::parse(t).map_err(|e| e.within(&format!("signals.{name}")))?,
+        None => Tif::Day,
+    };
+    let dedup_window = match &f.dedup_window {
+        Some(w) => parse_duration(&field("dedup_window"), w)?,
+        None => Duration::from_secs(600),
+    };
+    Ok(StrategySettings {
+        rule: StrategyRule {
+            name: name.to_string(),
+            account,
+            symbols,
+            fixed_qty,
+            reverse: f.reverse.unwrap_or(true),
+            use_signal_price: f.use_signal_price.unwrap_or(false),
+            tif,
+        },
+        secret: f.secret,
+        dedup_window,
+    })
 }
 
 fn fixed_field(field: &str, text: &str) -> Result<Fixed, Invalid> {

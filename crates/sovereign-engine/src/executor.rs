@@ -21,7 +21,8 @@ use tokio::sync::{watch, Notify};
 use crate::config::Settings;
 use crate::handlers;
 use crate::scheduler::{Fire, Scheduler};
-use crate::trading::Trading;
+use crate::signals::SignalDedup;
+use crate::trading::{Trading, TradingError};
 
 /// Every way an engine operation can fail, each with a fixed meaning for the API.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,14 @@ pub enum EngineError {
     ShuttingDown,
     #[error("store: {0}")]
     Store(StoreError),
+    #[error("{0}")]
+    Trading(TradingError),
+}
+
+impl From<TradingError> for EngineError {
+    fn from(e: TradingError) -> Self {
+        EngineError::Trading(e)
+    }
 }
 
 impl From<Invalid> for EngineError {
@@ -175,6 +184,7 @@ pub struct Engine {
     started: Instant,
     lifecycle: Lifecycle,
     trading: Trading,
+    pub(crate) signal_dedup: SignalDedup,
 }
 
 impl Engine {
@@ -231,6 +241,7 @@ impl Engine {
                     idle: Notify::new(),
                     cancel: watch::channel(false).0,
                 },
+                signal_dedup: SignalDedup::new(settings.signals.iter()),
                 settings,
                 trading,
             }

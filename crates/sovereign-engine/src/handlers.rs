@@ -5,8 +5,14 @@
 use std::process::Stdio;
 
 use serde_json::{json, Value};
-use sovereign_core::task::{CommandSpec, HandlerKind, HttpRequestSpec, Task};
+use sovereign_core::error::Invalid;
+use sovereign_core::task::{
+    order_spec_from_payload, CommandSpec, HandlerKind, HttpRequestSpec, RebalanceSpec, Task,
+};
 use sovereign_core::template::{render, render_value};
+use sovereign_core::trading::oms::Submitted;
+use sovereign_core::trading::order::NewOrder;
+use sovereign_core::trading::signal;
 use tokio::io::AsyncReadExt;
 
 use crate::executor::Engine;
@@ -31,6 +37,82 @@ pub(crate) async fn run(engine: &Engine, task: &Task, ctx: &Value) -> Result<Val
         HandlerKind::LogSignal => Ok(log_signal(task, ctx)),
         HandlerKind::HttpRequest => http_request(engine, task, ctx).await,
         HandlerKind::Command => command(engine, task, ctx).await,
+        HandlerKind::PlaceOrder => place_order(engine, task, ctx).await,
+        HandlerKind::Rebalance => rebalance(engine, task).await,
+    }
+}
+
+fn order_output(s: &Submitted) -> Value {
+    crate::journal::order_json(&s.order)
+}
+
+async fn place_order(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Failure> {
+    let mut spec =
+        order_spec_from_payload(&task.payload).map_err(|e| Failure::new(e.to_string()))?;
+    spec.client_order_id = spec.client_order_id.map(|c| render(&c, ctx));
+    let order = NewOrder::validate(&spec, engine.trading().instruments())
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let done = engine
+        .trading()
+        .submit(order)
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let output = json!({"order": order_output(&done), "duplicate": done.duplicate});
+    match done.denial {
+        Some(d) => Err(Failure {
+            message: format!("denied by risk: {}: {}", d.code.code(), d.message),
+            output,
+        }),
+        None => Ok(output),
+    }
+}
+
+async fn rebalance(engine: &Engine, task: &Task) -> Result<Value, Failure> {
+    let spec = RebalanceSpec::from_payload(&task.payload, engine.trading().instruments())
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let instruments = engine.trading().instruments().clone();
+    let done = engine
+        .trading()
+        .submit_planned(Box::new(move |oms| {
+            let equity = oms.equity(&spec.account).ok_or_else(|| {
+                Invalid::new(
+                    "unknown_account",
+                    "payload.account",
+                    format!("no trading account {:?}", spec.account),
+                )
+            })?;
+            signal::rebalance(
+                &spec.account,
+                &spec.targets,
+                |s| oms.position_qty(&spec.account, s),
+                |s| oms.quote(s).and_then(|q| q.last),
+                equity,
+                &instruments,
+            )
+        }))
+        .await
+        .map_err(|e| Failure::new(e.to_string()))?;
+    let denied: Vec<String> = done
+        .iter()
+        .filter_map(|d| {
+            d.denial.as_ref().map(|x| {
+                format!(
+                    "{} {}: {}",
+                    d.order.request.symbol,
+                    x.code.code(),
+                    x.message
+                )
+            })
+        })
+        .collect();
+    let output = json!({"orders": done.iter().map(order_output).collect::<Vec<_>>()});
+    if denied.is_empty() {
+        Ok(output)
+    } else {
+        Err(Failure {
+            message: format!("denied by risk: {}", denied.join("; ")),
+            output,
+        })
     }
 }
 

@@ -6,6 +6,7 @@
 //! - `scheduler`: an actor owning the timer heap; fires due tasks into the executor.
 //! - `handlers`: the built-in handlers (`log_signal`, `http_request`, `command`).
 //! - [`webhooks`]: webhook intake (auth, dedup, routing, durable record).
+//! - [`signals`]: strategy alerts (TradingView) → planned orders through risk.
 //! - [`trading`]: the trading actor around the pure OMS: journal first, then answer.
 //! - [`journal`]: the journal's encoding of OMS events; [`feed`]: the synthetic price feed.
 //!
@@ -20,6 +21,7 @@ pub mod feed;
 mod handlers;
 pub mod journal;
 mod scheduler;
+pub mod signals;
 pub mod trading;
 pub mod webhooks;
 

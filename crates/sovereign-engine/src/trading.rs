@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
+use sovereign_core::error::Invalid;
 use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::{PaperConfig, Quote};
@@ -49,6 +50,8 @@ pub struct Tick {
 
 type Reply<T> = oneshot::Sender<Result<T, TradingError>>;
 type Deliver = Box<dyn FnOnce() + Send>;
+/// Decides orders from the OMS state at the moment they are submitted (signals, rebalancing).
+pub type Planner = Box<dyn FnOnce(&Oms) -> Result<Vec<NewOrder>, Invalid> + Send>;
 
 /// What subscribers receive once a command's events are durable: the events, and the orders and
 /// positions as they stand after them.
@@ -73,6 +76,7 @@ enum Command {
     Flatten(Option<String>, Reply<Vec<Submitted>>),
     SetState(String, StateCommand, Reply<Option<StateChange>>),
     Ticks(Vec<Tick>, Option<Reply<usize>>),
+    Planned(Planner, Reply<Vec<Submitted>>),
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
 }
@@ -149,6 +153,12 @@ impl Trading {
 
     pub async fn submit(&self, order: NewOrder) -> Result<Submitted, TradingError> {
         self.call(|r| Command::Submit(order, r)).await
+    }
+
+    /// Plan orders from the current state and submit them, atomically: nothing else happens in
+    /// between, so a signal's "reverse the position" sees the position it reverses.
+    pub async fn submit_planned(&self, planner: Planner) -> Result<Vec<Submitted>, TradingError> {
+        self.call(|r| Command::Planned(planner, r)).await
     }
 
     pub async fn cancel(&self, id: u64) -> Result<Order, TradingError> {
@@ -369,6 +379,17 @@ impl Actor {
                         }
                     }
                 }
+                Command::Planned(planner, reply) => {
+                    let r = match planner(&self.oms) {
+                        Ok(orders) => orders
+                            .into_iter()
+                            .map(|o| self.oms.submit(o, now, &mut out))
+                            .collect::<Result<Vec<_>, _>>()
+                            .map_err(TradingError::from),
+                        Err(e) => Err(TradingError::Oms(OmsError::Invalid(e))),
+                    };
+                    self.commit(out, reply, r);
+                }
                 Command::Read(_) => {}
             }
         }
@@ -469,6 +490,7 @@ fn refuse(cmd: Command) {
                 drop(r.send(e()));
             }
         }
+        Command::Planned(_, r) => drop(r.send(e())),
         Command::Read(_) => {}
     }
 }

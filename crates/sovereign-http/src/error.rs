@@ -99,6 +99,7 @@ impl From<EngineError> for ApiError {
             EngineError::ShuttingDown => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
             }
+            EngineError::Trading(t) => t.into(),
             EngineError::Store(err) => {
                 tracing::error!(error = %err, "store error while serving a request");
                 ApiError::new(

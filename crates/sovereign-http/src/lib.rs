@@ -79,6 +79,7 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/risk/hardstop", post(trading::hardstop))
         .route("/api/risk/resume", post(trading::resume))
         .route("/api/market/ticks", post(trading::ticks))
+        .route("/api/signals/{strategy}", post(trading::signal))
         .route("/sse/spot", get(trading::sse_spot))
         .route("/sse/orders", get(trading::sse_orders))
         .route("/sse/fills", get(trading::sse_fills))

@@ -50,6 +50,7 @@ use crate::wire::*;
         trading::hardstop,
         trading::resume,
         trading::ticks,
+        trading::signal,
     ),
     components(schemas(
         ErrorBody,
@@ -88,7 +89,9 @@ use crate::wire::*;
         AccountSelector,
         TickIn,
         TicksIn,
-        DecimalIn
+        DecimalIn,
+        SignalIn,
+        SignalOut
     ))
 )]
 struct ApiDoc;

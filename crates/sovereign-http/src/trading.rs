@@ -793,3 +793,92 @@ pub async fn sse_positions(State(s): State<AppState>) -> impl IntoResponse {
             .collect()
     })
 }
+
+// ----- signals ------------------------------------------------------------------------------
+
+/// A TradingView-style alert. Fields other than these are ignored (alerts carry their own).
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SignalIn {
+    pub ticker: String,
+    /// `buy`, `sell`, `exit` or `flat`.
+    pub action: String,
+    pub contracts: Option<DecimalIn>,
+    pub qty: Option<DecimalIn>,
+    pub price: Option<DecimalIn>,
+    /// `market` or `limit` (used when the strategy takes the alert's price).
+    pub order_type: Option<String>,
+    /// Alert id: repeats with the same id are acknowledged but not traded again.
+    #[schema(value_type = Option<String>)]
+    pub id: Option<Value>,
+    /// Alert time; identifies repeats when there is no id.
+    pub time: Option<String>,
+    /// The strategy's shared secret (TradingView cannot set headers).
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignalOut {
+    pub strategy: String,
+    pub duplicate: bool,
+    /// The orders placed (a risk denial shows as status `denied` with its code).
+    pub orders: Vec<OrderOut>,
+}
+
+#[utoipa::path(post, path = "/api/signals/{strategy}", tag = "trading", params(("strategy" = String, Path)),
+    request_body = SignalIn,
+    responses((status = 200, body = SignalOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn signal(
+    State(s): State<AppState>,
+    Path(strategy): Path<String>,
+    JsonBody(body): JsonBody<SignalIn>,
+) -> ApiResult<Json<SignalOut>> {
+    use sovereign_core::trading::order::OrderType;
+    use sovereign_core::trading::signal::{Action, Signal};
+    use sovereign_engine::signals::SignalRequest;
+    let qty = match (&body.contracts, &body.qty) {
+        (Some(d), _) => Some(Qty(decimal("contracts", d)?)),
+        (None, Some(d)) => Some(Qty(decimal("qty", d)?)),
+        (None, None) => None,
+    };
+    let signal = Signal {
+        ticker: body.ticker.clone(),
+        action: Action::parse(&body.action)?,
+        qty,
+        price: body
+            .price
+            .as_ref()
+            .map(|d| decimal("price", d).map(Price))
+            .transpose()?,
+        order_type: body
+            .order_type
+            .as_deref()
+            .map(OrderType::parse)
+            .transpose()?,
+    };
+    let delivery = match (&body.id, &body.time) {
+        (Some(Value::String(id)), _) => Some(id.clone()),
+        (Some(Value::Number(n)), _) => Some(n.to_string()),
+        (_, Some(t)) => Some(t.clone()),
+        _ => None,
+    };
+    let outcome = s
+        .engine
+        .signal(
+            &strategy,
+            SignalRequest {
+                secret: body.secret.clone(),
+                signal,
+                delivery,
+            },
+        )
+        .await?;
+    Ok(Json(SignalOut {
+        strategy,
+        duplicate: outcome.duplicate,
+        orders: outcome
+            .orders
+            .iter()
+            .map(|o| OrderOut::from(&o.order))
+            .collect(),
+    }))
+}

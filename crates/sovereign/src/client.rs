@@ -1,13 +1,48 @@
-//! The command-line client of a running engine: `tasks`, `results`, `status`.
+//! The command-line client of a running engine: `tasks`, `results`, `status`, and the trading
+//! commands (`orders`, `order`, `cancel`, `positions`, `fills`, `accounts`, `hardstop`, `resume`,
+//! `flatten`).
 //!
 //! Talks HTTP to `--url`; prints tables for people and, with `--json`, the API's JSON for
-//! scripts. An API error becomes one line on stderr and a non-zero exit.
+//! scripts. An API error becomes one line on stderr and a non-zero exit ([`Reported`] carries
+//! the exact line and exit code when it is not the generic `error: …`). No trading logic here:
+//! the engine validates and decides; this only builds requests and renders answers.
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use anyhow::{anyhow, Context};
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use serde_json::{json, Value};
+
+/// Exit code of a failure other than a risk denial.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code of an order denied by pre-trade risk (HTTP 422).
+pub const EXIT_DENIED: u8 = 3;
+
+/// The exit codes of the order commands, for their `--help`.
+pub const ORDER_EXIT_CODES: &str = "Exit codes:
+  0  accepted: the order row is printed (filled, working, or the earlier order with the same
+     --client-order-id)
+  1  any other failure: engine unreachable, invalid order (HTTP 400), or rejected by the
+     venue (the row is printed, and `rejected: <code>: <reason>` on stderr)
+  2  bad command-line arguments
+  3  denied by pre-trade risk (HTTP 422): `denied: <code>: <message>` on stderr; with --json
+     the engine's answer ({\"order\", \"error\"}) is still printed on stdout";
+
+/// A failure already phrased as the one line to print (as is, on stderr) and its exit code.
+#[derive(Debug)]
+pub struct Reported {
+    pub exit: u8,
+    pub line: String,
+}
+
+impl std::fmt::Display for Reported {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.line)
+    }
+}
+
+impl std::error::Error for Reported {}
 
 #[derive(Args, Clone)]
 pub struct ClientArgs {
@@ -85,23 +120,30 @@ pub enum Request {
     Tasks(TasksCommand),
     Results(ResultsArgs),
     Status,
+    Trading(Trading),
 }
 
-pub fn run(request: Request, args: &ClientArgs) -> anyhow::Result<()> {
+/// How an answer is shown without `--json`.
+type Table = fn(&Value) -> String;
+
+/// Run `work` on a fresh single-threaded runtime: the client commands are sequential.
+pub(crate) fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async {
-        let api = Api {
-            base: args.url.trim_end_matches('/').to_string(),
-            http: reqwest::Client::new(),
-        };
-        let (value, table): (Value, fn(&Value) -> String) = match request {
+    runtime.block_on(work)
+}
+
+pub fn run(request: Request, args: &ClientArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let api = Api::new(&args.url);
+        let (value, table, failure): (Value, Table, Option<Reported>) = match request {
             Request::Status => (
                 api.call(reqwest::Method::GET, "/status", None).await?,
                 status_table,
+                None,
             ),
             Request::Results(r) => {
                 let mut path = format!("/results?limit={}", r.limit);
@@ -114,16 +156,24 @@ pub fn run(request: Request, args: &ClientArgs) -> anyhow::Result<()> {
                 (
                     api.call(reqwest::Method::GET, &path, None).await?,
                     results_table,
+                    None,
                 )
             }
-            Request::Tasks(cmd) => tasks(&api, cmd).await?,
+            Request::Tasks(cmd) => {
+                let (value, table) = tasks(&api, cmd).await?;
+                (value, table, None)
+            }
+            Request::Trading(cmd) => trading(&api, cmd).await?,
         };
         if args.json {
             println!("{}", serde_json::to_string_pretty(&value)?);
         } else {
             print!("{}", table(&value));
         }
-        Ok(())
+        match failure {
+            Some(f) => Err(f.into()),
+            None => Ok(()),
+        }
     })
 }
 
@@ -211,18 +261,28 @@ async fn tasks(api: &Api, cmd: TasksCommand) -> anyhow::Result<(Value, fn(&Value
     })
 }
 
-struct Api {
+/// An HTTP client of one engine.
+pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
 }
 
 impl Api {
-    async fn call(
+    pub(crate) fn new(url: &str) -> Api {
+        Api {
+            base: url.trim_end_matches('/').to_string(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// The answer's status and JSON body, whatever the status. `Err` only when the engine
+    /// cannot be reached or answers something that is not JSON.
+    pub(crate) async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
-    ) -> anyhow::Result<Value> {
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(b) = body {
@@ -242,20 +302,36 @@ impl Api {
         } else {
             serde_json::from_str(&text).map_err(|_| anyhow!("HTTP {status}: {}", text.trim()))?
         };
+        Ok((status, value))
+    }
+
+    /// The JSON body of a successful answer; any other answer becomes its error line.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let (status, value) = self.send(method, path, body).await?;
         if status.is_success() {
             return Ok(value);
         }
-        let err = &value["error"];
-        let field = err["field"]
-            .as_str()
-            .map(|f| format!(" (field {f})"))
-            .unwrap_or_default();
-        Err(anyhow!(
-            "{}: {}{field}",
-            err["code"].as_str().unwrap_or("http_error"),
-            err["message"].as_str().unwrap_or(status.as_str())
-        ))
+        Err(anyhow!(error_text(status, &value)))
     }
+}
+
+/// An API error body as one line: `code: message (field f)`.
+pub(crate) fn error_text(status: reqwest::StatusCode, value: &Value) -> String {
+    let err = &value["error"];
+    let field = err["field"]
+        .as_str()
+        .map(|f| format!(" (field {f})"))
+        .unwrap_or_default();
+    format!(
+        "{}: {}{field}",
+        err["code"].as_str().unwrap_or("http_error"),
+        err["message"].as_str().unwrap_or(status.as_str())
+    )
 }
 
 fn root_cause(e: &dyn std::error::Error) -> String {
@@ -413,4 +489,512 @@ fn status_table(v: &Value) -> String {
     text.split_once('\n')
         .map(|(_, rest)| rest.to_string())
         .unwrap_or(text)
+}
+
+// ----- trading ------------------------------------------------------------------------------
+
+#[derive(Args, Clone)]
+pub struct OrdersArgs {
+    /// Only orders in this status (e.g. accepted, filled, canceled, denied).
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only orders in this symbol.
+    #[arg(long)]
+    pub symbol: Option<String>,
+    /// How many, newest first (the engine's default is 1000).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Side {
+    Buy,
+    Sell,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Tif {
+    Day,
+    Gtc,
+    Ioc,
+    Fok,
+}
+
+#[derive(Args, Clone)]
+pub struct OrderArgs {
+    pub side: Side,
+    /// Instrument, e.g. ES.
+    pub symbol: String,
+    /// Quantity as exact decimal text, e.g. 2.
+    pub qty: String,
+    /// Limit price: a limit order (with --stop, a stop-limit order).
+    #[arg(long, value_name = "PRICE")]
+    pub limit: Option<String>,
+    /// Stop (trigger) price: a stop order (with --limit, a stop-limit order).
+    #[arg(long, value_name = "PRICE")]
+    pub stop: Option<String>,
+    /// Time in force (the engine's default is day).
+    #[arg(long, value_enum)]
+    pub tif: Option<Tif>,
+    /// Account (the engine's default is paper).
+    #[arg(long)]
+    pub account: Option<String>,
+    /// Makes the submission idempotent: the same id answers with the existing order.
+    #[arg(long, value_name = "ID")]
+    pub client_order_id: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct FillsArgs {
+    /// How many, newest first (the engine's default is 1000).
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Only this account's fills.
+    #[arg(long)]
+    pub account: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args, Clone)]
+pub struct StateArgs {
+    /// Why (kept in the journal); required.
+    #[arg(long)]
+    pub reason: String,
+    /// Account (the engine's default is paper).
+    #[arg(long)]
+    pub account: Option<String>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+/// The trading commands, as parsed.
+pub enum Trading {
+    Orders(OrdersArgs),
+    Order(OrderArgs),
+    Cancel(String),
+    Positions(Option<String>),
+    Fills(FillsArgs),
+    Accounts,
+    Hardstop(StateArgs),
+    Resume(StateArgs),
+    Flatten(Option<String>),
+}
+
+/// The `POST /api/orders` body; the order type follows from which prices are given.
+fn order_body(o: &OrderArgs) -> Value {
+    let order_type = match (&o.limit, &o.stop) {
+        (None, None) => "market",
+        (Some(_), None) => "limit",
+        (None, Some(_)) => "stop",
+        (Some(_), Some(_)) => "stop_limit",
+    };
+    let side = match o.side {
+        Side::Buy => "buy",
+        Side::Sell => "sell",
+    };
+    let mut body = json!({"symbol": o.symbol, "side": side, "qty": o.qty, "type": order_type});
+    let optional = [
+        ("limit_price", o.limit.clone()),
+        ("stop_price", o.stop.clone()),
+        ("account", o.account.clone()),
+        ("client_order_id", o.client_order_id.clone()),
+        (
+            "tif",
+            o.tif.map(|t| {
+                match t {
+                    Tif::Day => "day",
+                    Tif::Gtc => "gtc",
+                    Tif::Ioc => "ioc",
+                    Tif::Fok => "fok",
+                }
+                .to_string()
+            }),
+        ),
+    ];
+    for (key, value) in optional {
+        if let Some(v) = value {
+            body[key] = json!(v);
+        }
+    }
+    body
+}
+
+/// `{"account": A}` or `{}`.
+fn account_body(account: Option<String>) -> Value {
+    match account {
+        Some(a) => json!({ "account": a }),
+        None => json!({}),
+    }
+}
+
+/// A query string from the parameters that are set (`""` when none is).
+fn query(params: &[(&str, Option<String>)]) -> String {
+    let set: Vec<String> = params
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode(v))))
+        .collect();
+    if set.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", set.join("&"))
+    }
+}
+
+/// An order the engine stored but did not take: denied by risk or rejected by the venue.
+fn refusal(order: &Value) -> Option<Reported> {
+    let status = order["status"].as_str()?;
+    let exit = match status {
+        "denied" => EXIT_DENIED,
+        "rejected" => EXIT_FAILURE,
+        _ => return None,
+    };
+    Some(Reported {
+        exit,
+        line: format!(
+            "{status}: {}: {}",
+            s(&order["reject_code"]),
+            s(&order["reject_reason"])
+        ),
+    })
+}
+
+async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Option<Reported>)> {
+    use reqwest::Method;
+    Ok(match cmd {
+        Trading::Orders(o) => {
+            let path = format!(
+                "/api/orders{}",
+                query(&[
+                    ("status", o.status),
+                    ("symbol", o.symbol),
+                    ("limit", o.limit.map(|n| n.to_string())),
+                ])
+            );
+            (api.call(Method::GET, &path, None).await?, orders_table, None)
+        }
+        Trading::Order(o) => {
+            let (status, body) = api
+                .send(Method::POST, "/api/orders", Some(order_body(&o)))
+                .await?;
+            if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+                let err = &body["error"];
+                let denied = Reported {
+                    exit: EXIT_DENIED,
+                    line: format!("denied: {}: {}", s(&err["code"]), s(&err["message"])),
+                };
+                // The stored order goes to --json readers; people get the one line.
+                (body, |_| String::new(), Some(denied))
+            } else if status.is_success() {
+                let failure = refusal(&body);
+                (body, order_table, failure)
+            } else {
+                return Err(anyhow!(error_text(status, &body)));
+            }
+        }
+        Trading::Cancel(id) => (
+            api.call(Method::DELETE, &format!("/api/orders/{}", encode(&id)), None)
+                .await?,
+            order_table,
+            None,
+        ),
+        Trading::Positions(account) => (
+            api.call(
+                Method::GET,
+                &format!("/api/positions{}", query(&[("account", account)])),
+                None,
+            )
+            .await?,
+            positions_table,
+            None,
+        ),
+        Trading::Fills(f) => {
+            let path = format!(
+                "/api/fills{}",
+                query(&[
+                    ("account", f.account),
+                    ("limit", f.limit.map(|n| n.to_string())),
+                ])
+            );
+            (api.call(Method::GET, &path, None).await?, fills_table, None)
+        }
+        Trading::Accounts => (
+            api.call(Method::GET, "/api/accounts", None).await?,
+            accounts_table,
+            None,
+        ),
+        Trading::Hardstop(a) => (
+            api.call(Method::POST, "/api/risk/hardstop", Some(state_body(a)))
+                .await?,
+            state_table,
+            None,
+        ),
+        Trading::Resume(a) => (
+            api.call(Method::POST, "/api/risk/resume", Some(state_body(a)))
+                .await?,
+            state_table,
+            None,
+        ),
+        Trading::Flatten(account) => {
+            let body = api
+                .call(
+                    Method::POST,
+                    "/api/positions/flatten",
+                    Some(account_body(account)),
+                )
+                .await?;
+            // A closing order that did not go through leaves a position open: say so.
+            let failure = body["orders"]
+                .as_array()
+                .and_then(|list| list.iter().find_map(refusal));
+            (body, flatten_table, failure)
+        }
+    })
+}
+
+fn state_body(a: StateArgs) -> Value {
+    let mut body = account_body(a.account);
+    body["reason"] = json!(a.reason);
+    body
+}
+
+fn list<'a>(v: &'a Value, key: &str) -> &'a [Value] {
+    v[key].as_array().map(|a| a.as_slice()).unwrap_or_default()
+}
+
+/// Limit and stop prices in one cell: `5020`, `stop 5030`, `5031 stop 5030`, `-` (market).
+fn price_text(o: &Value) -> String {
+    match (o["limit_price"].as_str(), o["stop_price"].as_str()) {
+        (Some(l), Some(st)) => format!("{l} stop {st}"),
+        (Some(l), None) => l.to_string(),
+        (None, Some(st)) => format!("stop {st}"),
+        (None, None) => "-".into(),
+    }
+}
+
+fn order_rows(orders: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = orders
+        .iter()
+        .map(|o| {
+            vec![
+                s(&o["id"]),
+                s(&o["account"]),
+                s(&o["symbol"]),
+                s(&o["side"]),
+                s(&o["qty"]),
+                s(&o["type"]),
+                price_text(o),
+                s(&o["tif"]),
+                s(&o["status"]),
+                s(&o["filled_qty"]),
+                s(&o["avg_fill_price"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ID", "ACCOUNT", "SYMBOL", "SIDE", "QTY", "TYPE", "PRICE", "TIF", "STATUS", "FILLED",
+            "AVG",
+        ],
+        &rows,
+    )
+}
+
+fn orders_table(v: &Value) -> String {
+    order_rows(list(v, "orders"))
+}
+
+fn order_table(v: &Value) -> String {
+    order_rows(std::slice::from_ref(v))
+}
+
+fn flatten_table(v: &Value) -> String {
+    if list(v, "orders").is_empty() {
+        return "nothing to flatten\n".into();
+    }
+    orders_table(v)
+}
+
+fn positions_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(v, "positions")
+        .iter()
+        .map(|p| {
+            vec![
+                s(&p["account"]),
+                s(&p["symbol"]),
+                s(&p["qty"]),
+                s(&p["avg_price"]),
+                s(&p["last_price"]),
+                s(&p["unrealized_pnl"]),
+                s(&p["realized_pnl"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ACCOUNT",
+            "SYMBOL",
+            "QTY",
+            "AVG",
+            "LAST",
+            "UNREALIZED",
+            "REALIZED",
+        ],
+        &rows,
+    )
+}
+
+fn fills_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(v, "fills")
+        .iter()
+        .map(|f| {
+            vec![
+                s(&f["at"]),
+                s(&f["order_id"]),
+                s(&f["account"]),
+                s(&f["symbol"]),
+                s(&f["side"]),
+                s(&f["qty"]),
+                s(&f["price"]),
+                s(&f["commission"]),
+                s(&f["realized_pnl"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "AT",
+            "ORDER",
+            "ACCOUNT",
+            "SYMBOL",
+            "SIDE",
+            "QTY",
+            "PRICE",
+            "COMMISSION",
+            "REALIZED",
+        ],
+        &rows,
+    )
+}
+
+fn accounts_table(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = list(v, "accounts")
+        .iter()
+        .map(|a| {
+            vec![
+                s(&a["account"]),
+                s(&a["trading_state"]),
+                s(&a["cash"]),
+                s(&a["equity"]),
+                s(&a["unrealized_pnl"]),
+                s(&a["day_pnl"]),
+                s(&a["gross_exposure"]),
+                s(&a["open_orders"]),
+                s(&a["currency"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "ACCOUNT",
+            "STATE",
+            "CASH",
+            "EQUITY",
+            "UNREALIZED",
+            "DAY P&L",
+            "EXPOSURE",
+            "OPEN ORDERS",
+            "CURRENCY",
+        ],
+        &rows,
+    )
+}
+
+/// `paper: halted`, or `paper: halted (unchanged)` when it already was.
+fn state_table(v: &Value) -> String {
+    let unchanged = if v["changed"].as_bool() == Some(false) {
+        " (unchanged)"
+    } else {
+        ""
+    };
+    format!(
+        "{}: {}{unchanged}\n",
+        s(&v["account"]),
+        s(&v["trading_state"])
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(limit: Option<&str>, stop: Option<&str>) -> OrderArgs {
+        OrderArgs {
+            side: Side::Sell,
+            symbol: "ES".into(),
+            qty: "2".into(),
+            limit: limit.map(String::from),
+            stop: stop.map(String::from),
+            tif: None,
+            account: None,
+            client_order_id: None,
+            client: ClientArgs {
+                url: String::new(),
+                json: false,
+            },
+        }
+    }
+
+    #[test]
+    fn order_type_follows_the_prices_given() {
+        // (limit, stop, type, body)
+        let cases = [
+            (None, None, "market", json!({})),
+            (Some("5000.25"), None, "limit", json!({"limit_price": "5000.25"})),
+            (None, Some("4990"), "stop", json!({"stop_price": "4990"})),
+            (
+                Some("4989.75"),
+                Some("4990"),
+                "stop_limit",
+                json!({"limit_price": "4989.75", "stop_price": "4990"}),
+            ),
+        ];
+        for (limit, stop, kind, prices) in cases {
+            let mut want = json!({"symbol": "ES", "side": "sell", "qty": "2", "type": kind});
+            for (k, v) in prices.as_object().into_iter().flatten() {
+                want[k] = v.clone();
+            }
+            assert_eq!(order_body(&order(limit, stop)), want, "{limit:?} {stop:?}");
+        }
+    }
+
+    #[test]
+    fn optional_fields_are_sent_only_when_given() {
+        let mut o = order(None, None);
+        o.tif = Some(Tif::Ioc);
+        o.account = Some("swing".into());
+        o.client_order_id = Some("abc-1".into());
+        assert_eq!(
+            order_body(&o),
+            json!({"symbol": "ES", "side": "sell", "qty": "2", "type": "market",
+                   "tif": "ioc", "account": "swing", "client_order_id": "abc-1"})
+        );
+    }
+
+    #[test]
+    fn query_encodes_only_what_is_set() {
+        assert_eq!(query(&[("a", None)]), "");
+        assert_eq!(
+            query(&[
+                ("status", Some("filled".into())),
+                ("x", None),
+                ("symbol", Some("B&Q".into()))
+            ]),
+            "?status=filled&symbol=B%26Q"
+        );
+    }
 }

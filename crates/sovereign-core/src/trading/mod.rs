@@ -6,6 +6,7 @@
 //! - [`instrument`]: symbols, tick and quantity grids, point values; the built-in set.
 //! - [`matching`]: the paper broker's decisions: trigger, fill or cancel a working order on a quote.
 //! - [`oms`]: the order management core: commands → events → state; replay is recovery.
+//! - [`signal`]: TradingView-style alerts and rebalance targets planned into orders.
 //! - [`order`]: sides, types, TIF, the validated `NewOrder`, and the `OrderStatus` state machine.
 //! - [`position`]: positions, exact cost basis, realized/unrealized P&L; account cash and equity.
 //! - [`risk`]: pre-trade risk limits, the ordered `check`, and the account trading state.
@@ -17,3 +18,4 @@ pub mod oms;
 pub mod order;
 pub mod position;
 pub mod risk;
+pub mod signal;

@@ -994,6 +994,20 @@ impl Oms {
         v
     }
 
+    /// Signed position of an account in a symbol (zero when none).
+    pub fn position_qty(&self, account: &str, symbol: &Symbol) -> Qty {
+        self.books
+            .get(account)
+            .and_then(|b| b.positions.get(symbol))
+            .map_or(Qty::ZERO, |p| p.qty)
+    }
+
+    /// Cash plus unrealized P&L of an account.
+    pub fn equity(&self, account: &str) -> Option<Money> {
+        let b = self.books.get(account)?;
+        Some(b.account.equity(self.unrealized(account)))
+    }
+
     pub fn has_account(&self, name: &str) -> bool {
         self.books.contains_key(name)
     }
