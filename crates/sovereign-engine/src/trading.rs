@@ -256,8 +256,12 @@ impl Trading {
         self.read(move |o| o.positions(account.as_deref())).await
     }
 
-    pub async fn fills(&self, limit: usize) -> Result<Vec<FillRecord>, TradingError> {
-        self.read(move |o| o.fills(limit)).await
+    pub async fn fills(
+        &self,
+        account: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<FillRecord>, TradingError> {
+        self.read(move |o| o.fills(account.as_deref(), limit)).await
     }
 
     pub async fn accounts(&self) -> Result<Vec<AccountView>, TradingError> {

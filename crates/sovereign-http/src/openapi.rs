@@ -51,6 +51,10 @@ use crate::wire::*;
         trading::resume,
         trading::ticks,
         trading::signal,
+        trading::sse_spot,
+        trading::sse_orders,
+        trading::sse_fills,
+        trading::sse_positions,
     ),
     components(schemas(
         ErrorBody,

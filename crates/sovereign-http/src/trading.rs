@@ -562,10 +562,9 @@ pub async fn fills(
     let fills: Vec<FillOut> = s
         .engine
         .trading()
-        .fills(limit)
+        .fills(q.account, limit)
         .await?
         .iter()
-        .filter(|f| q.account.as_deref().is_none_or(|a| a == f.account))
         .map(FillOut::from)
         .collect();
     Ok(Json(FillList {
@@ -742,6 +741,7 @@ fn event(name: &str, v: impl Serialize) -> SseEvent {
 }
 
 /// Live prices: `event: tick`, `data: {"symbol","price","bid","ask"}`.
+#[utoipa::path(get, path = "/sse/spot", tag = "streams", responses((status = 200, description = "server-sent events: `event: tick` with symbol, price, bid, ask", content_type = "text/event-stream")))]
 pub async fn sse_spot(State(s): State<AppState>) -> impl IntoResponse {
     sse_from(s.engine.trading().subscribe_spot(), |ticks: &Vec<Tick>| {
         ticks
@@ -762,6 +762,7 @@ pub async fn sse_spot(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Order updates: `event: order`, `data: <order>` after every change.
+#[utoipa::path(get, path = "/sse/orders", tag = "streams", responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
 pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
     sse_from(s.engine.trading().subscribe(), |p: &Published| {
         p.orders
@@ -772,6 +773,7 @@ pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Fills: `event: fill`, `data: <fill>`.
+#[utoipa::path(get, path = "/sse/fills", tag = "streams", responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
 pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
     sse_from(s.engine.trading().subscribe(), |p: &Published| {
         p.events
@@ -785,6 +787,7 @@ pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
 }
 
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
+#[utoipa::path(get, path = "/sse/positions", tag = "streams", responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
 pub async fn sse_positions(State(s): State<AppState>) -> impl IntoResponse {
     sse_from(s.engine.trading().subscribe(), |p: &Published| {
         p.positions

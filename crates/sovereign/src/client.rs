@@ -524,6 +524,7 @@ pub enum Tif {
 
 #[derive(Args, Clone)]
 pub struct OrderArgs {
+    /// Buy or sell.
     pub side: Side,
     /// Instrument, e.g. ES.
     pub symbol: String,
@@ -675,7 +676,11 @@ async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Optio
                     ("limit", o.limit.map(|n| n.to_string())),
                 ])
             );
-            (api.call(Method::GET, &path, None).await?, orders_table, None)
+            (
+                api.call(Method::GET, &path, None).await?,
+                orders_table,
+                None,
+            )
         }
         Trading::Order(o) => {
             let (status, body) = api
@@ -697,8 +702,12 @@ async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Optio
             }
         }
         Trading::Cancel(id) => (
-            api.call(Method::DELETE, &format!("/api/orders/{}", encode(&id)), None)
-                .await?,
+            api.call(
+                Method::DELETE,
+                &format!("/api/orders/{}", encode(&id)),
+                None,
+            )
+            .await?,
             order_table,
             None,
         ),
@@ -954,7 +963,12 @@ mod tests {
         // (limit, stop, type, body)
         let cases = [
             (None, None, "market", json!({})),
-            (Some("5000.25"), None, "limit", json!({"limit_price": "5000.25"})),
+            (
+                Some("5000.25"),
+                None,
+                "limit",
+                json!({"limit_price": "5000.25"}),
+            ),
             (None, Some("4990"), "stop", json!({"stop_price": "4990"})),
             (
                 Some("4989.75"),

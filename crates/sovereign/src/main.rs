@@ -1,9 +1,11 @@
 //! The `sovereign` binary: command-line parsing and wiring only.
 //!
 //! `sovereign up` builds the engine and serves HTTP; every other subcommand is a client of a
-//! running engine (see `client`). No business logic lives here.
+//! running engine (see `client`, and `replay` for feeding recorded ticks). No business logic
+//! lives here.
 
 mod client;
+mod replay;
 
 /// mimalloc instead of the system allocator: the engine allocates many small short-lived
 /// objects from several threads, where glibc's arenas contend (measured in docs/benchmarks.md).
@@ -54,6 +56,59 @@ enum Command {
         #[command(flatten)]
         client: client::ClientArgs,
     },
+    /// List orders, newest first.
+    Orders(client::OrdersArgs),
+    /// Place an order: market, or limit/stop/stop-limit from --limit and --stop.
+    #[command(after_help = client::ORDER_EXIT_CODES)]
+    Order(client::OrderArgs),
+    /// Cancel a working order.
+    Cancel {
+        /// Order id.
+        id: String,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Show positions with their P&L.
+    Positions {
+        /// Only this account.
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Show recent fills, newest first.
+    Fills(client::FillsArgs),
+    /// Show accounts: cash, equity, P&L, trading state.
+    Accounts {
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Halt trading on an account: new orders are denied until `resume`.
+    Hardstop(client::StateArgs),
+    /// Resume trading on a halted account.
+    Resume(client::StateArgs),
+    /// Close every position with market orders.
+    ///
+    /// Prints the closing orders. Exits 3 if pre-trade risk denies one of them, 1 if the venue
+    /// rejects one (`denied: …` / `rejected: …` on stderr).
+    Flatten {
+        /// Only this account (default: every account).
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Send recorded ticks from a CSV file to a running engine, paced or as fast as possible.
+    #[command(
+        long_about = "Send recorded ticks from a CSV file to a running engine (POST /api/market/ticks).\n\n\
+                      The file has a header naming its columns: ts,symbol,price[,bid,ask,size] in any \
+                      order (ts RFC 3339; no quoting). Every row is checked before anything is sent: \
+                      the first bad row is reported as FILE:LINE: problem (the header is line 1) and \
+                      nothing is sent. Ticks go out in time order, rows with the same ts in one request; \
+                      if the engine refuses a request, the replay stops there and names its first row.\n\n\
+                      Progress is shown on stderr when it is a terminal; the summary line goes to stdout."
+    )]
+    Replay(replay::ReplayArgs),
     /// Check a config file and report every problem in it.
     Check {
         /// The TOML file to check.
@@ -98,6 +153,18 @@ fn main() -> ExitCode {
             client::run(client::Request::Results(args), &client)
         }
         Command::Status { client } => client::run(client::Request::Status, &client),
+        Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
+        Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
+        Command::Cancel { id, client } => trading(client::Trading::Cancel(id), &client),
+        Command::Positions { account, client } => {
+            trading(client::Trading::Positions(account), &client)
+        }
+        Command::Fills(args) => trading(client::Trading::Fills(args.clone()), &args.client),
+        Command::Accounts { client } => trading(client::Trading::Accounts, &client),
+        Command::Hardstop(args) => trading(client::Trading::Hardstop(args.clone()), &args.client),
+        Command::Resume(args) => trading(client::Trading::Resume(args.clone()), &args.client),
+        Command::Flatten { account, client } => trading(client::Trading::Flatten(account), &client),
+        Command::Replay(args) => replay::run(&args),
         Command::Check { config } => Settings::load(&config)
             .map(|_| println!("{}: ok", config.display()))
             .map_err(|e| anyhow::anyhow!("{e}")),
@@ -108,6 +175,14 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
+        // Already phrased (`denied: …`, `FILE:LINE: …`), with its own exit code.
+        Err(e) if e.is::<client::Reported>() => {
+            let exit = e
+                .downcast_ref::<client::Reported>()
+                .map_or(client::EXIT_FAILURE, |r| r.exit);
+            eprintln!("{e}");
+            ExitCode::from(exit)
+        }
         Err(e) => {
             let text = format!("{e:#}");
             for line in text.lines() {
@@ -116,6 +191,10 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn trading(command: client::Trading, args: &client::ClientArgs) -> anyhow::Result<()> {
+    client::run(client::Request::Trading(command), args)
 }
 
 fn init_logging(format: LogFormat) {

@@ -891,9 +891,15 @@ impl Oms {
             .collect()
     }
 
-    /// Fills, newest first.
-    pub fn fills(&self, limit: usize) -> Vec<FillRecord> {
-        self.fills.iter().rev().take(limit).cloned().collect()
+    /// Fills (of one account, or all), newest first.
+    pub fn fills(&self, account: Option<&str>, limit: usize) -> Vec<FillRecord> {
+        self.fills
+            .iter()
+            .rev()
+            .filter(|f| account.is_none_or(|a| a == f.account))
+            .take(limit)
+            .cloned()
+            .collect()
     }
 
     pub fn quote(&self, symbol: &Symbol) -> Option<Quote> {

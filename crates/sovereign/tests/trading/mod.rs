@@ -1315,3 +1315,235 @@ async fn trading_duplicate_answers_survive_sigkill() {
         missing.join("\n")
     );
 }
+
+// ----- signals and trading handlers ---------------------------------------------------------
+
+const SIGNAL_CONFIG: &str = r#"
+[trading]
+synthetic_feed = false
+
+[signals.esb]
+secret = "tv-secret-123"
+symbols = { "ES1!" = "ES" }
+"#;
+
+/// `POST /api/signals/{strategy}` with the given alert, requiring `want`.
+async fn alert(e: &Engine, strategy: &str, want: u16, body: Value) -> Value {
+    let (status, answer) = e
+        .post(&format!("/api/signals/{strategy}"), body.clone())
+        .await;
+    assert_eq!(status, want, "{body}: {answer}");
+    answer
+}
+
+/// (side, qty, status) of each order a signal placed.
+fn placed(answer: &Value) -> Vec<(String, String, String)> {
+    answer["orders"]
+        .as_array()
+        .expect("orders array")
+        .iter()
+        .map(|o| {
+            let s = |k: &str| o[k].as_str().unwrap_or_default().to_string();
+            (s("side"), s("qty"), s("status"))
+        })
+        .collect()
+}
+
+fn triple(side: &str, qty: &str, status: &str) -> (String, String, String) {
+    (side.into(), qty.into(), status.into())
+}
+
+#[tokio::test]
+async fn trading_signals_map_reverse_exit_and_dedup() {
+    let e = Engine::start(Some(SIGNAL_CONFIG));
+    tick(&e, "ES", "5000", "4999.75", "5000.25").await;
+    let secret = "tv-secret-123";
+
+    let a = alert(
+        &e,
+        "esb",
+        200,
+        json!({"ticker": "ES1!", "action": "buy", "contracts": 2, "id": "a1", "secret": secret}),
+    )
+    .await;
+    assert_eq!(placed(&a), vec![triple("buy", "2", "filled")]);
+    assert_eq!(a["duplicate"], false);
+    assert_eq!(position(&e, "ES").await["qty"], "2");
+
+    // The same alert again: acknowledged, not traded.
+    let again = alert(
+        &e,
+        "esb",
+        200,
+        json!({"ticker": "ES1!", "action": "buy", "contracts": 2, "id": "a1", "secret": secret}),
+    )
+    .await;
+    assert_eq!(again["duplicate"], true);
+    assert!(placed(&again).is_empty());
+    assert_eq!(position(&e, "ES").await["qty"], "2");
+
+    // Opposite signal reverses: sell 2 to close + 1 to open short, in one order.
+    let rev = alert(
+        &e,
+        "esb",
+        200,
+        json!({"ticker": "ES1!", "action": "sell", "qty": "1", "id": "a2", "secret": secret}),
+    )
+    .await;
+    assert_eq!(placed(&rev), vec![triple("sell", "3", "filled")]);
+    assert_eq!(position(&e, "ES").await["qty"], "-1");
+
+    let flat = alert(
+        &e,
+        "esb",
+        200,
+        json!({"ticker": "ES1!", "action": "flat", "id": "a3", "secret": secret}),
+    )
+    .await;
+    assert_eq!(placed(&flat), vec![triple("buy", "1", "filled")]);
+    assert_eq!(position(&e, "ES").await["qty"], "0");
+
+    // Bad alerts change nothing.
+    let before = orders(&e, "").await.len();
+    for (strategy, status, body, code) in [
+        (
+            "esb",
+            401,
+            json!({"ticker": "ES1!", "action": "buy", "contracts": 1, "secret": "wrong"}),
+            "bad_credential",
+        ),
+        (
+            "esb",
+            401,
+            json!({"ticker": "ES1!", "action": "buy", "contracts": 1}),
+            "missing_credential",
+        ),
+        (
+            "esb",
+            400,
+            json!({"ticker": "ES1!", "action": "hold", "contracts": 1, "secret": secret}),
+            "invalid_action",
+        ),
+        (
+            "esb",
+            400,
+            json!({"ticker": "ZZ1!", "action": "buy", "contracts": 1, "secret": secret}),
+            "unknown_symbol",
+        ),
+        (
+            "esb",
+            400,
+            json!({"ticker": "ES1!", "action": "buy", "secret": secret}),
+            "missing_qty",
+        ),
+        (
+            "esb",
+            400,
+            json!({"ticker": "ES1!", "action": "buy", "contracts": "1.5", "secret": secret}),
+            "qty_off_step",
+        ),
+        (
+            "nope",
+            404,
+            json!({"ticker": "ES1!", "action": "buy", "contracts": 1, "secret": secret}),
+            "not_found",
+        ),
+    ] {
+        let answer = alert(&e, strategy, status, body).await;
+        assert_error_shape(&answer);
+        assert_eq!(answer["error"]["code"], code, "{answer}");
+    }
+    assert_eq!(
+        orders(&e, "").await.len(),
+        before,
+        "bad alerts place no order"
+    );
+
+    // After a restart the alert id is still known: its order's client id makes it a repeat.
+    let e = e.restart();
+    let after = alert(
+        &e,
+        "esb",
+        200,
+        json!({"ticker": "ES1!", "action": "buy", "contracts": 2, "id": "a1", "secret": secret}),
+    )
+    .await;
+    assert_eq!(after["duplicate"], true, "{after}");
+    assert_eq!(position(&e, "ES").await["qty"], "0");
+}
+
+#[tokio::test]
+async fn trading_handlers_place_order_and_rebalance() {
+    let e = Engine::start(Some(NO_FEED));
+    tick(&e, "ES", "5000", "4999.75", "5000.25").await;
+    tick(&e, "SPY", "500", "499.99", "500.01").await;
+
+    let task = e
+        .register(json!({"task_id": "monthly_rebalance", "name": "Monthly rebalance", "handler": "rebalance",
+            "payload": {"targets": {"SPY": {"weight": "0.5"}, "ES": {"qty": "-1"}}}}))
+        .await;
+    assert_eq!(task["handler"], "rebalance");
+    let run = e.execute("monthly_rebalance", Value::Null).await;
+    assert_eq!(run["status"], "success", "{run}");
+    // Half of 100,000 at 500 = 100 SPY; ES to −1.
+    assert_eq!(position(&e, "SPY").await["qty"], "100");
+    assert_eq!(position(&e, "ES").await["qty"], "-1");
+    // With quantity targets a second run has nothing to do. (Weights follow equity, which the
+    // spread just moved, so they may adjust by a share.)
+    e.register(
+        json!({"task_id": "hold", "name": "Hold", "handler": "rebalance",
+        "payload": {"targets": {"SPY": {"qty": "100"}, "ES": {"qty": "-1"}}}}),
+    )
+    .await;
+    let again = e.execute("hold", Value::Null).await;
+    assert_eq!(again["output"]["orders"], json!([]), "{again}");
+
+    e.register(json!({"task_id": "buy_es", "name": "Buy ES", "handler": "place_order",
+        "payload": {"symbol": "ES", "side": "buy", "qty": 1, "client_order_id": "buy-es-{{trigger.kind}}"}}))
+        .await;
+    let bought = e.execute("buy_es", Value::Null).await;
+    assert_eq!(bought["status"], "success", "{bought}");
+    assert_eq!(
+        bought["output"]["order"]["client_order_id"],
+        "buy-es-manual"
+    );
+    assert_eq!(position(&e, "ES").await["qty"], "0");
+    // Same templated client order id: the existing order, not a second one.
+    let repeat = e.execute("buy_es", Value::Null).await;
+    assert_eq!(repeat["output"]["duplicate"], true, "{repeat}");
+    assert_eq!(position(&e, "ES").await["qty"], "0");
+
+    // A denied order is a failed run that says why.
+    e.register(
+        json!({"task_id": "fat", "name": "Fat finger", "handler": "place_order",
+        "payload": {"symbol": "ES", "side": "buy", "qty": "5000"}}),
+    )
+    .await;
+    let fat = e.execute("fat", Value::Null).await;
+    assert_eq!(fat["status"], "error", "{fat}");
+    assert!(
+        fat["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_order_qty"),
+        "{fat}"
+    );
+    assert_eq!(fat["output"]["order"]["status"], "denied");
+
+    // Registration validates the order against the instruments.
+    let (status, body) = e
+        .post(
+            "/register",
+            json!({"task_id": "bad", "name": "b", "handler": "place_order",
+            "payload": {"symbol": "ES", "side": "buy", "qty": "1.5"}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        (
+            body["error"]["code"].as_str(),
+            body["error"]["field"].as_str()
+        ),
+        (Some("qty_off_step"), Some("payload.qty"))
+    );
+}
