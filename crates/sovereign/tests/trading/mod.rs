@@ -1057,8 +1057,10 @@ async fn fire_and_kill(e: &mut Engine, bodies: Vec<Value>) -> Crash {
         }
     }
     assert!(crash.acked.len() >= KILL_AFTER);
+    // Whether any request was in flight at the kill depends on timing; that the kill came before
+    // the stream ended does not.
     assert!(
-        crash.lost > 0 && crash.not_sent > 0,
+        crash.not_sent > 0,
         "the kill should land mid-stream: {} answered, {} in flight, {} not sent",
         crash.acked.len(),
         crash.lost,
