@@ -56,9 +56,9 @@ wrk.body = '{"symbol":"ES","side":"buy","qty":"1","type":"market"}'
 LUA
 
 if [[ $what == orders || $what == all ]]; then
-  echo "== POST /api/orders, durable ack, peak (wrk, 1 thread, 64 connections, 15 s)"
+  echo "== POST /api/orders, durable ack, peak (wrk, 1 thread, 128 connections, 15 s)"
   start
-  wrk -t1 -c64 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | sed -n '1,20p'
+  wrk -t1 -c128 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | sed -n "1,20p"
   stop
 fi
 

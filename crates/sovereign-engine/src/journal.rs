@@ -97,7 +97,7 @@ pub fn encode(event: &Event) -> JournalEntry {
 /// An event's kind, time and JSON body.
 fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
     match event {
-        Event::OrderCreated(o) => ("order_created", o.created_at, order_json(o)),
+        Event::OrderCreated(o) => ("order_created", o.created_at, compact(order_json(o))),
         Event::OrderUpdated {
             order_id,
             update,
@@ -137,6 +137,22 @@ fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
             }),
         ),
     }
+}
+
+/// Drop what a decoder can default (nulls, `false`, a fresh order's status and zero fill), so
+/// each order costs fewer journal bytes.
+fn compact(mut v: Value) -> Value {
+    if let Value::Object(map) = &mut v {
+        let same_time = map.get("created_at") == map.get("updated_at");
+        map.retain(|k, val| {
+            !(val.is_null()
+                || *val == Value::Bool(false)
+                || (k == "status" && val == "submitted")
+                || (k == "filled_qty" && val == "0")
+                || (k == "updated_at" && same_time))
+        });
+    }
+    v
 }
 
 pub fn order_json(o: &Order) -> Value {
@@ -262,8 +278,11 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                     tif: Tif::parse(r.str("tif")?).map_err(|e| e.message)?,
                     client_order_id: r.opt_str("client_order_id"),
                 },
-                status: OrderStatus::parse(r.str("status")?).ok_or("bad status")?,
-                filled_qty: Qty(r.fixed("filled_qty")?),
+                status: match r.opt_str("status") {
+                    Some(s) => OrderStatus::parse(&s).ok_or("bad status")?,
+                    None => OrderStatus::Submitted,
+                },
+                filled_qty: Qty(r.opt_fixed("filled_qty")?.unwrap_or(Fixed::ZERO)),
                 avg_fill_price: r.opt_fixed("avg_fill_price")?.map(Price),
                 triggered: obj
                     .get("triggered")
@@ -272,7 +291,10 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                 reject_code: r.opt_str("reject_code"),
                 reject_reason: r.opt_str("reject_reason"),
                 created_at: r.time("created_at")?,
-                updated_at: r.time("updated_at")?,
+                updated_at: match r.opt_str("updated_at") {
+                    Some(_) => r.time("updated_at")?,
+                    None => r.time("created_at")?,
+                },
             }),
             "order_updated" => {
                 let update = match r.str("update")? {

@@ -7,7 +7,7 @@
 //! writer keeps queue order, so the journal is exactly the order in which the OMS decided.
 //! Subscribers (SSE) get each command's events once they are durable.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -48,7 +48,9 @@ pub struct Tick {
     pub size: Option<Qty>,
 }
 
-type Reply<T> = oneshot::Sender<Result<T, TradingError>>;
+/// A durable-write future the caller awaits before it answers anyone.
+type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
+type Reply<T> = oneshot::Sender<Result<(T, Option<Durable>), TradingError>>;
 type Deliver = Box<dyn FnOnce() + Send>;
 /// Decides orders from the OMS state at the moment they are submitted (signals, rebalancing).
 pub type Planner = Box<dyn FnOnce(&Oms) -> Result<Vec<NewOrder>, Invalid> + Send>;
@@ -85,6 +87,7 @@ enum Command {
 #[derive(Clone)]
 pub struct Trading {
     tx: mpsc::UnboundedSender<Command>,
+    failed: Arc<AtomicBool>,
     instruments: Arc<Instruments>,
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
@@ -125,18 +128,19 @@ impl Trading {
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
+        let failed = Arc::new(AtomicBool::new(false));
         let actor = Actor {
             oms,
             store,
             events: events.clone(),
             spot: spot.clone(),
-            failed: Arc::new(AtomicBool::new(false)),
-            pending: Arc::new(AtomicU64::new(0)),
+            failed: failed.clone(),
         };
         tokio::spawn(actor.run(rx));
         Ok((
             Trading {
                 tx,
+                failed,
                 instruments,
                 events,
                 spot,
@@ -145,10 +149,25 @@ impl Trading {
         ))
     }
 
+    /// Send a command and wait for its answer, then for its events to be durable: the caller
+    /// awaits the journal write itself, so no extra task sits between the writer and it.
     async fn call<T>(&self, make: impl FnOnce(Reply<T>) -> Command) -> Result<T, TradingError> {
         let (tx, rx) = oneshot::channel();
         self.tx.send(make(tx)).map_err(|_| TradingError::Closed)?;
-        rx.await.map_err(|_| TradingError::Closed)?
+        let (value, durable) = rx.await.map_err(|_| TradingError::Closed)??;
+        match durable {
+            None => Ok(value),
+            Some(d) => match d.await {
+                Ok(()) => Ok(value),
+                Err(StoreError::Closed) => Err(TradingError::Closed),
+                Err(e) => {
+                    // Memory is ahead of the journal: stop trading rather than diverge further.
+                    tracing::error!(error = %e, "journal write failed; trading stopped");
+                    self.failed.store(true, Ordering::Release);
+                    Err(TradingError::Journal(e))
+                }
+            },
+        }
     }
 
     pub async fn submit(&self, order: NewOrder) -> Result<Submitted, TradingError> {
@@ -289,15 +308,13 @@ struct Actor {
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
-    /// Journal rows queued but not yet durable.
-    pending: Arc<AtomicU64>,
 }
 
 impl Actor {
     /// Run `deliver` once everything the OMS has decided so far is durable: an answer (a read,
     /// a duplicate client order id, a refusal) must never show state a crash could still lose.
     fn after_durable(&self, deliver: Deliver) {
-        if self.pending.load(Ordering::Acquire) == 0 {
+        if self.store.caught_up() {
             deliver();
             return;
         }
@@ -442,39 +459,25 @@ impl Actor {
     ) {
         if events.is_empty() {
             self.after_durable(Box::new(move || {
-                let _ = reply.send(result);
+                let _ = reply.send(result.map(|v| (v, None)));
             }));
             return;
         }
         let durable = self
             .store
             .append_journal(vec![journal::encode_batch(&events)]);
-        let subscribers = self.events.clone();
-        let published = (subscribers.receiver_count() > 0).then(|| self.snapshot(events));
-        let failed = self.failed.clone();
-        let pending = self.pending.clone();
-        pending.fetch_add(1, Ordering::AcqRel);
-        tokio::spawn(async move {
-            let written = durable.await;
-            pending.fetch_sub(1, Ordering::AcqRel);
-            match written {
-                Ok(()) => {
-                    if let Some(p) = published {
-                        let _ = subscribers.send(Arc::new(p));
-                    }
-                    let _ = reply.send(result);
+        if self.events.receiver_count() > 0 {
+            // Subscribers hear of the events once they are durable (a barrier queued behind them).
+            let published = self.snapshot(events);
+            let barrier = self.store.barrier();
+            let subscribers = self.events.clone();
+            tokio::spawn(async move {
+                if barrier.await.is_ok() {
+                    let _ = subscribers.send(Arc::new(published));
                 }
-                Err(StoreError::Closed) => {
-                    let _ = reply.send(Err(TradingError::Closed));
-                }
-                Err(e) => {
-                    // Memory is ahead of the journal: stop trading rather than diverge further.
-                    tracing::error!(error = %e, "journal write failed; trading stopped");
-                    failed.store(true, Ordering::Release);
-                    let _ = reply.send(Err(TradingError::Journal(e)));
-                }
-            }
-        });
+            });
+        }
+        let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }
 }
 

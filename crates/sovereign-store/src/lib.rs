@@ -174,6 +174,11 @@ impl Store {
         dispatch!(self, b => b.barrier())
     }
 
+    /// Whether every write queued so far has been finished by the writer (nothing in flight).
+    pub fn caught_up(&self) -> bool {
+        dispatch!(self, b => b.caught_up())
+    }
+
     /// Journal entries with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn read_journal(
         &self,

@@ -101,6 +101,8 @@ pub(crate) struct Sqlite {
     readers: Arc<Mutex<Vec<Connection>>>,
     commits: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    /// Writes queued so far; `writes` counts those the writer has finished (durable or failed).
+    queued: AtomicU64,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -164,7 +166,21 @@ impl Sqlite {
             readers: Arc::new(Mutex::new(readers)),
             commits,
             writes,
+            queued: AtomicU64::new(0),
         })
+    }
+
+    pub(crate) fn caught_up(&self) -> bool {
+        self.writes.load(Ordering::Acquire) >= self.queued.load(Ordering::Acquire)
+    }
+
+    fn enqueue(&self, op: WriteOp, reply: oneshot::Sender<Result<u64, StoreError>>) -> bool {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let sent = self.queue.send(Job::Write(op, reply)).is_ok();
+        if !sent {
+            self.queued.fetch_sub(1, Ordering::AcqRel);
+        }
+        sent
     }
 
     pub(crate) fn location(&self) -> String {
@@ -173,9 +189,9 @@ impl Sqlite {
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
         let (tx, rx) = oneshot::channel();
-        self.queue
-            .send(Job::Write(op, tx))
-            .map_err(|_| StoreError::Closed)?;
+        if !self.enqueue(op, tx) {
+            return Err(StoreError::Closed);
+        }
         rx.await.map_err(|_| StoreError::Closed)?
     }
 
@@ -242,10 +258,7 @@ impl Sqlite {
         entries: Vec<JournalEntry>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = self
-            .queue
-            .send(Job::Write(WriteOp::AppendJournal(entries), tx))
-            .is_ok();
+        let sent = self.enqueue(WriteOp::AppendJournal(entries), tx);
         async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -259,7 +272,7 @@ impl Sqlite {
         &self,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        let sent = self.queue.send(Job::Write(WriteOp::Ping, tx)).is_ok();
+        let sent = self.enqueue(WriteOp::Ping, tx);
         async move {
             if !sent {
                 return Err(StoreError::Closed);
@@ -554,12 +567,13 @@ impl Writer {
         match outcome {
             Ok(results) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                self.writes.fetch_add(n, Ordering::Relaxed);
+                self.writes.fetch_add(n, Ordering::Release);
                 for ((_, reply), r) in batch.drain(..).zip(results) {
                     let _ = reply.send(r);
                 }
             }
             Err(e) => {
+                self.writes.fetch_add(n, Ordering::Release);
                 tracing::error!(error = %e, writes = n, "store commit failed");
                 let msg = e.to_string();
                 for (_, reply) in batch.drain(..) {

@@ -175,6 +175,8 @@ pub struct Oms {
     working: Map<Symbol, Vec<u64>>,
     client_ids: Map<(String, String), u64>,
     quotes: Map<Symbol, Quote>,
+    /// The last quote journaled per symbol (a `Mark` is written only when it changes).
+    marked: Map<Symbol, Quote>,
     fills: Vec<FillRecord>,
     next_order_id: u64,
     next_fill_id: u64,
@@ -213,6 +215,7 @@ impl Oms {
             working: Map::default(),
             client_ids: Map::default(),
             quotes: Map::default(),
+            marked: Map::default(),
             fills: Vec::new(),
             next_order_id: 1,
             next_fill_id: 1,
@@ -393,14 +396,17 @@ impl Oms {
             );
         }
         if let Some(fill) = decision.fill {
-            self.emit(
-                Event::Mark {
-                    symbol: instrument.symbol.clone(),
-                    quote,
-                    at: now,
-                },
-                out,
-            );
+            // Journal the quote a fill was decided on, once per distinct quote.
+            if self.marked.get(&instrument.symbol) != Some(&quote) {
+                self.emit(
+                    Event::Mark {
+                        symbol: instrument.symbol.clone(),
+                        quote,
+                        at: now,
+                    },
+                    out,
+                );
+            }
             self.fill(
                 id,
                 instrument,
@@ -864,6 +870,7 @@ impl Oms {
             }
             Event::Mark { symbol, quote, .. } => {
                 self.quotes.insert(symbol.clone(), *quote);
+                self.marked.insert(symbol.clone(), *quote);
             }
         }
     }
