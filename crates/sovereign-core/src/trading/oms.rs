@@ -6,7 +6,7 @@
 //! of the same events through [`Oms::apply`] rebuilds exactly the same state: that is recovery.
 //! Nothing here does I/O or reads the clock; `now` is passed in.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -52,6 +52,37 @@ impl Hasher for FxHasher {
 
     fn finish(&self) -> u64 {
         self.0
+    }
+}
+
+/// Every order by id. Ids are dense and ascending from 1 (the OMS hands them out), so the book is
+/// a vector indexed by `id − 1`: O(1) lookup, append-only growth, no rehashing.
+#[derive(Debug, Clone, Default)]
+struct OrderBook(Vec<Order>);
+
+impl OrderBook {
+    fn index(id: u64) -> Option<usize> {
+        usize::try_from(id.checked_sub(1)?).ok()
+    }
+
+    fn get(&self, id: &u64) -> Option<&Order> {
+        self.0.get(Self::index(*id)?)
+    }
+
+    fn get_mut(&mut self, id: &u64) -> Option<&mut Order> {
+        let i = Self::index(*id)?;
+        self.0.get_mut(i)
+    }
+
+    /// Add the next order; an id out of sequence (a damaged journal) is ignored.
+    fn insert(&mut self, id: u64, order: Order) {
+        if Self::index(id) == Some(self.0.len()) {
+            self.0.push(order);
+        }
+    }
+
+    fn values(&self) -> std::slice::Iter<'_, Order> {
+        self.0.iter()
     }
 }
 
@@ -170,8 +201,7 @@ pub struct Oms {
     instruments: Arc<Instruments>,
     paper: PaperConfig,
     books: Map<String, Book>,
-    /// By id; a B-tree so growth never rehashes (and ids ascend, so inserts append).
-    orders: BTreeMap<u64, Order>,
+    orders: OrderBook,
     working: Map<Symbol, Vec<u64>>,
     client_ids: Map<(String, String), u64>,
     quotes: Map<Symbol, Quote>,
@@ -211,7 +241,7 @@ impl Oms {
             instruments: Arc::new(instruments),
             paper,
             books,
-            orders: BTreeMap::new(),
+            orders: OrderBook::default(),
             working: Map::default(),
             client_ids: Map::default(),
             quotes: Map::default(),
