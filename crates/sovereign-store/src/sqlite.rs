@@ -103,6 +103,8 @@ pub(crate) struct Sqlite {
     writes: Arc<AtomicU64>,
     /// Writes queued so far; `writes` counts those the writer has finished (durable or failed).
     queued: AtomicU64,
+    /// Dropping this stops the checkpointer thread.
+    _checkpointer: mpsc::Sender<()>,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -114,6 +116,27 @@ fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreErro
         conn.pragma_update(None, "query_only", true)?;
     }
     Ok(conn)
+}
+
+/// Copy the WAL back into the database from a connection of its own, once a second, in PASSIVE
+/// mode: it never blocks the writer, so a checkpoint is not a pause in order acknowledgements.
+/// (The writer's own automatic checkpoints are off; it truncates the WAL when it closes.)
+fn spawn_checkpointer(path: &Path) -> Result<mpsc::Sender<()>, StoreError> {
+    let conn = open_connection(path, false)?;
+    let (stop, stopped) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_secs(1))
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed");
+                }
+            }
+        })
+        .map_err(|e| StoreError::Database(format!("cannot start checkpoint thread: {e}")))?;
+    Ok(stop)
 }
 
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
@@ -143,6 +166,7 @@ impl Sqlite {
         }
         let mut conn = open_connection(path, false)?;
         migrate(&mut conn)?;
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         let readers = (0..options.readers.max(1))
             .map(|_| open_connection(path, true))
             .collect::<Result<Vec<_>, _>>()?;
@@ -160,6 +184,7 @@ impl Sqlite {
             .name("store-writer".into())
             .spawn(move || writer.run())
             .map_err(|e| StoreError::Database(format!("cannot start writer thread: {e}")))?;
+        let checkpointer = spawn_checkpointer(path)?;
         Ok(Sqlite {
             path: path.to_path_buf(),
             queue,
@@ -167,6 +192,7 @@ impl Sqlite {
             commits,
             writes,
             queued: AtomicU64::new(0),
+            _checkpointer: checkpointer,
         })
     }
 

@@ -55,10 +55,53 @@ impl Hasher for FxHasher {
     }
 }
 
+/// An append-only sequence stored in fixed-size chunks: growing it never moves (copies) what is
+/// already there, so a long-running OMS has no pause when its history doubles.
+#[derive(Debug, Clone)]
+struct Chunked<T> {
+    chunks: Vec<Vec<T>>,
+    len: usize,
+}
+
+const CHUNK: usize = 16 * 1024;
+
+impl<T> Default for Chunked<T> {
+    fn default() -> Self {
+        Chunked {
+            chunks: Vec::new(),
+            len: 0,
+        }
+    }
+}
+
+impl<T> Chunked<T> {
+    fn push(&mut self, item: T) {
+        if self.len.is_multiple_of(CHUNK) {
+            self.chunks.push(Vec::with_capacity(CHUNK));
+        }
+        if let Some(last) = self.chunks.last_mut() {
+            last.push(item);
+            self.len += 1;
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<&T> {
+        self.chunks.get(i / CHUNK)?.get(i % CHUNK)
+    }
+
+    fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.chunks.get_mut(i / CHUNK)?.get_mut(i % CHUNK)
+    }
+
+    fn iter(&self) -> impl DoubleEndedIterator<Item = &T> {
+        self.chunks.iter().flatten()
+    }
+}
+
 /// Every order by id. Ids are dense and ascending from 1 (the OMS hands them out), so the book is
-/// a vector indexed by `id − 1`: O(1) lookup, append-only growth, no rehashing.
+/// a sequence indexed by `id − 1`: O(1) lookup, append-only growth, no rehashing.
 #[derive(Debug, Clone, Default)]
-struct OrderBook(Vec<Order>);
+struct OrderBook(Chunked<Order>);
 
 impl OrderBook {
     fn index(id: u64) -> Option<usize> {
@@ -76,12 +119,12 @@ impl OrderBook {
 
     /// Add the next order; an id out of sequence (a damaged journal) is ignored.
     fn insert(&mut self, id: u64, order: Order) {
-        if Self::index(id) == Some(self.0.len()) {
+        if Self::index(id) == Some(self.0.len) {
             self.0.push(order);
         }
     }
 
-    fn values(&self) -> std::slice::Iter<'_, Order> {
+    fn values(&self) -> impl DoubleEndedIterator<Item = &Order> {
         self.0.iter()
     }
 }
@@ -207,7 +250,7 @@ pub struct Oms {
     quotes: Map<Symbol, Quote>,
     /// The last quote journaled per symbol (a `Mark` is written only when it changes).
     marked: Map<Symbol, Quote>,
-    fills: Vec<FillRecord>,
+    fills: Chunked<FillRecord>,
     next_order_id: u64,
     next_fill_id: u64,
     /// Most recent window any account's rate rule needs; older submit times are dropped.
@@ -246,7 +289,7 @@ impl Oms {
             client_ids: Map::default(),
             quotes: Map::default(),
             marked: Map::default(),
-            fills: Vec::new(),
+            fills: Chunked::default(),
             next_order_id: 1,
             next_fill_id: 1,
             rate_window,
