@@ -174,6 +174,7 @@ pub fn order_json(o: &Order) -> Value {
         "triggered": o.triggered,
         "reject_code": o.reject_code,
         "reject_reason": o.reject_reason,
+        "cancel_reason": o.cancel_reason,
         "created_at": o.created_at.to_rfc3339(),
         "updated_at": o.updated_at.to_rfc3339(),
     })
@@ -290,6 +291,7 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                     .unwrap_or(false),
                 reject_code: r.opt_str("reject_code"),
                 reject_reason: r.opt_str("reject_reason"),
+                cancel_reason: r.opt_str("cancel_reason"),
                 created_at: r.time("created_at")?,
                 updated_at: match r.opt_str("updated_at") {
                     Some(_) => r.time("updated_at")?,

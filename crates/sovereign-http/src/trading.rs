@@ -133,6 +133,8 @@ pub struct OrderOut {
     pub triggered: bool,
     pub reject_code: Option<String>,
     pub reject_reason: Option<String>,
+    /// Why it was canceled: `canceled by request`, `cancel_all`, `ioc_unfilled`, `fok_unfillable`, `no_market_data`.
+    pub cancel_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -157,6 +159,7 @@ impl From<&Order> for OrderOut {
             triggered: o.triggered,
             reject_code: o.reject_code.clone(),
             reject_reason: o.reject_reason.clone(),
+            cancel_reason: o.cancel_reason.clone(),
             created_at: ts(o.created_at),
             updated_at: ts(o.updated_at),
         }

@@ -109,6 +109,31 @@ enum Live {
     Limit(Option<Price>),
 }
 
+/// A venue that works orders. The OMS asks it about each working order whenever the order is
+/// accepted, changed, or its market moves, and turns the answer into events. Decisions only:
+/// a venue that answers asynchronously (a broker bridge, NinjaTrader's order files) returns
+/// [`Decision::default`] here and reports its executions to the OMS later.
+pub trait Gateway: std::fmt::Debug + Send {
+    /// Short name for reports (`paper`, …).
+    fn name(&self) -> &'static str;
+    /// What the venue does with `order` now, given the latest `quote`.
+    fn work(&self, order: &Order, instrument: &Instrument, quote: &Quote) -> Decision;
+}
+
+/// The paper broker: fills against the latest market data by the rules of [`decide`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PaperGateway(pub PaperConfig);
+
+impl Gateway for PaperGateway {
+    fn name(&self) -> &'static str {
+        "paper"
+    }
+
+    fn work(&self, order: &Order, instrument: &Instrument, quote: &Quote) -> Decision {
+        decide(order, instrument, quote, &self.0)
+    }
+}
+
 /// Decide for a working order given the latest quote. See the module docs for the rules.
 ///
 /// Orders that are not open (filled, canceled, …) or have nothing left to fill get

@@ -15,7 +15,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use crate::error::Invalid;
 use crate::trading::fixed::{Fixed, Money, Price, Qty};
 use crate::trading::instrument::{Instrument, Instruments, Symbol};
-use crate::trading::matching::{decide, CancelReason, PaperConfig, Quote};
+use crate::trading::matching::{Gateway, PaperConfig, PaperGateway, Quote};
 use crate::trading::order::{NewOrder, Order, OrderStatus, OrderType, OrderUpdate, Side, Tif};
 use crate::trading::position::{Account, Fill, Position};
 use crate::trading::risk::{
@@ -239,10 +239,10 @@ pub struct AccountView {
 }
 
 /// The OMS state.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Oms {
     instruments: Arc<Instruments>,
-    paper: PaperConfig,
+    gateway: Box<dyn Gateway>,
     books: Map<String, Book>,
     orders: OrderBook,
     working: Map<Symbol, Vec<u64>>,
@@ -258,7 +258,17 @@ pub struct Oms {
 }
 
 impl Oms {
+    /// An OMS trading on the paper broker.
     pub fn new(instruments: Instruments, paper: PaperConfig, accounts: &[AccountConfig]) -> Oms {
+        Oms::with_gateway(instruments, Box::new(PaperGateway(paper)), accounts)
+    }
+
+    /// An OMS trading on any venue.
+    pub fn with_gateway(
+        instruments: Instruments,
+        gateway: Box<dyn Gateway>,
+        accounts: &[AccountConfig],
+    ) -> Oms {
         let mut rate_window = chrono::Duration::zero();
         let books = accounts
             .iter()
@@ -282,7 +292,7 @@ impl Oms {
             .collect();
         Oms {
             instruments: Arc::new(instruments),
-            paper,
+            gateway,
             books,
             orders: OrderBook::default(),
             working: Map::default(),
@@ -457,7 +467,7 @@ impl Oms {
             .get(&order.request.symbol)
             .copied()
             .unwrap_or_default();
-        let decision = decide(order, instrument, &quote, &self.paper);
+        let decision = self.gateway.work(order, instrument, &quote);
         if decision.trigger {
             self.emit(
                 Event::OrderUpdated {
@@ -493,11 +503,7 @@ impl Oms {
         if let Some(reason) = decision.cancel {
             let still_open = self.orders.get(&id).is_some_and(|o| o.status.is_open());
             if still_open {
-                let reason = match reason {
-                    CancelReason::IocUnfilled => "ioc_unfilled",
-                    CancelReason::FokUnfillable => "fok_unfillable",
-                    CancelReason::NoMarketData => "no_market_data",
-                };
+                let reason = reason.as_str();
                 self.emit(
                     Event::OrderUpdated {
                         order_id: id,

@@ -365,6 +365,8 @@ pub struct Order {
     pub triggered: bool,
     pub reject_code: Option<String>,
     pub reject_reason: Option<String>,
+    /// Why it was canceled (`canceled by request`, `ioc_unfilled`, `fok_unfillable`, …).
+    pub cancel_reason: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -409,6 +411,7 @@ impl Order {
             triggered: false,
             reject_code: None,
             reject_reason: None,
+            cancel_reason: None,
             created_at: now,
             updated_at: now,
         }
@@ -447,6 +450,7 @@ impl Order {
                 self.reject_reason = Some(reason.clone());
             }
             OrderUpdate::Triggered => self.triggered = true,
+            OrderUpdate::Canceled { reason } => self.cancel_reason = Some(reason.clone()),
             OrderUpdate::Filled { qty, price, .. } => {
                 let before = self.filled_qty;
                 let after = before.saturating_add(*qty);
@@ -476,7 +480,7 @@ impl Order {
                     self.request.stop_price = Some(*p);
                 }
             }
-            OrderUpdate::Accepted | OrderUpdate::Canceled { .. } | OrderUpdate::Expired => {}
+            OrderUpdate::Accepted | OrderUpdate::Expired => {}
         }
         self.status = next;
         self.updated_at = now;
