@@ -50,14 +50,23 @@ impl SignalDedup {
         map.get_mut(strategy)
             .is_none_or(|w| w.admit(strategy, key, Utc::now()))
     }
+
+    /// Undo `admit` for an alert that was not carried out, so a retry is not taken for a repeat.
+    fn forget(&self, strategy: &str, key: &str) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = map.get_mut(strategy) {
+            w.forget(strategy, key);
+        }
+    }
 }
 
 impl Engine {
-    pub async fn signal(
+    /// Check a strategy's secret (constant time). Done first, before the alert is read further.
+    pub fn authenticate_signal(
         &self,
         strategy: &str,
-        req: SignalRequest,
-    ) -> Result<SignalOutcome, EngineError> {
+        secret: Option<&str>,
+    ) -> Result<&StrategySettings, EngineError> {
         let settings =
             self.settings
                 .signals
@@ -66,18 +75,35 @@ impl Engine {
                     what: format!("strategy {strategy:?}"),
                     field: "strategy",
                 })?;
-        let given = req.secret.as_deref().unwrap_or_default();
+        let given = secret.unwrap_or_default();
         if !constant_time_eq(given.as_bytes(), settings.secret.as_bytes()) {
             tracing::warn!(strategy, "signal refused: wrong secret");
             return Err(EngineError::Unauthorized {
                 source_name: format!("signals/{strategy}"),
-                code: if req.secret.is_none() {
+                code: if secret.is_none() {
                     "missing_credential"
                 } else {
                     "bad_credential"
                 },
                 reason: "wrong or missing secret".into(),
             });
+        }
+        Ok(settings)
+    }
+
+    pub async fn signal(
+        &self,
+        strategy: &str,
+        req: SignalRequest,
+    ) -> Result<SignalOutcome, EngineError> {
+        let settings = self.authenticate_signal(strategy, req.secret.as_deref())?;
+        if req.delivery.as_ref().is_some_and(|d| d.len() > 100) {
+            return Err(sovereign_core::error::Invalid::new(
+                "invalid_id",
+                "id",
+                "an alert id may be at most 100 characters",
+            )
+            .into());
         }
         let rule = settings.rule.clone();
         let instrument = rule
@@ -96,8 +122,8 @@ impl Engine {
             }
         }
         let signal = req.signal;
-        let client_id = key.map(|k| format!("sig:{strategy}:{k}"));
-        let orders = self
+        let client_id = key.as_ref().map(|k| format!("sig:{strategy}:{k}"));
+        let placed = self
             .trading()
             .submit_planned(Box::new(move |oms| {
                 let position = oms.position_qty(&rule.account, &instrument.symbol);
@@ -107,7 +133,16 @@ impl Engine {
                 }
                 Ok(orders)
             }))
-            .await?;
+            .await;
+        let orders = match placed {
+            Ok(orders) => orders,
+            Err(e) => {
+                if let Some(k) = &key {
+                    self.signal_dedup.forget(strategy, k);
+                }
+                return Err(e.into());
+            }
+        };
         let duplicate = !orders.is_empty() && orders.iter().all(|o| o.duplicate);
         Ok(SignalOutcome { duplicate, orders })
     }

@@ -129,7 +129,10 @@ impl Trading {
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
+        let (publish, to_publish) = mpsc::unbounded_channel();
+        tokio::spawn(publisher(to_publish, events.clone()));
         let actor = Actor {
+            publish,
             oms,
             store,
             events: events.clone(),
@@ -251,7 +254,15 @@ impl Trading {
                 })
             })))
             .map_err(|_| TradingError::Closed)?;
-        rx.await.map_err(|_| TradingError::Closed)
+        rx.await.map_err(|_| self.closed_or_failed())
+    }
+
+    fn closed_or_failed(&self) -> TradingError {
+        if self.failed.load(Ordering::Acquire) {
+            TradingError::JournalFailed
+        } else {
+            TradingError::Closed
+        }
     }
 
     pub async fn order(&self, id: u64) -> Result<Option<Order>, TradingError> {
@@ -308,6 +319,19 @@ struct Actor {
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
+    publish: mpsc::UnboundedSender<(Durable, Published)>,
+}
+
+/// Deliver published batches to subscribers in the order they were queued, each once durable.
+async fn publisher(
+    mut rx: mpsc::UnboundedReceiver<(Durable, Published)>,
+    subscribers: broadcast::Sender<Arc<Published>>,
+) {
+    while let Some((durable, published)) = rx.recv().await {
+        if durable.await.is_ok() {
+            let _ = subscribers.send(Arc::new(published));
+        }
+    }
 }
 
 impl Actor {
@@ -327,6 +351,14 @@ impl Actor {
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         while let Some(cmd) = rx.recv().await {
+            if self.store.poisoned() {
+                self.failed.store(true, Ordering::Release);
+            }
+            if self.failed.load(Ordering::Acquire) {
+                // Memory may be ahead of the journal: answer nothing from it.
+                refuse(cmd);
+                continue;
+            }
             if let Command::Read(f) = cmd {
                 let deliver = f(&self.oms);
                 self.after_durable(deliver);
@@ -334,10 +366,6 @@ impl Actor {
             }
             let now = Utc::now();
             let mut out = Vec::new();
-            if self.failed.load(Ordering::Acquire) {
-                refuse(cmd);
-                continue;
-            }
             match cmd {
                 Command::Submit(order, reply) => {
                     let r = self
@@ -467,15 +495,12 @@ impl Actor {
             .store
             .append_journal(vec![journal::encode_batch(&events)]);
         if self.events.receiver_count() > 0 {
-            // Subscribers hear of the events once they are durable (a barrier queued behind them).
+            // Subscribers hear of the events once they are durable (a barrier queued behind
+            // them); one publisher awaits the barriers in order, so streams keep the OMS's order.
             let published = self.snapshot(events);
-            let barrier = self.store.barrier();
-            let subscribers = self.events.clone();
-            tokio::spawn(async move {
-                if barrier.await.is_ok() {
-                    let _ = subscribers.send(Arc::new(published));
-                }
-            });
+            let _ = self
+                .publish
+                .send((Box::pin(self.store.barrier()), published));
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }

@@ -43,6 +43,9 @@ impl From<TradingError> for ApiError {
             TradingError::Oms(OmsError::NotOpen { .. }) => {
                 ApiError::new(StatusCode::CONFLICT, "order_not_open", message).field("id")
             }
+            TradingError::Oms(OmsError::Denied(d)) => {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, d.code.code(), message)
+            }
             TradingError::Journal(_) | TradingError::JournalFailed => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "journal_unavailable",
@@ -397,14 +400,26 @@ pub async fn submit_order(
     let order = new_order(&s, &body).await?;
     let done = s.engine.trading().submit(order).await?;
     let out = OrderOut::from(&done.order);
-    Ok(match done.denial {
-        Some(d) => (
+    // A repeat of a denied order is answered like the original: 422 with the stored reason.
+    let denial = done
+        .denial
+        .map(|d| (d.code.code().to_string(), d.message))
+        .or_else(|| {
+            (done.order.status == OrderStatus::Denied).then(|| {
+                (
+                    done.order.reject_code.clone().unwrap_or_default(),
+                    done.order.reject_reason.clone().unwrap_or_default(),
+                )
+            })
+        });
+    Ok(match denial {
+        Some((code, message)) => (
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(DeniedOut {
                 order: out,
                 error: ErrorDetail {
-                    code: d.code.code().into(),
-                    message: d.message,
+                    code,
+                    message,
                     field: None,
                 },
             }),
@@ -540,8 +555,10 @@ pub async fn flatten(
 #[utoipa::path(get, path = "/api/positions", tag = "trading", params(AccountQuery), responses((status = 200, body = PositionList)))]
 pub async fn positions(
     State(s): State<AppState>,
-    Query(q): Query<AccountQuery>,
+    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<PositionList>> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let positions: Vec<PositionOut> = s
         .engine
         .trading()
@@ -559,8 +576,10 @@ pub async fn positions(
 #[utoipa::path(get, path = "/api/fills", tag = "trading", params(AccountQuery), responses((status = 200, body = FillList)))]
 pub async fn fills(
     State(s): State<AppState>,
-    Query(q): Query<AccountQuery>,
+    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<Json<FillList>> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let fills: Vec<FillOut> = s
         .engine
@@ -841,6 +860,9 @@ pub async fn signal(
     use sovereign_core::trading::order::OrderType;
     use sovereign_core::trading::signal::{Action, Signal};
     use sovereign_engine::signals::SignalRequest;
+    // The secret first: an unauthenticated sender learns nothing about the alert's validity.
+    s.engine
+        .authenticate_signal(&strategy, body.secret.as_deref())?;
     let qty = match (&body.contracts, &body.qty) {
         (Some(d), _) => Some(Qty(decimal("contracts", d)?)),
         (None, Some(d)) => Some(Qty(decimal("qty", d)?)),

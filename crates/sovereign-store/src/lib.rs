@@ -174,6 +174,12 @@ impl Store {
         dispatch!(self, b => b.barrier())
     }
 
+    /// Whether a commit or a journal append has failed since start. Once set, what is in memory
+    /// may be ahead of the disk; the trading core stops rather than build on it.
+    pub fn poisoned(&self) -> bool {
+        dispatch!(self, b => b.poisoned())
+    }
+
     /// Whether every write queued so far has been finished by the writer (nothing in flight).
     pub fn caught_up(&self) -> bool {
         dispatch!(self, b => b.caught_up())

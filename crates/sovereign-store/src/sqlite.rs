@@ -7,7 +7,7 @@
 //! on the blocking pool with their own connections and never block the writer.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 
 use chrono::{DateTime, Utc};
@@ -105,6 +105,8 @@ pub(crate) struct Sqlite {
     queued: AtomicU64,
     /// Dropping this stops the checkpointer thread.
     _checkpointer: mpsc::Sender<()>,
+    /// Set for good when a commit or a journal append fails.
+    poisoned: Arc<AtomicBool>,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -173,9 +175,11 @@ impl Sqlite {
         let (queue, rx) = mpsc::channel();
         let commits = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(AtomicU64::new(0));
+        let poisoned = Arc::new(AtomicBool::new(false));
         let writer = Writer {
             conn,
             rx,
+            poisoned: poisoned.clone(),
             max_batch: options.max_batch.max(1),
             commits: commits.clone(),
             writes: writes.clone(),
@@ -193,7 +197,12 @@ impl Sqlite {
             writes,
             queued: AtomicU64::new(0),
             _checkpointer: checkpointer,
+            poisoned,
         })
+    }
+
+    pub(crate) fn poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Acquire)
     }
 
     pub(crate) fn caught_up(&self) -> bool {
@@ -531,6 +540,7 @@ impl Sqlite {
 
 struct Writer {
     conn: Connection,
+    poisoned: Arc<AtomicBool>,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
     commits: Arc<AtomicU64>,
@@ -580,6 +590,9 @@ impl Writer {
             for (op, _) in batch.iter() {
                 let mut sp = tx.savepoint()?;
                 let r = apply(&sp, op);
+                if r.is_err() && matches!(op, WriteOp::AppendJournal(_)) {
+                    self.poisoned.store(true, Ordering::Release);
+                }
                 if r.is_ok() {
                     sp.commit()?;
                 } else {
@@ -599,6 +612,7 @@ impl Writer {
                 }
             }
             Err(e) => {
+                self.poisoned.store(true, Ordering::Release);
                 self.writes.fetch_add(n, Ordering::Release);
                 tracing::error!(error = %e, writes = n, "store commit failed");
                 let msg = e.to_string();

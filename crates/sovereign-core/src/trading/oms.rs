@@ -19,7 +19,7 @@ use crate::trading::matching::{Gateway, PaperConfig, PaperGateway, Quote};
 use crate::trading::order::{NewOrder, Order, OrderStatus, OrderType, OrderUpdate, Side, Tif};
 use crate::trading::position::{Account, Fill, Position};
 use crate::trading::risk::{
-    self, RiskContext, RiskDenial, RiskLimits, StateChange, StateCommand, TradingState,
+    self, RiskCode, RiskContext, RiskDenial, RiskLimits, StateChange, StateCommand, TradingState,
 };
 
 /// The OMS's maps are keyed by its own ids and symbols, not by attacker-chosen text at scale, so
@@ -129,6 +129,17 @@ impl OrderBook {
     }
 }
 
+/// Which pre-trade check an order gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Check {
+    /// A new order: every rule.
+    Submit,
+    /// A working order with new quantity/prices: every rule, not counted again for the rate.
+    Modify,
+    /// A closing order from flatten: only that it reduces the position.
+    Flatten,
+}
+
 /// One account's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountConfig {
@@ -186,6 +197,8 @@ pub enum OmsError {
     UnknownOrder(u64),
     #[error("order {id} is {status} and can no longer be changed")]
     NotOpen { id: u64, status: OrderStatus },
+    #[error("{}", .0.message)]
+    Denied(RiskDenial),
 }
 
 impl From<Invalid> for OmsError {
@@ -356,7 +369,19 @@ impl Oms {
         let order = Order::new(id, new, now);
         self.emit(Event::OrderCreated(order), out);
 
-        let verdict = self.risk_check(id, instrument, now, flattening);
+        let request = self.orders.get(&id).map(|o| o.request.clone());
+        let check = if flattening {
+            Check::Flatten
+        } else {
+            Check::Submit
+        };
+        let verdict = match &request {
+            Some(r) => self.risk_check(r, id, instrument, now, check),
+            None => Err(RiskDenial {
+                code: RiskCode::TradingHalted,
+                message: "order vanished before its risk check".into(),
+            }),
+        };
         if let Err(denial) = &verdict {
             self.emit(
                 Event::OrderUpdated {
@@ -394,15 +419,14 @@ impl Oms {
 
     fn risk_check(
         &mut self,
+        request: &NewOrder,
         id: u64,
         instrument: &Instrument,
         now: DateTime<Utc>,
-        flattening: bool,
+        check: Check,
     ) -> Result<(), RiskDenial> {
-        let Some(order) = self.orders.get(&id) else {
-            return Ok(());
-        };
-        let (account, symbol) = (order.request.account.as_str(), &order.request.symbol);
+        let order = request;
+        let (account, symbol) = (order.account.as_str(), &order.symbol);
         let last_price = self.quotes.get(symbol).and_then(|q| q.last);
         let (mut open_buy, mut open_sell) = (Qty::ZERO, Qty::ZERO);
         for oid in self
@@ -430,10 +454,18 @@ impl Oms {
             book.recent.pop_front();
         }
         let position = book.positions.get(symbol).map_or(Qty::ZERO, |p| p.qty);
-        let state = match (book.state, flattening) {
-            (TradingState::Halted, true) => TradingState::Reducing,
-            (s, _) => s,
-        };
+        if check == Check::Flatten {
+            // The kill switch must always be able to close: only "does it reduce?" applies.
+            return if risk::reduces_only(order, position) {
+                Ok(())
+            } else {
+                Err(RiskDenial {
+                    code: RiskCode::ReducingOnly,
+                    message: format!("a closing order must reduce the {position} position"),
+                })
+            };
+        }
+        let state = book.state;
         let ctx = RiskContext {
             now,
             state,
@@ -443,12 +475,14 @@ impl Oms {
             open_buy_qty: open_buy,
             open_sell_qty: open_sell,
             gross_exposure: gross,
-            open_orders: book.open_orders,
+            // The order itself is already counted as working; the limit is about the others.
+            open_orders: book.open_orders.saturating_sub(1),
             recent_order_times: book.recent.make_contiguous(),
             day_pnl,
         };
-        let verdict = risk::check(&order.request, &book.limits, &ctx);
-        if verdict.is_ok() && book.limits.max_orders_per_window.is_some() {
+        let verdict = risk::check(order, &book.limits, &ctx);
+        if verdict.is_ok() && check == Check::Submit && book.limits.max_orders_per_window.is_some()
+        {
             book.recent.push_back(now);
         }
         verdict
@@ -703,6 +737,13 @@ impl Oms {
             }
             instrument.check_price(p, "stop_price")?;
         }
+        // The changed order must pass pre-trade risk as if it were new.
+        let mut candidate = order.request.clone();
+        candidate.qty = qty.unwrap_or(candidate.qty);
+        candidate.limit_price = limit_price.or(candidate.limit_price);
+        candidate.stop_price = stop_price.or(candidate.stop_price);
+        self.risk_check(&candidate, id, instrument, now, Check::Modify)
+            .map_err(OmsError::Denied)?;
         self.emit(
             Event::OrderUpdated {
                 order_id: id,

@@ -637,6 +637,86 @@ async fn trading_daily_loss_limit_halts() {
     // A price recovery does not lift the halt: only an operator does.
     tick(&e, "ES", "5010", "5009.75", "5010.25").await;
     assert_eq!(account(&e).await["trading_state"], "halted");
+
+    // The kill switch still closes the position: flatten passes the loss limit while halted.
+    let (status, closing) = e.post("/api/positions/flatten", json!({})).await;
+    assert_eq!(status, 200, "{closing}");
+    assert_eq!(closing["orders"][0]["status"], "filled", "{closing}");
+    assert_eq!(position(&e, "ES").await["qty"], "0");
+}
+
+#[tokio::test]
+async fn trading_risk_applies_to_changes_and_repeats() {
+    let e = Engine::start(Some(RISK_CONFIG));
+    tick(&e, "ES", "5000", "4999.75", "5000.25").await;
+    let resting = submit(
+        &e,
+        201,
+        json!({"symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": "4900", "tif": "gtc"}),
+    )
+    .await;
+    let path = format!("/api/orders/{}", resting["id"].as_str().unwrap());
+
+    // A change must pass risk as if the order were new: size, then price band.
+    for (change, code) in [
+        (json!({"qty": "50"}), "max_order_qty"),
+        (json!({"limit_price": "6000"}), "price_band"),
+    ] {
+        let (status, body) = e.patch(&path, change.clone()).await;
+        assert_eq!(status, 422, "{change}: {body}");
+        assert_eq!(body["error"]["code"], code, "{body}");
+    }
+    assert_eq!(
+        order(&e, &resting["id"]).await["qty"],
+        "1",
+        "refused changes change nothing"
+    );
+
+    // While halted no change passes, but a cancel does.
+    e.post("/api/risk/hardstop", json!({"reason": "test"}))
+        .await;
+    let (status, body) = e.patch(&path, json!({"qty": "2"})).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (422, Some("trading_halted")),
+        "{body}"
+    );
+    let (status, _) = e.delete(&path).await;
+    assert_eq!(status, 200);
+    e.post("/api/risk/resume", json!({"reason": "test"})).await;
+
+    // Repeating a denied order's client id answers like the original: 422 with the reason.
+    let first = denied(
+        &e,
+        json!({"symbol": "ES", "side": "buy", "qty": "50", "client_order_id": "big-1"}),
+        "max_order_qty",
+    )
+    .await;
+    let again = denied(
+        &e,
+        json!({"symbol": "ES", "side": "buy", "qty": "50", "client_order_id": "big-1"}),
+        "max_order_qty",
+    )
+    .await;
+    assert_eq!(first["order"]["id"], again["order"]["id"]);
+
+    // Query errors are JSON too.
+    for path in ["/api/fills?limit=abc", "/api/positions?limit=-1"] {
+        let (status, body) = e.get(path).await;
+        assert_eq!(status, 400, "{path}: {body}");
+        assert_error_shape(&body);
+    }
+}
+
+#[tokio::test]
+async fn trading_open_order_limit_counts_other_orders() {
+    let e = Engine::start(Some(
+        "[trading]\nsynthetic_feed = false\n[trading.accounts.paper]\nmax_open_orders = 1\n",
+    ));
+    tick(&e, "ES", "5000", "4999.75", "5000.25").await;
+    let limit = |px: &str| json!({"symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": px, "tif": "gtc"});
+    submit(&e, 201, limit("4990")).await;
+    denied(&e, limit("4991"), "max_open_orders").await;
 }
 
 // ----- 4. bad input -------------------------------------------------------------------------
