@@ -79,6 +79,8 @@ enum Command {
     SetState(String, StateCommand, Reply<Option<StateChange>>),
     Ticks(Vec<Tick>, Option<Reply<usize>>),
     Planned(Planner, Reply<Vec<Submitted>>),
+    /// Time passes: expire day orders whose session closed.
+    Clock,
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
 }
@@ -140,6 +142,17 @@ impl Trading {
             failed: failed.clone(),
         };
         tokio::spawn(actor.run(rx));
+        let clock = tx.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tick.tick().await;
+                if clock.send(Command::Clock).is_err() {
+                    return;
+                }
+            }
+        });
         Ok((
             Trading {
                 tx,
@@ -439,6 +452,13 @@ impl Actor {
                     };
                     self.commit(out, reply, r);
                 }
+                Command::Clock => {
+                    self.oms.expire_day_orders(now, &mut out);
+                    if !out.is_empty() {
+                        let (tx, _rx) = oneshot::channel();
+                        self.commit(out, tx, Ok(()));
+                    }
+                }
                 Command::Read(_) => {}
             }
         }
@@ -523,6 +543,7 @@ fn refuse(cmd: Command) {
             }
         }
         Command::Planned(_, r) => drop(r.send(e())),
+        Command::Clock => {}
         Command::Read(_) => {}
     }
 }

@@ -129,6 +129,28 @@ impl OrderBook {
     }
 }
 
+/// The first session close after `t`: the trading-hours end in its zone, or midnight UTC.
+pub fn session_close_after(
+    t: DateTime<Utc>,
+    hours: Option<&crate::trading::risk::TradingHours>,
+) -> DateTime<Utc> {
+    use chrono::{Duration, NaiveTime, TimeZone};
+    let (tz, end) = match hours {
+        Some(h) => (h.tz, h.end),
+        None => (chrono_tz::UTC, NaiveTime::MIN),
+    };
+    let local = t.with_timezone(&tz);
+    let mut date = local.date_naive();
+    if local.time() >= end {
+        date = date.succ_opt().unwrap_or(date);
+    }
+    match tz.from_local_datetime(&date.and_time(end)).earliest() {
+        Some(close) => close.with_timezone(&Utc),
+        // The close falls in a daylight-saving gap: an hour later exists.
+        None => (date.and_time(end) + Duration::hours(1)).and_utc(),
+    }
+}
+
 /// Which pre-trade check an order gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Check {
@@ -830,6 +852,39 @@ impl Oms {
                 self.submit_as(order, now, out, true).ok()
             })
             .collect()
+    }
+
+    /// Expire `day` orders whose session has closed: at the account's trading-hours end (in its
+    /// time zone) when it has trading hours, else at midnight UTC. Called once a second by the
+    /// engine and once after recovery.
+    pub fn expire_day_orders(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let mut due: Vec<u64> = Vec::new();
+        for id in self.working.values().flatten() {
+            let Some(o) = self.orders.get(id) else {
+                continue;
+            };
+            if o.request.tif != Tif::Day || !o.status.is_open() {
+                continue;
+            }
+            let hours = self
+                .books
+                .get(&o.request.account)
+                .and_then(|b| b.limits.trading_hours.as_ref());
+            if now >= session_close_after(o.created_at, hours) {
+                due.push(*id);
+            }
+        }
+        due.sort_unstable();
+        for id in due {
+            self.emit(
+                Event::OrderUpdated {
+                    order_id: id,
+                    update: OrderUpdate::Expired,
+                    at: now,
+                },
+                out,
+            );
+        }
     }
 
     /// New market data for a symbol: remember it, then let the venue work that symbol's orders.
