@@ -185,6 +185,28 @@ impl Store {
         dispatch!(self, b => b.caught_up())
     }
 
+    /// Queue an audit record at once (chained to the last one by the writer); the future resolves
+    /// to its sequence number once it is durable.
+    pub fn append_audit(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        actor: impl Into<String>,
+        kind: impl Into<String>,
+        payload: serde_json::Value,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
+        let (actor, kind) = (actor.into(), kind.into());
+        dispatch!(self, b => b.append_audit(at, actor, kind, payload))
+    }
+
+    /// Audit records with `seq > after_seq`, in order, at most `limit`.
+    pub async fn list_audit(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<sovereign_core::audit::AuditRecord>, StoreError> {
+        dispatch!(self, b => b.list_audit(after_seq, limit).await)
+    }
+
     /// Journal entries with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn read_journal(
         &self,

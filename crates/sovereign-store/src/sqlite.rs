@@ -13,6 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
+use sovereign_core::audit::AuditRecord;
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
 use tokio::sync::oneshot;
@@ -71,6 +72,16 @@ const MIGRATIONS: &[&str] = &[
         kind TEXT NOT NULL,
         payload TEXT NOT NULL
     );",
+    // 3: the audit trail (hash-chained; see sovereign_core::audit)
+    "CREATE TABLE audit (
+        seq INTEGER PRIMARY KEY,
+        at INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL
+    );",
 ];
 
 enum WriteOp {
@@ -85,6 +96,12 @@ enum WriteOp {
         keep: Option<usize>,
     },
     AppendJournal(Vec<JournalEntry>),
+    AppendAudit {
+        at: DateTime<Utc>,
+        actor: String,
+        kind: String,
+        payload: Value,
+    },
     Ping,
 }
 
@@ -176,7 +193,9 @@ impl Sqlite {
         let commits = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(AtomicU64::new(0));
         let poisoned = Arc::new(AtomicBool::new(false));
+        let audit_head = load_audit_head(&conn)?;
         let writer = Writer {
+            audit_head,
             conn,
             rx,
             poisoned: poisoned.clone(),
@@ -314,6 +333,70 @@ impl Sqlite {
             }
             rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
         }
+    }
+
+    /// Queue an audit record now; resolves to its sequence number once durable.
+    pub(crate) fn append_audit(
+        &self,
+        at: DateTime<Utc>,
+        actor: String,
+        kind: String,
+        payload: Value,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
+        let (tx, rx) = oneshot::channel();
+        let sent = self.enqueue(
+            WriteOp::AppendAudit {
+                at,
+                actor,
+                kind,
+                payload,
+            },
+            tx,
+        );
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
+        }
+    }
+
+    pub(crate) async fn list_audit(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<AuditRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, actor, kind, payload, prev, hash FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq as i64, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, String>(6)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at, actor, kind, payload, prev, hash) = row?;
+                out.push(AuditRecord {
+                    seq: seq as u64,
+                    at: from_micros(at),
+                    actor,
+                    kind,
+                    payload: serde_json::from_str(&payload).map_err(|e| corrupt(&seq.to_string(), "payload", e))?,
+                    prev,
+                    hash,
+                });
+            }
+            Ok(out)
+        })
+        .await
     }
 
     pub(crate) async fn read_journal(
@@ -540,6 +623,8 @@ impl Sqlite {
 
 struct Writer {
     conn: Connection,
+    /// The audit chain's last record (seq, hash), so each append links to it.
+    audit_head: Option<(u64, String)>,
     poisoned: Arc<AtomicBool>,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
@@ -589,7 +674,7 @@ impl Writer {
             let mut results = Vec::with_capacity(batch.len());
             for (op, _) in batch.iter() {
                 let mut sp = tx.savepoint()?;
-                let r = apply(&sp, op);
+                let r = apply(&sp, op, &mut self.audit_head);
                 if r.is_err() && matches!(op, WriteOp::AppendJournal(_)) {
                     self.poisoned.store(true, Ordering::Release);
                 }
@@ -613,6 +698,8 @@ impl Writer {
             }
             Err(e) => {
                 self.poisoned.store(true, Ordering::Release);
+                // The chain head may have moved past what was committed: read it back.
+                self.audit_head = load_audit_head(&self.conn).unwrap_or(None);
                 self.writes.fetch_add(n, Ordering::Release);
                 tracing::error!(error = %e, writes = n, "store commit failed");
                 let msg = e.to_string();
@@ -624,7 +711,20 @@ impl Writer {
     }
 }
 
-fn apply(c: &Connection, op: &WriteOp) -> Result<u64, StoreError> {
+fn load_audit_head(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+    Ok(c.query_row(
+        "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+    )
+    .optional()?)
+}
+
+fn apply(
+    c: &Connection,
+    op: &WriteOp,
+    audit_head: &mut Option<(u64, String)>,
+) -> Result<u64, StoreError> {
     match op {
         WriteOp::InsertTask(row) => {
             let exists = c
@@ -737,6 +837,26 @@ fn apply(c: &Connection, op: &WriteOp) -> Result<u64, StoreError> {
                 stmt.execute(params![e.at.timestamp_micros(), e.kind, e.payload])?;
             }
             Ok(entries.len() as u64)
+        }
+        WriteOp::AppendAudit {
+            at,
+            actor,
+            kind,
+            payload,
+        } => {
+            let (seq, prev) = match audit_head {
+                Some((seq, hash)) => (*seq + 1, hash.clone()),
+                None => (1, sovereign_core::audit::GENESIS.to_string()),
+            };
+            let hash = sovereign_core::audit::hash_of(&sovereign_core::audit::canonical(
+                seq, *at, actor, kind, payload, &prev,
+            ));
+            c.prepare_cached(
+                "INSERT INTO audit (seq, at, actor, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute(params![seq as i64, at.timestamp_micros(), actor, kind, payload.to_string(), prev, hash])?;
+            *audit_head = Some((seq, hash));
+            Ok(seq)
         }
         WriteOp::Ping => Ok(0),
     }

@@ -348,3 +348,39 @@ async fn journal_keeps_queue_order_and_survives_reopen() {
     assert_eq!(first[5].at, t0() + Duration::seconds(5));
     store.close().await;
 }
+
+#[tokio::test]
+async fn audit_appends_form_one_verifiable_chain_across_reopen() {
+    use sovereign_core::audit::verify;
+    let dir = TempDir::new("audit");
+    let store = open(&dir);
+    // Queued concurrently from many tasks: the writer still chains them one after another.
+    let pending: Vec<_> = (0..200)
+        .map(|n| store.append_audit(t0(), "engine", "test.event", json!({ "n": n })))
+        .collect();
+    let mut seqs = Vec::new();
+    for p in pending {
+        seqs.push(p.await.unwrap());
+    }
+    assert_eq!(
+        seqs,
+        (1..=200).collect::<Vec<u64>>(),
+        "numbered in queue order"
+    );
+    store.close().await;
+
+    let store = open(&dir);
+    store
+        .append_audit(t0(), "operator", "after.reopen", json!({}))
+        .await
+        .unwrap();
+    let records = store.list_audit(0, 1000).await.unwrap();
+    assert_eq!(records.len(), 201);
+    let head = verify(&records, None, None).unwrap();
+    assert_eq!(head.seq, 201);
+    assert_eq!(records[200].actor, "operator");
+    // A tail verifies from the record before it.
+    let tail = store.list_audit(150, 1000).await.unwrap();
+    assert!(verify(&tail, Some((150, &records[149].hash)), None).is_ok());
+    store.close().await;
+}
