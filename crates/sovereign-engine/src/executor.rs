@@ -317,11 +317,23 @@ impl Engine {
             }
         }
         tokio::spawn(prune_loop(Arc::downgrade(&engine)));
+        engine.audit("engine", "engine.started", json!({"version": env!("CARGO_PKG_VERSION"), "tasks": engine.registry().len(), "trading_events_replayed": replayed}));
         Ok(engine)
     }
 
     pub fn settings(&self) -> &Settings {
         &self.settings
+    }
+
+    /// Put an action on the audit trail. Queued at once behind the action's own writes (so it
+    /// commits with or right after them); not awaited.
+    pub fn audit(&self, actor: &str, kind: &str, payload: Value) {
+        let pending = self.store.append_audit(Utc::now(), actor, kind, payload);
+        tokio::spawn(async move {
+            if let Err(e) = pending.await {
+                tracing::error!(error = %e, "audit record not written");
+            }
+        });
     }
 
     pub fn trading(&self) -> &Trading {
@@ -391,6 +403,7 @@ impl Engine {
         }
         self.store.insert_task(row_of(&task, None)).await?;
         self.install(task.clone(), None);
+        self.audit("api", "task.registered", json!({"task_id": task.id.as_str(), "handler": task.handler.as_str(), "enabled": task.enabled}));
         self.task(task.id.as_str()).await
     }
 
@@ -419,6 +432,11 @@ impl Engine {
         let task = Arc::new(self.validate(spec, created_at)?);
         self.store.update_task(row_of(&task, None)).await?;
         self.install(task.clone(), None);
+        self.audit(
+            "api",
+            "task.updated",
+            json!({"task_id": id, "handler": task.handler.as_str(), "enabled": task.enabled}),
+        );
         self.task(id).await
     }
 
@@ -438,6 +456,7 @@ impl Engine {
         self.store.delete_task(id).await?;
         self.registry().remove(&tid);
         self.scheduler.remove(tid);
+        self.audit("api", "task.deleted", json!({ "task_id": id }));
         Ok(())
     }
 
@@ -677,6 +696,10 @@ impl Engine {
     /// Stop: no new runs, let in-flight runs finish within `grace`, cancel the rest (recording
     /// them as canceled), then flush and close the store.
     pub async fn shutdown(&self, grace: Duration) {
+        let _ = self
+            .store
+            .append_audit(Utc::now(), "engine", "engine.stopping", json!({}))
+            .await;
         self.lifecycle.accepting.store(false, Ordering::Release);
         self.scheduler.stop().await;
         let waited = tokio::time::timeout(grace, self.wait_idle()).await;

@@ -78,6 +78,11 @@ impl Engine {
         let given = secret.unwrap_or_default();
         if !constant_time_eq(given.as_bytes(), settings.secret.as_bytes()) {
             tracing::warn!(strategy, "signal refused: wrong secret");
+            self.audit(
+                "signal",
+                "signal.rejected",
+                serde_json::json!({"strategy": strategy, "reason": "wrong or missing secret"}),
+            );
             return Err(EngineError::Unauthorized {
                 source_name: format!("signals/{strategy}"),
                 code: if secret.is_none() {

@@ -514,6 +514,32 @@ impl Actor {
         let durable = self
             .store
             .append_journal(vec![journal::encode_batch(&events)]);
+        for e in &events {
+            if let Event::StateChanged {
+                account,
+                change,
+                at,
+            } = e
+            {
+                // Trading-state changes go on the audit trail, right behind their journal row.
+                let actor = if change.reason.starts_with("daily loss") {
+                    "engine"
+                } else {
+                    "api"
+                };
+                let audit = self.store.append_audit(
+                    *at,
+                    actor,
+                    "trading.state_changed",
+                    serde_json::json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str(), "reason": change.reason}),
+                );
+                tokio::spawn(async move {
+                    if let Err(e) = audit.await {
+                        tracing::error!(error = %e, "audit record not written");
+                    }
+                });
+            }
+        }
         if self.events.receiver_count() > 0 {
             // Subscribers hear of the events once they are durable (a barrier queued behind
             // them); one publisher awaits the barriers in order, so streams keep the OMS's order.

@@ -81,6 +81,7 @@ impl Engine {
         };
         if let Err((code, reason)) = verdict {
             tracing::warn!(source = %call.source, reason = %reason, "webhook refused");
+            self.audit("webhook", "webhook.rejected", serde_json::json!({"source": call.source, "webhook_id": webhook_id, "reason": reason}));
             self.store
                 .insert_webhook(record(
                     WebhookStatus::Rejected,

@@ -60,6 +60,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/tasks/{id}/disable", post(routes::disable_task))
         .route("/api/results", get(routes::api_results))
         .route("/api/webhooks", get(routes::list_webhooks))
+        .route("/api/audit", get(routes::audit))
+        .route("/api/audit/verify", get(routes::audit_verify))
         .route(
             "/api/orders",
             get(trading::list_orders).post(trading::submit_order),

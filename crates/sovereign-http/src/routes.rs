@@ -437,3 +437,134 @@ pub async fn method_not_allowed(method: axum::http::Method, uri: Uri) -> ApiErro
         format!("{method} is not allowed on {}", uri.path()),
     )
 }
+
+// ----- audit trail --------------------------------------------------------------------------
+
+/// One audit record as exported (also one line of `sovereign audit export`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditOut {
+    pub seq: u64,
+    pub at: String,
+    pub actor: String,
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    pub prev: String,
+    pub hash: String,
+}
+
+impl From<&sovereign_core::audit::AuditRecord> for AuditOut {
+    fn from(r: &sovereign_core::audit::AuditRecord) -> AuditOut {
+        AuditOut {
+            seq: r.seq,
+            at: r.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+            actor: r.actor.clone(),
+            kind: r.kind.clone(),
+            payload: r.payload.clone(),
+            prev: r.prev.clone(),
+            hash: r.hash.clone(),
+        }
+    }
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct AuditList {
+    pub records: Vec<AuditOut>,
+    pub count: usize,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// Only records with a greater sequence number.
+    pub since: Option<String>,
+    /// Default 1000, at most 10000.
+    pub limit: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/audit", tag = "audit", params(AuditQuery),
+    responses((status = 200, body = AuditList), (status = 400, body = ErrorBody)))]
+pub async fn audit(
+    State(s): State<AppState>,
+    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<AuditList>> {
+    let Query(q) = query
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
+    let since = match q.since.as_deref() {
+        None => 0,
+        Some(t) => t.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_since",
+                "since must be a record sequence number",
+            )
+            .field("since")
+        })?,
+    };
+    let limit = parse_limit(q.limit.as_deref(), 1000, 10_000)?;
+    let records = s
+        .engine
+        .store()
+        .list_audit(since, limit)
+        .await
+        .map_err(sovereign_engine::EngineError::from)?;
+    let records: Vec<AuditOut> = records.iter().map(AuditOut::from).collect();
+    Ok(Json(AuditList {
+        count: records.len(),
+        records,
+    }))
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct VerifyOut {
+    pub ok: bool,
+    pub records: usize,
+    pub head_seq: Option<u64>,
+    pub head_hash: Option<String>,
+    /// `changed`, `removed`, `inserted`, `reordered` when not ok.
+    pub problem: Option<String>,
+    pub problem_seq: Option<u64>,
+    pub message: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyOut, description = "the verdict on the stored trail")))]
+pub async fn audit_verify(State(s): State<AppState>) -> ApiResult<Json<VerifyOut>> {
+    let store = s.engine.store();
+    let mut all = Vec::new();
+    loop {
+        let after = all
+            .last()
+            .map_or(0, |r: &sovereign_core::audit::AuditRecord| r.seq);
+        let page = store
+            .list_audit(after, 10_000)
+            .await
+            .map_err(sovereign_engine::EngineError::from)?;
+        if page.is_empty() {
+            break;
+        }
+        all.extend(page);
+    }
+    Ok(Json(
+        match sovereign_core::audit::verify(&all, None, None) {
+            Ok(head) => VerifyOut {
+                ok: true,
+                records: head.records,
+                head_seq: Some(head.seq).filter(|s| *s > 0),
+                head_hash: Some(head.hash).filter(|_| head.seq > 0),
+                problem: None,
+                problem_seq: None,
+                message: None,
+            },
+            Err(t) => VerifyOut {
+                ok: false,
+                records: all.len(),
+                head_seq: None,
+                head_hash: None,
+                problem: Some(t.kind.as_str().into()),
+                problem_seq: Some(t.seq),
+                message: Some(t.to_string()),
+            },
+        },
+    ))
+}

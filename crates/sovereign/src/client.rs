@@ -306,7 +306,7 @@ impl Api {
     }
 
     /// The JSON body of a successful answer; any other answer becomes its error line.
-    async fn call(
+    pub(crate) async fn call(
         &self,
         method: reqwest::Method,
         path: &str,

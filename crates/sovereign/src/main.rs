@@ -4,6 +4,7 @@
 //! running engine (see `client`, and `replay` for feeding recorded ticks). No business logic
 //! lives here.
 
+mod audit;
 mod client;
 mod replay;
 
@@ -51,6 +52,13 @@ enum Command {
     },
     /// Show recent task results (newest first).
     Results(client::ResultsArgs),
+    /// Export or verify the audit trail (hash-chained record of every action).
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Show the engine's status.
     Status {
         #[command(flatten)]
@@ -153,6 +161,7 @@ fn main() -> ExitCode {
             client::run(client::Request::Results(args), &client)
         }
         Command::Status { client } => client::run(client::Request::Status, &client),
+        Command::Audit { command, client } => audit::run(command, &client),
         Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
         Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
         Command::Cancel { id, client } => trading(client::Trading::Cancel(id), &client),

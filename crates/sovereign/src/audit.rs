@@ -1,0 +1,155 @@
+//! `sovereign audit export|verify`: the audit trail as JSON lines, and its verification — of
+//! the engine's stored trail (through the API) or of an exported file (offline, no engine).
+//!
+//! Exit codes: 0 intact, 4 tampered (the first changed, removed, inserted or reordered record is
+//! named), 1 unreadable or malformed input.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use clap::Subcommand;
+use serde_json::Value;
+use sovereign_core::audit::{verify, AuditRecord};
+
+use crate::client::{block_on, Api, ClientArgs, Reported};
+
+/// Exit code of `audit verify` when the trail was tampered with.
+pub const EXIT_TAMPERED: u8 = 4;
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Write every audit record as JSON lines (to --output, or stdout).
+    Export {
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Check the hash chain: of FILE (an export; no engine needed), or of the engine's trail.
+    /// Exit 0 intact, 4 tampered, 1 unreadable.
+    Verify { file: Option<PathBuf> },
+}
+
+pub fn run(cmd: AuditCommand, client: &ClientArgs) -> anyhow::Result<()> {
+    match cmd {
+        AuditCommand::Export { output } => block_on(export(client, output)),
+        AuditCommand::Verify { file: Some(path) } => verify_file(&path),
+        AuditCommand::Verify { file: None } => block_on(verify_engine(client)),
+    }
+}
+
+async fn export(client: &ClientArgs, output: Option<PathBuf>) -> anyhow::Result<()> {
+    let api = Api::new(&client.url);
+    let mut out: Box<dyn Write> = match &output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut since = 0u64;
+    let mut written = 0usize;
+    loop {
+        let page = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/audit?since={since}&limit=10000"),
+                None,
+            )
+            .await?;
+        let records = page["records"].as_array().cloned().unwrap_or_default();
+        let Some(last) = records.last().and_then(|r| r["seq"].as_u64()) else {
+            break;
+        };
+        for r in &records {
+            writeln!(out, "{r}")?;
+        }
+        written += records.len();
+        since = last;
+    }
+    out.flush()?;
+    if let Some(p) = output {
+        println!("exported {written} audit records to {}", p.display());
+    }
+    Ok(())
+}
+
+fn parse_line(line: &str) -> Result<AuditRecord, String> {
+    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or(format!("missing {k}"))
+    };
+    Ok(AuditRecord {
+        seq: v.get("seq").and_then(Value::as_u64).ok_or("missing seq")?,
+        at: DateTime::parse_from_rfc3339(&s("at")?)
+            .map_err(|e| format!("at: {e}"))?
+            .with_timezone(&Utc),
+        actor: s("actor")?,
+        kind: s("kind")?,
+        payload: v.get("payload").cloned().ok_or("missing payload")?,
+        prev: s("prev")?,
+        hash: s("hash")?,
+    })
+}
+
+fn verify_file(path: &PathBuf) -> anyhow::Result<()> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut records = Vec::new();
+    for (i, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let r = parse_line(line).map_err(|e| Reported {
+            exit: 1,
+            line: format!("{}:{}: malformed audit record: {e}", path.display(), i + 1),
+        })?;
+        records.push(r);
+    }
+    report(
+        verify(&records, None, None)
+            .map(|h| (h.records, h.seq, h.hash))
+            .map_err(|t| t.to_string()),
+    )
+}
+
+async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {
+    let api = Api::new(&client.url);
+    let v = api
+        .call(reqwest::Method::GET, "/api/audit/verify", None)
+        .await?;
+    let verdict = if v["ok"].as_bool() == Some(true) {
+        Ok((
+            v["records"].as_u64().unwrap_or(0) as usize,
+            v["head_seq"].as_u64().unwrap_or(0),
+            v["head_hash"].as_str().unwrap_or("").to_string(),
+        ))
+    } else {
+        Err(v["message"]
+            .as_str()
+            .unwrap_or("the trail does not verify")
+            .to_string())
+    };
+    report(verdict)
+}
+
+fn report(verdict: Result<(usize, u64, String), String>) -> anyhow::Result<()> {
+    match verdict {
+        Ok((0, _, _)) => {
+            println!("ok: the audit trail is empty");
+            Ok(())
+        }
+        Ok((n, seq, hash)) => {
+            println!("ok: {n} records, head {seq} {hash}");
+            Ok(())
+        }
+        Err(message) => Err(Reported {
+            exit: EXIT_TAMPERED,
+            line: format!("tampered: {message}"),
+        }
+        .into()),
+    }
+}
