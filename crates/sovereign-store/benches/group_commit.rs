@@ -66,6 +66,38 @@ fn bench(c: &mut Criterion) {
             })
         });
     }
+    group.throughput(Throughput::Elements(512 * 20));
+    group.bench_function("audit_append_512_writers", |b| {
+        b.iter_custom(|iters| {
+            let store = store.clone();
+            rt.block_on(async move {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    let mut handles = Vec::new();
+                    for w in 0..512u64 {
+                        let store = store.clone();
+                        handles.push(tokio::spawn(async move {
+                            for i in 0..20u64 {
+                                store
+                                    .append_audit(
+                                        Utc::now(),
+                                        "api",
+                                        "task.registered",
+                                        json!({"task_id": w * 1000 + i}),
+                                    )
+                                    .await
+                                    .unwrap();
+                            }
+                        }));
+                    }
+                    for h in handles {
+                        h.await.unwrap();
+                    }
+                }
+                start.elapsed()
+            })
+        })
+    });
     group.finish();
     rt.block_on(store.close());
     let _ = std::fs::remove_dir_all(&dir);
