@@ -4,6 +4,7 @@
 //! runtime (`sovereign-engine`) feeds these functions and performs their effects.
 //!
 //! # Layout
+//! - [`anchor`]: the anchor document (file name, size, SHA-256, purpose, signature) as text.
 //! - [`audit`]: the audit trail's hash chain and its verifier (changed/removed/inserted/reordered).
 //! - [`schedule`]: cron / interval / one-shot schedules, time zones, DST, next-fire math.
 //! - [`calendar`]: exchange calendars (weekdays + holidays), built-in US equities and CME sets.
@@ -15,6 +16,7 @@
 //! - [`retry`]: exponential backoff arithmetic.
 //! - [`error`]: the one error shape every validation failure maps onto (code, message, field).
 
+pub mod anchor;
 pub mod audit;
 pub mod calendar;
 pub mod error;

@@ -4,6 +4,7 @@
 //! running engine (see `client`, and `replay` for feeding recorded ticks). No business logic
 //! lives here.
 
+mod anchor;
 mod audit;
 mod client;
 mod replay;
@@ -52,6 +53,11 @@ enum Command {
     },
     /// Show recent task results (newest first).
     Results(client::ResultsArgs),
+    /// Anchor files (size, SHA-256, purpose, optional signature) and verify them later.
+    Anchor {
+        #[command(subcommand)]
+        command: anchor::AnchorCommand,
+    },
     /// Export or verify the audit trail (hash-chained record of every action).
     Audit {
         #[command(subcommand)]
@@ -162,6 +168,7 @@ fn main() -> ExitCode {
         }
         Command::Status { client } => client::run(client::Request::Status, &client),
         Command::Audit { command, client } => audit::run(command, &client),
+        Command::Anchor { command } => anchor::run(command),
         Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
         Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
         Command::Cancel { id, client } => trading(client::Trading::Cancel(id), &client),

@@ -50,7 +50,7 @@ fn http_client() -> reqwest::Client {
 }
 
 /// A fresh, empty directory under the system temp dir, unique within and across test runs.
-fn unique_dir(prefix: &str) -> PathBuf {
+pub fn unique_dir(prefix: &str) -> PathBuf {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
