@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|criterion|all]
+# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -90,10 +90,20 @@ if [[ $what == scheduler || $what == all ]]; then
   stop
 fi
 
+if [[ $what == anchor || $what == all ]]; then
+  echo "== anchor hashing vs sha256sum on a 1 GiB file (page cache warm)"
+  big=$(mktemp); head -c 1073741824 /dev/urandom > "$big"; cat "$big" > /dev/null
+  /usr/bin/time -f "sha256sum: %e s" sha256sum "$big" > /dev/null
+  out=$(mktemp -d)
+  /usr/bin/time -f "sovereign anchor generate: %e s" "$BIN" anchor generate "$big" -o "$out" --purpose bench > /dev/null
+  rm -rf "$big" "$out"
+fi
+
 if [[ $what == criterion || $what == all ]]; then
   echo "== criterion (in-process)"
   cargo bench -p sovereign-store --bench group_commit
   cargo bench -p sovereign-core --bench schedule
   cargo bench -p sovereign-core --bench risk
   cargo bench -p sovereign-core --bench oms
+  cargo bench -p sovereign-core --bench audit
 fi
