@@ -50,6 +50,24 @@ pub enum AnchorCommand {
         #[arg(long)]
         sign_with: Option<PathBuf>,
     },
+    /// Anchor the engine's audit trail head: verify the trail, write `audit-head-SEQ.json`
+    /// (seq, hash, records, time) into --output and an anchor for it. Later,
+    /// `sovereign audit verify EXPORT --head audit-head-SEQ.json` proves the trail still passes
+    /// through that record.
+    Audit {
+        #[arg(long, short)]
+        output: PathBuf,
+        #[arg(long, default_value = "audit trail head")]
+        purpose: String,
+        #[arg(long, requires = "key", conflicts_with = "sign_with")]
+        sign: bool,
+        #[arg(long)]
+        key: Option<String>,
+        #[arg(long)]
+        sign_with: Option<PathBuf>,
+        #[command(flatten)]
+        client: crate::client::ClientArgs,
+    },
     /// Check FILE against ANCHOR: size, SHA-256 and signature.
     /// Exit 0 intact, 3 file changed, 5 signature bad, 1 anchor malformed or unreadable.
     Verify { anchor: PathBuf, file: PathBuf },
@@ -74,6 +92,36 @@ pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
             generate(&files, &output, &purpose, &signer)
         }
         AnchorCommand::Verify { anchor, file } => verify(&anchor, &file),
+        AnchorCommand::Audit {
+            output,
+            purpose,
+            sign,
+            key,
+            sign_with,
+            client,
+        } => {
+            let signer = match (sign, key, sign_with) {
+                (true, Some(key), _) => Signer::Gpg(key),
+                (_, _, Some(path)) => Signer::Ed25519(load_key(&path)?),
+                _ => Signer::None,
+            };
+            let records = crate::client::block_on(crate::audit::fetch_all(&client))?;
+            let head =
+                sovereign_core::audit::verify(&records, None, None).map_err(|t| Reported {
+                    exit: crate::audit::EXIT_TAMPERED,
+                    line: format!("tampered: {t}; refusing to anchor"),
+                })?;
+            if head.records == 0 {
+                return Err(anyhow!("the audit trail is empty; nothing to anchor"));
+            }
+            std::fs::create_dir_all(&output)
+                .with_context(|| format!("cannot create {}", output.display()))?;
+            let file = output.join(format!("audit-head-{}.json", head.seq));
+            let body = serde_json::json!({"seq": head.seq, "hash": head.hash, "records": head.records, "at": Utc::now().to_rfc3339()});
+            std::fs::write(&file, format!("{body}\n"))
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            generate(std::slice::from_ref(&file), &output, &purpose, &signer)
+        }
     }
 }
 

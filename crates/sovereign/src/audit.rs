@@ -26,15 +26,34 @@ pub enum AuditCommand {
         output: Option<PathBuf>,
     },
     /// Check the hash chain: of FILE (an export; no engine needed), or of the engine's trail.
-    /// Exit 0 intact, 4 tampered, 1 unreadable.
-    Verify { file: Option<PathBuf> },
+    /// With --head (a head file from `anchor audit`), the chain must also pass through that
+    /// record with that hash. Exit 0 intact, 4 tampered, 1 unreadable.
+    Verify {
+        file: Option<PathBuf>,
+        #[arg(long)]
+        head: Option<PathBuf>,
+    },
 }
 
 pub fn run(cmd: AuditCommand, client: &ClientArgs) -> anyhow::Result<()> {
     match cmd {
         AuditCommand::Export { output } => block_on(export(client, output)),
-        AuditCommand::Verify { file: Some(path) } => verify_file(&path),
-        AuditCommand::Verify { file: None } => block_on(verify_engine(client)),
+        AuditCommand::Verify {
+            file: Some(path),
+            head,
+        } => verify_file(&path, head.as_deref()),
+        AuditCommand::Verify {
+            file: None,
+            head: None,
+        } => block_on(verify_engine(client)),
+        AuditCommand::Verify {
+            file: None,
+            head: Some(head),
+        } => {
+            // Verify the engine's trail against an anchored head: export it first.
+            let records = block_on(fetch_all(client))?;
+            verify_records(&records, Some(&head))
+        }
     }
 }
 
@@ -94,7 +113,58 @@ fn parse_line(line: &str) -> Result<AuditRecord, String> {
     })
 }
 
-fn verify_file(path: &PathBuf) -> anyhow::Result<()> {
+/// The head of a trail as `anchor audit` writes it: `{"seq","hash","records","at"}`.
+pub fn read_head(path: &std::path::Path) -> anyhow::Result<(u64, String)> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let v: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an audit head file", path.display()))?;
+    match (v["seq"].as_u64(), v["hash"].as_str()) {
+        (Some(seq), Some(hash)) => Ok((seq, hash.to_string())),
+        _ => Err(anyhow::anyhow!(
+            "{} is not an audit head file (seq, hash)",
+            path.display()
+        )),
+    }
+}
+
+/// Every record of the engine's trail, in order.
+pub async fn fetch_all(client: &ClientArgs) -> anyhow::Result<Vec<AuditRecord>> {
+    let api = Api::new(&client.url);
+    let mut out = Vec::new();
+    loop {
+        let since = out.last().map_or(0, |r: &AuditRecord| r.seq);
+        let page = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/audit?since={since}&limit=10000"),
+                None,
+            )
+            .await?;
+        let records = page["records"].as_array().cloned().unwrap_or_default();
+        if records.is_empty() {
+            return Ok(out);
+        }
+        for r in records {
+            out.push(
+                parse_line(&r.to_string())
+                    .map_err(|e| anyhow::anyhow!("the engine sent a bad record: {e}"))?,
+            );
+        }
+    }
+}
+
+fn verify_records(records: &[AuditRecord], head: Option<&std::path::Path>) -> anyhow::Result<()> {
+    let anchor = head.map(read_head).transpose()?;
+    let anchor_ref = anchor.as_ref().map(|(s, h)| (*s, h.as_str()));
+    report(
+        verify(records, None, anchor_ref)
+            .map(|h| (h.records, h.seq, h.hash))
+            .map_err(|t| t.to_string()),
+    )
+}
+
+fn verify_file(path: &PathBuf, head: Option<&std::path::Path>) -> anyhow::Result<()> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut records = Vec::new();
@@ -109,11 +179,7 @@ fn verify_file(path: &PathBuf) -> anyhow::Result<()> {
         })?;
         records.push(r);
     }
-    report(
-        verify(&records, None, None)
-            .map(|h| (h.records, h.seq, h.hash))
-            .map_err(|t| t.to_string()),
-    )
+    verify_records(&records, head)
 }
 
 async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {

@@ -146,6 +146,47 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         out.stderr
     );
 
+    // Anchor the head, then drop the last record from an export: only the anchored head shows it.
+    let anchors = e.root().join("anchors");
+    let anchored = cli(&[
+        "anchor",
+        "audit",
+        "--url",
+        &url,
+        "--output",
+        anchors.to_str().unwrap(),
+    ]);
+    assert!(anchored.ok(), "{anchored:?}");
+    let head_file = anchors.join("audit-head-5.json");
+    let head_anchor = anchors.join("audit-head-5.json.anchor.yaml");
+    let checked = cli(&[
+        "anchor",
+        "verify",
+        head_anchor.to_str().unwrap(),
+        head_file.to_str().unwrap(),
+    ]);
+    assert!(checked.ok(), "{checked:?}");
+    let truncated = e.root().join("audit-truncated.jsonl");
+    write_lines(&truncated, &lines[..4]);
+    let plain = cli(&["audit", "verify", truncated.to_str().unwrap()]);
+    assert!(
+        plain.ok(),
+        "a cut tail is a valid chain on its own: {plain:?}"
+    );
+    let against_head = cli(&[
+        "audit",
+        "verify",
+        truncated.to_str().unwrap(),
+        "--head",
+        head_file.to_str().unwrap(),
+    ]);
+    assert_eq!(against_head.code, Some(4), "{against_head:?}");
+    assert!(
+        against_head.stderr.contains("record 5 (removed)"),
+        "{}",
+        against_head.stderr
+    );
+
     // Tampering with the database itself is caught by the engine's verify.
     let db = e.root().join("data").join("sovereign.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
