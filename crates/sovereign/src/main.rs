@@ -29,8 +29,9 @@ use sovereign_store::{SqliteOptions, Store};
 #[command(
     name = "sovereign",
     version,
-    about = "Self-hosted trading operations: scheduled tasks, webhooks, handlers, one binary.",
-    long_about = "Self-hosted trading operations: scheduled tasks, webhooks and handlers in one binary.\n\n\
+    about = "Self-hosted trading operations in one binary: tasks, webhooks, risk-checked orders, an audit trail.",
+    long_about = "Self-hosted trading operations in one binary: scheduled tasks and webhooks, risk-checked \
+                  orders on a paper broker, signals, a tamper-evident audit trail and file anchors.\n\n\
                   Start the engine with `sovereign up`; the other commands talk to a running engine \
                   (--url, default http://127.0.0.1:8080)."
 )]
