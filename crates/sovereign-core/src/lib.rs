@@ -13,6 +13,7 @@
 //! - [`trading`]: exact numbers, instruments, orders and the order state machine.
 //! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
 //! - [`redact`]: masking secrets in anything shown or logged.
+//! - [`notify`]: alert validation, routing, dedup, rate limits, retry decisions, channel payloads.
 //! - [`retry`]: exponential backoff arithmetic.
 //! - [`error`]: the one error shape every validation failure maps onto (code, message, field).
 
@@ -20,6 +21,7 @@ pub mod anchor;
 pub mod audit;
 pub mod calendar;
 pub mod error;
+pub mod notify;
 pub mod redact;
 pub mod retry;
 pub mod schedule;
