@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,7 +16,7 @@ use sovereign_engine::Engine;
 use sovereign_store::ResultFilter;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{body_error, parse, JsonBody};
+use crate::extract::{body_error, parse, ApiQuery, JsonBody};
 use crate::wire::*;
 
 #[derive(Clone)]
@@ -160,10 +160,8 @@ async fn run_now(s: &AppState, id: &str, data: Value) -> ApiResult<Json<ResultOu
     responses((status = 200, body = ResultList), (status = 400, body = ErrorBody)))]
 pub async fn results(
     State(s): State<AppState>,
-    query: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ResultQuery>,
 ) -> ApiResult<Json<ResultList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let since = match q.since.as_deref() {
         Some(text) => Some(
             DateTime::parse_from_rfc3339(text)
@@ -201,7 +199,7 @@ pub async fn results(
     responses((status = 200, body = ResultList), (status = 400, body = ErrorBody)))]
 pub async fn api_results(
     state: State<AppState>,
-    query: Result<Query<ResultQuery>, axum::extract::rejection::QueryRejection>,
+    query: ApiQuery<ResultQuery>,
 ) -> ApiResult<Json<ResultList>> {
     results(state, query).await
 }
@@ -392,10 +390,8 @@ async fn intake(
     responses((status = 200, body = WebhookList)))]
 pub async fn list_webhooks(
     State(s): State<AppState>,
-    query: Result<Query<LimitQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
 ) -> ApiResult<Json<WebhookList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let limit = parse_limit(q.limit.as_deref(), 100, 10_000)?;
     let rows = s
         .engine
@@ -486,10 +482,8 @@ pub struct AuditQuery {
     responses((status = 200, body = AuditList), (status = 400, body = ErrorBody)))]
 pub async fn audit(
     State(s): State<AppState>,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> ApiResult<Json<AuditList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let since = match q.since.as_deref() {
         None => 0,
         Some(t) => t.parse::<u64>().map_err(|_| {

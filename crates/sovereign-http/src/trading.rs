@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ErrorBody, ErrorDetail};
-use crate::extract::JsonBody;
+use crate::extract::{ApiQuery, JsonBody};
 use crate::routes::AppState;
 use crate::wire::ts;
 
@@ -433,10 +433,8 @@ pub async fn submit_order(
 #[utoipa::path(get, path = "/api/orders", tag = "trading", params(OrderQuery), responses((status = 200, body = OrderList)))]
 pub async fn list_orders(
     State(s): State<AppState>,
-    query: Result<Query<OrderQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Json<OrderList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let status = match q.status.as_deref() {
         Some(t) => Some(OrderStatus::parse(t).ok_or_else(|| {
             ApiError::new(
@@ -555,10 +553,8 @@ pub async fn flatten(
 #[utoipa::path(get, path = "/api/positions", tag = "trading", params(AccountQuery), responses((status = 200, body = PositionList)))]
 pub async fn positions(
     State(s): State<AppState>,
-    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<PositionList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let positions: Vec<PositionOut> = s
         .engine
         .trading()
@@ -576,10 +572,8 @@ pub async fn positions(
 #[utoipa::path(get, path = "/api/fills", tag = "trading", params(AccountQuery), responses((status = 200, body = FillList)))]
 pub async fn fills(
     State(s): State<AppState>,
-    query: Result<Query<AccountQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<FillList>> {
-    let Query(q) = query
-        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
     let fills: Vec<FillOut> = s
         .engine

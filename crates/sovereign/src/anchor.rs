@@ -83,14 +83,7 @@ pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
             sign,
             key,
             sign_with,
-        } => {
-            let signer = match (sign, key, sign_with) {
-                (true, Some(key), _) => Signer::Gpg(key),
-                (_, _, Some(path)) => Signer::Ed25519(load_key(&path)?),
-                _ => Signer::None,
-            };
-            generate(&files, &output, &purpose, &signer)
-        }
+        } => generate(&files, &output, &purpose, &signer(sign, key, sign_with)?),
         AnchorCommand::Verify { anchor, file } => verify(&anchor, &file),
         AnchorCommand::Audit {
             output,
@@ -100,11 +93,7 @@ pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
             sign_with,
             client,
         } => {
-            let signer = match (sign, key, sign_with) {
-                (true, Some(key), _) => Signer::Gpg(key),
-                (_, _, Some(path)) => Signer::Ed25519(load_key(&path)?),
-                _ => Signer::None,
-            };
+            let signer = signer(sign, key, sign_with)?;
             let records = crate::client::block_on(crate::audit::fetch_all(&client))?;
             let head =
                 sovereign_core::audit::verify(&records, None, None).map_err(|t| Reported {
@@ -123,6 +112,15 @@ pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
             generate(std::slice::from_ref(&file), &output, &purpose, &signer)
         }
     }
+}
+
+/// The signer the flags ask for (clap has already refused contradictory ones).
+fn signer(sign: bool, key: Option<String>, sign_with: Option<PathBuf>) -> anyhow::Result<Signer> {
+    Ok(match (sign, key, sign_with) {
+        (true, Some(key), _) => Signer::Gpg(key),
+        (_, _, Some(path)) => Signer::Ed25519(load_key(&path)?),
+        _ => Signer::None,
+    })
 }
 
 enum Signer {
