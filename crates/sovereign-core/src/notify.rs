@@ -998,3 +998,44 @@ pub fn email_subject_body(alert: &Alert) -> (String, String) {
 pub fn file_line(alert: &Alert, at: DateTime<Utc>) -> String {
     webhook_payload(alert, at).to_string()
 }
+
+// ---------------------------------------------------------------------------------------------
+// The daily digest (P3)
+// ---------------------------------------------------------------------------------------------
+
+/// The local date whose digest is due at `now`, if any: the digest goes out once a day at `at`
+/// in `tz`, for the day it closes, unless `last_sent` already covers that date.
+pub fn digest_due(
+    now: DateTime<Utc>,
+    at: chrono::NaiveTime,
+    tz: chrono_tz::Tz,
+    last_sent: Option<chrono::NaiveDate>,
+) -> Option<chrono::NaiveDate> {
+    let local = now.with_timezone(&tz);
+    let date = local.date_naive();
+    (local.time() >= at && last_sent.is_none_or(|d| d < date)).then_some(date)
+}
+
+/// Subject and plain-text body of a digest of `alerts` (time, alert), oldest first.
+pub fn digest_text(date: chrono::NaiveDate, alerts: &[(DateTime<Utc>, Alert)]) -> (String, String) {
+    let subject = format!("Sovereign daily digest {date}: {} alert(s)", alerts.len());
+    let mut body = String::new();
+    for (at, a) in alerts {
+        body.push_str(&format!(
+            "{} [{}] {}: {}\n",
+            at.format("%H:%M:%S"),
+            a.priority.as_str(),
+            a.source,
+            a.title
+        ));
+        if !a.message.is_empty() {
+            body.push_str("    ");
+            body.push_str(&truncate_chars(&a.message, 500).replace('\n', "\n    "));
+            body.push('\n');
+        }
+    }
+    if alerts.is_empty() {
+        body.push_str("No alerts.\n");
+    }
+    (subject, body)
+}

@@ -913,3 +913,56 @@ proptest! {
         prop_assert!(admitted <= u64::from(burst) + elapsed / 500);
     }
 }
+
+#[test]
+fn the_digest_is_due_once_a_day_at_its_time() {
+    use chrono::{NaiveDate, NaiveTime, TimeZone};
+    use sovereign_core::notify::digest_due;
+    let tz = chrono_tz::America::New_York;
+    let at = NaiveTime::from_hms_opt(17, 30, 0).unwrap();
+    let day = NaiveDate::from_ymd_opt(2026, 11, 24).unwrap();
+    // (now UTC, last sent, expected)
+    let cases = [
+        (
+            Utc.with_ymd_and_hms(2026, 11, 24, 22, 29, 0).unwrap(),
+            None,
+            None,
+        ),
+        (
+            Utc.with_ymd_and_hms(2026, 11, 24, 22, 30, 0).unwrap(),
+            None,
+            Some(day),
+        ),
+        (
+            Utc.with_ymd_and_hms(2026, 11, 24, 23, 0, 0).unwrap(),
+            Some(day),
+            None,
+        ),
+        (
+            Utc.with_ymd_and_hms(2026, 11, 25, 22, 31, 0).unwrap(),
+            Some(day),
+            day.succ_opt(),
+        ),
+    ];
+    for (now, last, expected) in cases {
+        assert_eq!(digest_due(now, at, tz, last), expected, "{now}");
+    }
+}
+
+#[test]
+fn the_digest_lists_alerts_in_order() {
+    use sovereign_core::notify::{digest_text, AlertSpec};
+    let alert = |title: &str| {
+        serde_json::from_value::<AlertSpec>(serde_json::json!({"priority": "P3", "source": "scheduler", "title": title, "message": "line one\nline two"}))
+            .unwrap()
+            .validate()
+            .unwrap()
+    };
+    let t = Utc.with_ymd_and_hms(2026, 11, 24, 14, 5, 0).unwrap();
+    let (subject, body) = digest_text(t.date_naive(), &[(t, alert("first")), (t, alert("second"))]);
+    assert_eq!(subject, "Sovereign daily digest 2026-11-24: 2 alert(s)");
+    assert_eq!(
+        body,
+        "14:05:00 [P3] scheduler: first\n    line one\n    line two\n14:05:00 [P3] scheduler: second\n    line one\n    line two\n"
+    );
+}
