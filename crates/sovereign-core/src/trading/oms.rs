@@ -737,28 +737,19 @@ impl Oms {
             }
         }
         let kind = order.request.order_type;
-        if let Some(p) = limit_price {
-            if !kind.needs_limit() {
+        let check = |price: Option<Price>, field: &str, takes: bool| -> Result<(), Invalid> {
+            let Some(p) = price else { return Ok(()) };
+            if !takes {
                 return Err(Invalid::new(
                     "unexpected_price",
-                    "limit_price",
-                    format!("a {} order takes no limit_price", kind.as_str()),
-                )
-                .into());
+                    field,
+                    format!("a {} order takes no {field}", kind.as_str()),
+                ));
             }
-            instrument.check_price(p, "limit_price")?;
-        }
-        if let Some(p) = stop_price {
-            if !kind.needs_stop() {
-                return Err(Invalid::new(
-                    "unexpected_price",
-                    "stop_price",
-                    format!("a {} order takes no stop_price", kind.as_str()),
-                )
-                .into());
-            }
-            instrument.check_price(p, "stop_price")?;
-        }
+            instrument.check_price(p, field)
+        };
+        check(limit_price, "limit_price", kind.needs_limit())?;
+        check(stop_price, "stop_price", kind.needs_stop())?;
         // The changed order must pass pre-trade risk as if it were new.
         let mut candidate = order.request.clone();
         candidate.qty = qty.unwrap_or(candidate.qty);
