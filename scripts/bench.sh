@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|anchor|criterion|all]
+# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -88,6 +88,11 @@ if [[ $what == scheduler || $what == all ]]; then
   start
   "$LOADGEN" scheduler "$URL" --tasks 10000 --secs "${SCHED_SECS:-30}" --pid "$PID"
   stop
+fi
+
+if [[ $what == alert || $what == all ]]; then
+  echo "== P0 alert raised -> delivered to a local webhook receiver (500 alerts, one at a time)"
+  "$LOADGEN" alert "$BIN" --count "${ALERT_COUNT:-500}"
 fi
 
 if [[ $what == anchor || $what == all ]]; then

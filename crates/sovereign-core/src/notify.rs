@@ -530,6 +530,10 @@ pub enum Outcome {
     },
     /// No response: connection refused, timeout, TLS failure, SMTP transient failure, I/O error.
     Network,
+    /// A permanent refusal outside HTTP (an SMTP 5xx reply): retrying cannot help.
+    Refused,
+    /// Taken outside HTTP: the SMTP server accepted the message, the file line is on disk.
+    Accepted,
 }
 
 /// What to do with an alert on one channel after an attempt.
@@ -587,6 +591,7 @@ impl RetryPolicy {
         now: DateTime<Utc>,
     ) -> RetryDecision {
         let (hint, rate_limited, reason) = match *outcome {
+            Outcome::Accepted => return RetryDecision::Delivered,
             Outcome::Http { status, .. } if (200..300).contains(&status) => {
                 return RetryDecision::Delivered
             }
@@ -610,6 +615,11 @@ impl RetryPolicy {
             }
             Outcome::Http { status, .. } => (None, false, format!("HTTP {status}")),
             Outcome::Network => (None, false, "network failure".to_string()),
+            Outcome::Refused => {
+                return RetryDecision::Drop {
+                    reason: "refused permanently".to_string(),
+                }
+            }
         };
         if attempt >= self.max_attempts {
             return RetryDecision::Dead {
@@ -943,9 +953,11 @@ pub fn discord_payload(alert: &Alert) -> Value {
     })
 }
 
-/// The generic JSON webhook body: the alert as data, with the time it was raised.
-pub fn webhook_payload(alert: &Alert, at: DateTime<Utc>) -> Value {
+/// The generic JSON webhook body: the alert as data, with its outbox id (receivers may use it
+/// to drop a redelivery) and the time it was raised.
+pub fn webhook_payload(id: u64, alert: &Alert, at: DateTime<Utc>) -> Value {
     json!({
+        "id": id,
         "priority": alert.priority.as_str(),
         "source": alert.source,
         "title": alert.title,
@@ -995,8 +1007,8 @@ pub fn email_subject_body(alert: &Alert) -> (String, String) {
 
 /// One JSONL record for the file channel (no trailing newline; the writer adds it). Newlines in
 /// the alert are escaped by JSON, so a record is always exactly one line.
-pub fn file_line(alert: &Alert, at: DateTime<Utc>) -> String {
-    webhook_payload(alert, at).to_string()
+pub fn file_line(id: u64, alert: &Alert, at: DateTime<Utc>) -> String {
+    webhook_payload(id, alert, at).to_string()
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use crate::calendar::Calendars;
 use crate::error::Invalid;
+use crate::notify::AlertSpec;
 use crate::retry::Backoff;
 use crate::schedule::{parse_duration, Schedule, ScheduleSpec};
 use crate::trading::fixed::{Fixed, Qty};
@@ -55,15 +56,17 @@ pub enum HandlerKind {
     Command,
     PlaceOrder,
     Rebalance,
+    Notify,
 }
 
 impl HandlerKind {
-    pub const ALL: [HandlerKind; 5] = [
+    pub const ALL: [HandlerKind; 6] = [
         HandlerKind::LogSignal,
         HandlerKind::HttpRequest,
         HandlerKind::Command,
         HandlerKind::PlaceOrder,
         HandlerKind::Rebalance,
+        HandlerKind::Notify,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -73,6 +76,7 @@ impl HandlerKind {
             HandlerKind::Command => "command",
             HandlerKind::PlaceOrder => "place_order",
             HandlerKind::Rebalance => "rebalance",
+            HandlerKind::Notify => "notify",
         }
     }
 
@@ -81,7 +85,7 @@ impl HandlerKind {
             return Ok(kind);
         }
         let known: Vec<&str> = HandlerKind::ALL.iter().map(|k| k.as_str()).collect();
-        let planned = ["notify", "ai_signal"];
+        let planned = ["ai_signal"];
         let message = if planned.contains(&text) {
             format!(
                 "handler {text:?} is not available in this build yet; known handlers: {}",
@@ -359,7 +363,31 @@ fn check_payload(
         HandlerKind::Rebalance => {
             RebalanceSpec::from_payload(payload, &rules.instruments).map(|_| ())
         }
+        HandlerKind::Notify => alert_spec_from_payload(payload, "task")
+            .and_then(AlertSpec::validate)
+            .map(|_| ())
+            .map_err(|e| e.within("payload")),
     }
+}
+
+/// The `notify` handler's payload: an alert as `POST /api/alerts` takes it, whose `source`
+/// defaults to `default_source`. Text fields may hold `{{path}}` templates, rendered at run time.
+pub fn alert_spec_from_payload(
+    payload: &Value,
+    default_source: &str,
+) -> Result<AlertSpec, Invalid> {
+    let mut obj = payload.as_object().cloned().ok_or_else(|| {
+        Invalid::new(
+            "invalid_payload",
+            "payload",
+            "notify needs an alert object with at least a title",
+        )
+    })?;
+    if obj.get("source").is_none_or(Value::is_null) {
+        obj.insert("source".into(), Value::String(default_source.to_string()));
+    }
+    serde_json::from_value(Value::Object(obj))
+        .map_err(|e| Invalid::new("invalid_payload", "payload", format!("not an alert: {e}")))
 }
 
 /// The `place_order` handler's payload: an order as `POST /api/orders` takes it. Decimal fields

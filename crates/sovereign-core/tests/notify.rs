@@ -602,6 +602,16 @@ fn server_errors_back_off_then_die() {
         p.after_failure(9, &http(400), t0()),
         RetryDecision::Drop { .. }
     ));
+    // So is a refusal outside HTTP (an SMTP 5xx), even on the first attempt.
+    assert!(matches!(
+        p.after_failure(1, &Outcome::Refused, t0()),
+        RetryDecision::Drop { .. }
+    ));
+    // An acceptance outside HTTP (SMTP 250, a file line written) is a delivery.
+    assert_eq!(
+        p.after_failure(3, &Outcome::Accepted, t0()),
+        RetryDecision::Delivered
+    );
 }
 
 // ----- payloads -------------------------------------------------------------------------------
@@ -806,17 +816,17 @@ fn webhook_file_and_email_outputs() {
         ..alert(Priority::P1, "svc", "ib-gateway\r\nBcc: evil@example.com")
     };
     let at = t0() + ms(5);
-    let w = webhook_payload(&a, at);
+    let w = webhook_payload(7, &a, at);
     assert_eq!(
         w,
         json!({
-            "priority": "P1", "source": "svc",
+            "id": 7, "priority": "P1", "source": "svc",
             "title": "ib-gateway\r\nBcc: evil@example.com",
             "message": "line one\nline two", "context": {"k": 1}, "dedup_key": "d1",
             "at": "2026-01-05T12:00:00.005Z",
         })
     );
-    let line = file_line(&a, at);
+    let line = file_line(7, &a, at);
     assert!(!line.contains('\n'));
     assert_eq!(serde_json::from_str::<Value>(&line).unwrap(), w);
     let (subject, body) = email_subject_body(&a);
@@ -873,7 +883,7 @@ proptest! {
         check_slack(&slack_payload(&a));
         let (subject, _) = email_subject_body(&a);
         prop_assert!(!subject.contains(['\r', '\n']));
-        prop_assert!(!file_line(&a, t0()).contains('\n'));
+        prop_assert!(!file_line(1, &a, t0()).contains('\n'));
     }
 
     #[test]

@@ -76,7 +76,7 @@ fn invalid_specs_name_code_and_field() {
         ),
         (
             "planned handler",
-            |s| s.handler = "notify".into(),
+            |s| s.handler = "ai_signal".into(),
             &none_allowed,
             "unknown_handler",
             "handler",

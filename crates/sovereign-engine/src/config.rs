@@ -24,6 +24,7 @@ use sovereign_core::trading::risk::{RiskLimits, TradingHours};
 use sovereign_core::trading::signal::StrategyRule;
 use sovereign_core::webhook::{Route, SourceAuth};
 
+use crate::notifier::NotifySettings;
 use crate::trading::TradingSettings;
 
 /// The file as written.
@@ -46,6 +47,86 @@ pub struct ConfigFile {
     pub trading: TradingFile,
     #[serde(default)]
     pub signals: BTreeMap<String, SignalFile>,
+    #[serde(default)]
+    pub notify: NotifyFile,
+}
+
+/// `[notify]`: alert channels, routing, the digest, and the engine's alert rules.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyFile {
+    pub dedup_window: Option<String>,
+    /// Attempts per alert and channel before it is given up as dead.
+    pub max_attempts: Option<u32>,
+    /// Raise a P1 alert when a task's runs fail this many times in a row (0: never).
+    pub task_failures: Option<u32>,
+    #[serde(default)]
+    pub channels: BTreeMap<String, ChannelFile>,
+    #[serde(default)]
+    pub routes: Vec<AlertRouteFile>,
+    #[serde(default)]
+    pub digest: DigestFile,
+}
+
+/// `[notify.channels.NAME]`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelFile {
+    pub kind: String,
+    /// slack, discord, webhook: where to POST (a secret: never shown).
+    pub url: Option<String>,
+    /// webhook: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// file: the JSONL file (relative paths are inside the data dir).
+    pub path: Option<String>,
+    /// email: `host`, `port` (default 587 for starttls, 465 for tls, 25 for none).
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// email: `starttls` (default), `tls` or `none`.
+    pub tls: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// email: read the password from this environment variable instead.
+    pub password_env: Option<String>,
+    pub from: Option<String>,
+    #[serde(default)]
+    pub to: Vec<String>,
+    /// Per-attempt timeout (default 10s).
+    pub timeout: Option<String>,
+    /// Rate limit: at most `burst` messages at once, then one per `rate_per`.
+    pub rate_per: Option<String>,
+    pub rate_burst: Option<u32>,
+}
+
+impl std::fmt::Debug for ChannelFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChannelFile")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `[[notify.routes]]`: alerts of these priorities from these sources go to these channels.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertRouteFile {
+    #[serde(default)]
+    pub priorities: Vec<String>,
+    pub sources: Option<Vec<String>>,
+    pub channels: Vec<String>,
+}
+
+/// `[notify.digest]`: when the daily digest of P3 alerts goes out, and where.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DigestFile {
+    /// Local time of day, `HH:MM` (default 18:00).
+    pub at: Option<String>,
+    /// IANA zone (default UTC).
+    pub tz: Option<String>,
+    /// Default: the e-mail channels, else the file channels.
+    pub channels: Option<Vec<String>>,
 }
 
 /// `[signals.NAME]`: how alerts posted to `/api/signals/NAME` become orders.
@@ -269,6 +350,9 @@ pub struct Settings {
     pub synthetic_feed: bool,
     pub feed_interval: Duration,
     pub signals: BTreeMap<String, StrategySettings>,
+    pub notify: NotifySettings,
+    /// The data dir (`--data-dir`); relative paths in the config resolve inside it.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -304,6 +388,8 @@ impl Default for Settings {
             synthetic_feed: true,
             feed_interval: Duration::from_millis(500),
             signals: BTreeMap::new(),
+            notify: NotifySettings::default(),
+            data_dir: std::path::PathBuf::from("."),
         }
     }
 }
@@ -441,6 +527,10 @@ impl Settings {
             note(strategy(&name, f, &s).map(|st| {
                 s.signals.insert(name.clone(), st);
             }));
+        }
+        match crate::notifier::settings(file.notify) {
+            Ok(n) => s.notify = n,
+            Err(errs) => errs.into_iter().for_each(|e| note(Err(e))),
         }
         for (id, t) in file.tasks {
             let spec = TaskSpec {

@@ -20,6 +20,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::Settings;
 use crate::handlers;
+use crate::notifier::Notifier;
 use crate::scheduler::{Fire, Scheduler};
 use crate::signals::SignalDedup;
 use crate::trading::{Trading, TradingError};
@@ -115,6 +116,8 @@ struct Slot {
     task: Arc<Task>,
     running: u32,
     last_run: Option<LastRun>,
+    /// Runs that failed in a row (the alert rule's count).
+    failures: u32,
 }
 
 /// What started a run and with what data.
@@ -184,6 +187,7 @@ pub struct Engine {
     started: Instant,
     lifecycle: Lifecycle,
     trading: Trading,
+    notifier: Notifier,
     pub(crate) signal_dedup: SignalDedup,
 }
 
@@ -215,6 +219,13 @@ impl Engine {
             .user_agent(concat!("sovereign/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| EngineError::Store(StoreError::Database(format!("http client: {e}"))))?;
+        let notifier = Notifier::start(
+            settings.notify.clone(),
+            store.clone(),
+            http.clone(),
+            &settings.data_dir,
+        )
+        .await?;
 
         let engine = Arc::new_cyclic(|weak: &std::sync::Weak<Engine>| {
             let weak = weak.clone();
@@ -244,6 +255,7 @@ impl Engine {
                 signal_dedup: SignalDedup::new(settings.signals.iter()),
                 settings,
                 trading,
+                notifier,
             }
         });
 
@@ -266,6 +278,7 @@ impl Engine {
                             task: Arc::new(task),
                             running: 0,
                             last_run: None,
+                            failures: 0,
                         },
                     );
                 }
@@ -298,6 +311,7 @@ impl Engine {
                     task: Arc::new(task),
                     running: 0,
                     last_run,
+                    failures: 0,
                 },
             );
         }
@@ -328,12 +342,11 @@ impl Engine {
     /// Put an action on the audit trail. Queued at once behind the action's own writes (so it
     /// commits with or right after them); not awaited.
     pub fn audit(&self, actor: &str, kind: &str, payload: Value) {
-        let pending = self.store.append_audit(Utc::now(), actor, kind, payload);
-        tokio::spawn(async move {
-            if let Err(e) = pending.await {
-                tracing::error!(error = %e, "audit record not written");
-            }
-        });
+        audit(&self.store, actor, kind, payload);
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
     }
 
     pub fn trading(&self) -> &Trading {
@@ -473,6 +486,7 @@ impl Engine {
                     task: task.clone(),
                     running,
                     last_run,
+                    failures: 0,
                 },
             );
         }
@@ -566,13 +580,43 @@ impl Engine {
         }
 
         let outcome = self.attempts(&task, &ctx).await;
-        {
+        let failures = {
             let mut reg = self.registry();
-            if let Some(slot) = reg.get_mut(&task.id) {
+            reg.get_mut(&task.id).map(|slot| {
                 slot.running = slot.running.saturating_sub(1);
+                match outcome.as_ref().map(|r| r.status) {
+                    Ok(RunStatus::Success) => slot.failures = 0,
+                    Ok(RunStatus::Skipped) => {}
+                    _ => slot.failures += 1,
+                }
+                slot.failures
+            })
+        };
+        let threshold = self.notifier.task_failures();
+        if let (Some(n), Ok(last)) = (failures, &outcome) {
+            if threshold > 0 && n > 0 && n % threshold == 0 {
+                self.alert_task_failures(&task, n, last).await;
             }
         }
         outcome
+    }
+
+    /// The alert rule "a task failed N runs in a row" → P1 (once per dedup window per task).
+    async fn alert_task_failures(&self, task: &Task, n: u32, last: &RunResult) {
+        let alert = sovereign_core::notify::Alert {
+            priority: sovereign_core::notify::Priority::P1,
+            source: "tasks".into(),
+            title: sovereign_core::notify::truncate_chars(
+                &format!("task {} failed {n} runs in a row", task.id),
+                sovereign_core::notify::MAX_TITLE,
+            ),
+            message: last.error.clone().unwrap_or_default(),
+            context: json!({"task_id": task.id.as_str(), "failures": n, "result_id": last.result_id}),
+            dedup_key: Some(format!("task-failed:{}", task.id)),
+        };
+        if let Err(e) = self.notifier.raise(alert, "engine").await {
+            tracing::error!(task = %task.id, error = %e, "task-failure alert not raised");
+        }
     }
 
     async fn attempts(&self, task: &Arc<Task>, ctx: &RunContext) -> Result<RunResult, EngineError> {
@@ -709,6 +753,8 @@ impl Engine {
             let _ = self.lifecycle.cancel.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), self.wait_idle()).await;
         }
+        // Alerts still pending stay in the outbox for the next start.
+        self.notifier.stop();
         self.store.close().await;
     }
 
@@ -721,6 +767,17 @@ impl Engine {
             idle.await;
         }
     }
+}
+
+/// Put an action on the audit trail: queued at once behind the writes already queued, not
+/// awaited (a failure is logged).
+pub(crate) fn audit(store: &Store, actor: &str, kind: &str, payload: Value) {
+    let pending = store.append_audit(Utc::now(), actor, kind, payload);
+    tokio::spawn(async move {
+        if let Err(e) = pending.await {
+            tracing::error!(error = %e, "audit record not written");
+        }
+    });
 }
 
 pub(crate) fn row_of(task: &Task, cursor: Option<DateTime<Utc>>) -> TaskRow {

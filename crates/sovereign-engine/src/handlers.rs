@@ -7,7 +7,8 @@ use std::process::Stdio;
 use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::task::{
-    order_spec_from_payload, CommandSpec, HandlerKind, HttpRequestSpec, RebalanceSpec, Task,
+    alert_spec_from_payload, order_spec_from_payload, CommandSpec, HandlerKind, HttpRequestSpec,
+    RebalanceSpec, Task,
 };
 use sovereign_core::template::{render, render_value};
 use sovereign_core::trading::oms::Submitted;
@@ -16,6 +17,7 @@ use sovereign_core::trading::signal;
 use tokio::io::AsyncReadExt;
 
 use crate::executor::Engine;
+use crate::notifier::Raised;
 
 /// A handler that did not succeed.
 pub(crate) struct Failure {
@@ -39,6 +41,36 @@ pub(crate) async fn run(engine: &Engine, task: &Task, ctx: &Value) -> Result<Val
         HandlerKind::Command => command(engine, task, ctx).await,
         HandlerKind::PlaceOrder => place_order(engine, task, ctx).await,
         HandlerKind::Rebalance => rebalance(engine, task).await,
+        HandlerKind::Notify => notify(engine, task, ctx).await,
+    }
+}
+
+/// Raise the payload's alert (templates rendered; source `tasks` unless given; the task id
+/// added to its context).
+async fn notify(engine: &Engine, task: &Task, ctx: &Value) -> Result<Value, Failure> {
+    let payload = render_value(&task.payload, ctx);
+    let mut spec =
+        alert_spec_from_payload(&payload, "tasks").map_err(|e| Failure::new(e.to_string()))?;
+    if let Value::Null = spec.context {
+        spec.context = json!({});
+    }
+    if let Some(o) = spec.context.as_object_mut() {
+        o.entry("task_id")
+            .or_insert_with(|| Value::String(task.id.to_string()));
+    }
+    let alert = spec.validate().map_err(|e| Failure::new(e.to_string()))?;
+    match engine
+        .notifier()
+        .raise(alert, &format!("task:{}", task.id))
+        .await
+    {
+        Ok(Raised::Accepted {
+            id,
+            channels,
+            digest,
+        }) => Ok(json!({"alert_id": id, "channels": channels, "digest": digest})),
+        Ok(Raised::Duplicate) => Ok(json!({"duplicate": true})),
+        Err(e) => Err(Failure::new(format!("alert not accepted: {e}"))),
     }
 }
 
@@ -273,7 +305,7 @@ impl Drop for GroupGuard {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

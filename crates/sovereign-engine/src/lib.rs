@@ -8,6 +8,8 @@
 //! - [`webhooks`]: webhook intake (auth, dedup, routing, durable record).
 //! - [`signals`]: strategy alerts (TradingView) → planned orders through risk.
 //! - [`trading`]: the trading actor around the pure OMS: journal first, then answer.
+//! - [`notifier`]: the alert outbox and its channel workers (Slack, Discord, webhook, e-mail,
+//!   file), the daily digest.
 //! - [`journal`]: the journal's encoding of OMS events; [`feed`]: the synthetic price feed.
 //!
 //! # Invariants
@@ -20,6 +22,7 @@ pub mod executor;
 pub mod feed;
 mod handlers;
 pub mod journal;
+pub mod notifier;
 mod scheduler;
 pub mod signals;
 pub mod trading;

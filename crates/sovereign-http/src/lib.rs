@@ -6,11 +6,13 @@
 //!
 //! # Layout
 //! - [`wire`]: JSON types and conversions.
+//! - [`alerts`]: raise alerts, read the outbox, channels and test messages.
 //! - [`trading`]: orders, positions, fills, accounts, risk, market data and SSE streams.
 //! - [`extract`]: the JSON body extractor that names the offending field.
 //! - [`error`]: `ApiError`, the only error response shape.
 //! - `routes`: the handlers; `openapi`: the generated description.
 
+pub mod alerts;
 pub mod error;
 pub mod extract;
 mod openapi;
@@ -60,6 +62,10 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/tasks/{id}/disable", post(routes::disable_task))
         .route("/api/results", get(routes::api_results))
         .route("/api/webhooks", get(routes::list_webhooks))
+        .route("/api/alerts", post(alerts::raise).get(alerts::list))
+        .route("/api/alerts/channels", get(alerts::channels))
+        .route("/api/alerts/channels/{name}/enable", post(alerts::enable))
+        .route("/api/alerts/test", post(alerts::test))
         .route("/api/audit", get(routes::audit))
         .route("/api/audit/verify", get(routes::audit_verify))
         .route(

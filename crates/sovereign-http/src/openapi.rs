@@ -5,9 +5,9 @@ use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
 use crate::error::{ErrorBody, ErrorDetail};
-use crate::routes;
 use crate::trading::{self, *};
 use crate::wire::*;
+use crate::{alerts, routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,11 @@ use crate::wire::*;
         routes::list_webhooks,
         routes::audit,
         routes::audit_verify,
+        alerts::raise,
+        alerts::list,
+        alerts::channels,
+        alerts::enable,
+        alerts::test,
         routes::api_list_tasks,
         routes::api_register,
         routes::api_results,
@@ -77,6 +82,16 @@ use crate::wire::*;
         StoreOut,
         WebhookRecordOut,
         WebhookList,
+        alerts::AlertIn,
+        alerts::RaisedOut,
+        alerts::AlertOut,
+        alerts::DeliveryOut,
+        alerts::AlertList,
+        alerts::ChannelOut,
+        alerts::ChannelList,
+        alerts::TestIn,
+        alerts::TestResultOut,
+        alerts::TestOut,
         routes::AuditOut,
         routes::AuditList,
         routes::VerifyOut,

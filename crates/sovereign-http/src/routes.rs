@@ -204,7 +204,7 @@ pub async fn api_results(
     results(state, query).await
 }
 
-fn parse_limit(text: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
+pub(crate) fn parse_limit(text: Option<&str>, default: usize, max: usize) -> ApiResult<usize> {
     match text {
         None => Ok(default),
         Some(t) => match t.parse::<usize>() {

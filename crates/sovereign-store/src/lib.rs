@@ -19,7 +19,10 @@ mod sqlite;
 
 use std::path::Path;
 
-pub use records::{JournalEntry, ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus};
+pub use records::{
+    AlertQuery, AlertRecord, DeliveryRecord, DeliveryStatus, JournalEntry, ResultFilter,
+    StoreStats, TaskRow, WebhookRecord, WebhookStatus,
+};
 use sovereign_core::task::RunResult;
 
 /// Everything that can go wrong talking to the store.
@@ -214,6 +217,54 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<JournalEntry>, StoreError> {
         dispatch!(self, b => b.read_journal(after_seq, limit).await)
+    }
+
+    /// Queue an accepted alert with its pending deliveries, and set or clear notifier state keys
+    /// in the same transaction; the future resolves to the alert's id once it is durable.
+    pub fn insert_alert(
+        &self,
+        record: AlertRecord,
+        state: Vec<(String, Option<String>)>,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
+        dispatch!(self, b => b.write_alert(sqlite::AlertOp::Insert { record, state }))
+    }
+
+    /// Queue the new state of one delivery; resolves once durable.
+    pub fn update_delivery(
+        &self,
+        alert_id: u64,
+        delivery: DeliveryRecord,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
+        dispatch!(self, b => b.write_alert(sqlite::AlertOp::Delivery { alert_id, delivery }))
+    }
+
+    /// Set (`Some`) or clear (`None`) notifier state keys; resolves once durable.
+    pub fn set_notify_state(
+        &self,
+        state: Vec<(String, Option<String>)>,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
+        dispatch!(self, b => b.write_alert(sqlite::AlertOp::State(state)))
+    }
+
+    /// Alerts with their deliveries, as `which` says, at most `limit`.
+    pub async fn alerts(
+        &self,
+        which: AlertQuery,
+        limit: usize,
+    ) -> Result<Vec<AlertRecord>, StoreError> {
+        dispatch!(self, b => b.select_alerts(which, limit).await)
+    }
+
+    /// The notifier's state keys.
+    pub async fn notify_state(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        dispatch!(self, b => b.notify_state().await)
+    }
+
+    /// The highest alert id stored (0 when none).
+    pub async fn max_alert_id(&self) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.max_alert_id().await)
     }
 
     /// Counts and writer figures for `/status`.

@@ -89,3 +89,79 @@ pub struct JournalEntry {
     /// The event's JSON.
     pub payload: String,
 }
+
+/// Where one alert stands on one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not delivered yet; the channel's worker will (re)try it, also after a restart.
+    Pending,
+    Delivered,
+    /// The channel refused it for good (a 4xx, an SMTP 5xx).
+    Dropped,
+    /// Transient failures until the attempts ran out.
+    Dead,
+    /// Not attempted: the channel was disabled (its webhook is gone).
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dropped => "dropped",
+            DeliveryStatus::Dead => "dead",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DeliveryStatus> {
+        Some(match s {
+            "pending" => DeliveryStatus::Pending,
+            "delivered" => DeliveryStatus::Delivered,
+            "dropped" => DeliveryStatus::Dropped,
+            "dead" => DeliveryStatus::Dead,
+            "skipped" => DeliveryStatus::Skipped,
+            _ => return None,
+        })
+    }
+}
+
+/// One alert's delivery on one channel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryRecord {
+    pub channel: String,
+    pub status: DeliveryStatus,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Why the last attempt failed (never a credential or a URL).
+    pub last_error: Option<String>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An accepted alert in the outbox, with its deliveries in routing order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertRecord {
+    /// Acceptance order; deliveries on each channel follow it.
+    pub id: u64,
+    pub at: DateTime<Utc>,
+    pub alert: sovereign_core::notify::Alert,
+    /// Whether it joins the daily digest.
+    pub digest: bool,
+    pub deliveries: Vec<DeliveryRecord>,
+}
+
+/// Which alerts a read returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertQuery {
+    /// `id > after`, oldest first.
+    After(u64),
+    /// The newest `limit`, newest first.
+    Latest,
+    /// With a pending delivery, oldest first.
+    Pending,
+    /// Joined the digest and `id > after`, oldest first.
+    DigestAfter(u64),
+    /// Accepted at or after this time, oldest first.
+    Since(DateTime<Utc>),
+}

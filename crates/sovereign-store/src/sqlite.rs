@@ -18,6 +18,9 @@ use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
 use tokio::sync::oneshot;
 
+mod alerts;
+pub(crate) use alerts::AlertOp;
+
 use crate::records::{
     JournalEntry, ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus,
 };
@@ -82,6 +85,8 @@ const MIGRATIONS: &[&str] = &[
         prev TEXT NOT NULL,
         hash TEXT NOT NULL
     );",
+    // 4: the notifier's outbox
+    alerts::MIGRATION,
 ];
 
 enum WriteOp {
@@ -102,6 +107,7 @@ enum WriteOp {
         kind: String,
         payload: Value,
     },
+    Alert(AlertOp),
     Ping,
 }
 
@@ -242,11 +248,22 @@ impl Sqlite {
     }
 
     async fn write(&self, op: WriteOp) -> Result<u64, StoreError> {
+        self.queue_write(op).await
+    }
+
+    /// Queue `op` now (in order with every other write); the future resolves once it is durable.
+    fn queue_write(
+        &self,
+        op: WriteOp,
+    ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
         let (tx, rx) = oneshot::channel();
-        if !self.enqueue(op, tx) {
-            return Err(StoreError::Closed);
+        let sent = self.enqueue(op, tx);
+        async move {
+            if !sent {
+                return Err(StoreError::Closed);
+            }
+            rx.await.map_err(|_| StoreError::Closed)?
         }
-        rx.await.map_err(|_| StoreError::Closed)?
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -311,28 +328,16 @@ impl Sqlite {
         &self,
         entries: Vec<JournalEntry>,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.enqueue(WriteOp::AppendJournal(entries), tx);
-        async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
-        }
+        let write = self.queue_write(WriteOp::AppendJournal(entries));
+        async move { write.await.map(|_| ()) }
     }
 
     /// Queue a no-op write now; resolves once every write queued before it is durable.
     pub(crate) fn barrier(
         &self,
     ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.enqueue(WriteOp::Ping, tx);
-        async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            rx.await.map_err(|_| StoreError::Closed)?.map(|_| ())
-        }
+        let write = self.queue_write(WriteOp::Ping);
+        async move { write.await.map(|_| ()) }
     }
 
     /// Queue an audit record now; resolves to its sequence number once durable.
@@ -343,22 +348,12 @@ impl Sqlite {
         kind: String,
         payload: Value,
     ) -> impl std::future::Future<Output = Result<u64, StoreError>> + Send + 'static {
-        let (tx, rx) = oneshot::channel();
-        let sent = self.enqueue(
-            WriteOp::AppendAudit {
-                at,
-                actor,
-                kind,
-                payload,
-            },
-            tx,
-        );
-        async move {
-            if !sent {
-                return Err(StoreError::Closed);
-            }
-            rx.await.map_err(|_| StoreError::Closed)?
-        }
+        self.queue_write(WriteOp::AppendAudit {
+            at,
+            actor,
+            kind,
+            payload,
+        })
     }
 
     pub(crate) async fn list_audit(
@@ -858,6 +853,7 @@ fn apply(
             *audit_head = Some((seq, hash));
             Ok(seq)
         }
+        WriteOp::Alert(op) => alerts::apply(c, op),
         WriteOp::Ping => Ok(0),
     }
 }

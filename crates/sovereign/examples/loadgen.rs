@@ -8,6 +8,9 @@
 //! - `loadgen scheduler URL --tasks 10000 --secs 30`: registers `--tasks` tasks due every second,
 //!   then reads their results and reports the firing delay (start − scheduled instant) and the
 //!   engine's CPU use.
+//! - `loadgen alert BIN --count 500`: starts a webhook receiver on loopback and `BIN up` with a
+//!   webhook alert channel pointing at it, raises `--count` P0 alerts one after another and
+//!   reports raise → delivered latency (POST sent → the receiver has the body).
 //!
 //! Talks only to the URL it is given (loopback in every script); every loop is bounded.
 
@@ -19,7 +22,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]");
+    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]");
     std::process::exit(2)
 }
 
@@ -41,6 +44,7 @@ fn main() {
         Some("rate") => rt.block_on(rate(&args)),
         Some("startup") => startup(&args),
         Some("scheduler") => rt.block_on(scheduler(&args)),
+        Some("alert") => rt.block_on(alert(&args)),
         _ => usage(),
     }
 }
@@ -277,4 +281,103 @@ async fn scheduler(args: &[String]) {
         );
     }
     percentiles("firing delay (start - due)", delays);
+}
+
+type Arrivals = Arc<Mutex<std::collections::HashMap<u64, Instant>>>;
+
+async fn receive(
+    axum::extract::State(seen): axum::extract::State<Arrivals>,
+    body: axum::body::Bytes,
+) -> &'static str {
+    let at = Instant::now();
+    if let Some(id) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["id"].as_u64())
+    {
+        seen.lock().unwrap().insert(id, at);
+    }
+    "ok"
+}
+
+async fn alert(args: &[String]) {
+    let bin = args.get(1).cloned().unwrap_or_else(|| usage());
+    let count: usize = flag(args, "--count")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(500);
+    let seen: Arrivals = Arc::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook = listener.local_addr().unwrap();
+    let app = axum::Router::new()
+        .fallback(receive)
+        .with_state(seen.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let dir = std::env::temp_dir().join(format!("sovereign-alert-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[notify]\ndedup_window = \"1s\"\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://{hook}/alerts\"\nrate_per = \"1ms\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(&bin)
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(dir.join("data"))
+        .arg("--config")
+        .arg(&config)
+        .env("LOG_LEVEL", "WARN")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    let base = format!(
+        "http://{}",
+        line.split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap()
+    );
+    let http = reqwest::Client::new();
+    let mut latencies = Vec::new();
+    let mut acks = Vec::new();
+    for n in 0..count {
+        let t = Instant::now();
+        let resp: Value = http
+            .post(format!("{base}/api/alerts"))
+            .json(&json!({"priority": "P0", "source": "bench", "title": format!("bench {n}")}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        acks.push(t.elapsed().as_micros() as u64);
+        let id = resp["id"].as_u64().expect("accepted");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let arrived = loop {
+            if let Some(at) = seen.lock().unwrap().get(&id).copied() {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "alert {id} never arrived");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        latencies.push(arrived.duration_since(t).as_micros() as u64);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    percentiles("POST /api/alerts -> 202 (durable in the outbox)", acks);
+    percentiles("P0 raised -> delivered to the webhook receiver", latencies);
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&dir);
 }

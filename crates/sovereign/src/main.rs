@@ -7,6 +7,7 @@
 mod anchor;
 mod audit;
 mod client;
+mod notify;
 mod replay;
 
 /// mimalloc instead of the system allocator: the engine allocates many small short-lived
@@ -63,6 +64,13 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Raise alerts, test the alert channels, list the outbox.
+    Notify {
+        #[command(subcommand)]
+        command: notify::NotifyCommand,
         #[command(flatten)]
         client: client::ClientArgs,
     },
@@ -169,6 +177,7 @@ fn main() -> ExitCode {
         }
         Command::Status { client } => client::run(client::Request::Status, &client),
         Command::Audit { command, client } => audit::run(command, &client),
+        Command::Notify { command, client } => notify::run(command, &client),
         Command::Anchor { command } => anchor::run(command),
         Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
         Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
@@ -266,6 +275,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
     runtime.block_on(async move {
         let store = Store::open_sqlite(&args.data_dir, SqliteOptions::default())
             .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
+        settings.data_dir = args.data_dir.clone();
         let grace = settings.shutdown_timeout;
         let engine = Engine::start(settings, store).await.context("cannot start the engine")?;
         let listener = tokio::net::TcpListener::bind(addr)

@@ -12,6 +12,7 @@
 mod anchor;
 mod audit;
 mod cli_trading;
+mod notify;
 mod trading;
 mod util;
 

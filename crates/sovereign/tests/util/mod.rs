@@ -477,6 +477,10 @@ pub struct Recorded {
     /// Lower-case names.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: Instant,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 impl Recorded {
@@ -494,10 +498,29 @@ impl Recorded {
     }
 }
 
+/// A scripted answer: status, extra headers, JSON body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn status(status: u16) -> Reply {
+        Reply {
+            status,
+            headers: Vec::new(),
+            body: json!({"ok": status < 400}),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct ReceiverState {
     seen: Arc<Mutex<Vec<Recorded>>>,
-    status: u16,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
     delay: Duration,
 }
 
@@ -507,6 +530,8 @@ struct ReceiverState {
 pub struct Receiver {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Recorded>>>,
+    status: Arc<std::sync::atomic::AtomicU16>,
+    script: Arc<Mutex<std::collections::VecDeque<Reply>>>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -516,9 +541,12 @@ impl Receiver {
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("receiver address");
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let status = Arc::new(std::sync::atomic::AtomicU16::new(status));
+        let script = Arc::new(Mutex::new(std::collections::VecDeque::new()));
         let state = ReceiverState {
             seen: seen.clone(),
-            status,
+            status: status.clone(),
+            script: script.clone(),
             delay,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -540,8 +568,21 @@ impl Receiver {
         Receiver {
             addr,
             seen,
+            status,
+            script,
             stop: Some(stop),
         }
+    }
+
+    /// Answer the next requests with `replies`, in order, before the standing status again.
+    pub fn script(&self, replies: Vec<Reply>) {
+        self.script.lock().expect("receiver lock").extend(replies);
+    }
+
+    /// Change the standing status (an outage, a recovery).
+    pub fn set_status(&self, status: u16) {
+        self.status
+            .store(status, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -569,11 +610,24 @@ async fn record(
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
-) -> (axum::http::StatusCode, axum::Json<Value>) {
+) -> axum::response::Response {
     let path = uri
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
+    let reply = state
+        .script
+        .lock()
+        .expect("receiver lock")
+        .pop_front()
+        .unwrap_or_else(|| {
+            let status = state.status.load(std::sync::atomic::Ordering::SeqCst);
+            Reply {
+                status,
+                headers: Vec::new(),
+                body: json!({"ok": status < 400, "path": path}),
+            }
+        });
     state.seen.lock().expect("receiver lock").push(Recorded {
         method: method.to_string(),
         path: path.clone(),
@@ -587,15 +641,22 @@ async fn record(
             })
             .collect(),
         body: body.to_vec(),
+        at: Instant::now(),
+        status: reply.status,
     });
     if !state.delay.is_zero() {
         tokio::time::sleep(state.delay).await;
     }
-    let status = axum::http::StatusCode::from_u16(state.status).expect("valid status");
-    (
-        status,
-        axum::Json(json!({"ok": state.status < 400, "path": path})),
-    )
+    let mut response = axum::response::IntoResponse::into_response((
+        axum::http::StatusCode::from_u16(reply.status).expect("valid status"),
+        axum::Json(reply.body),
+    ));
+    for (k, v) in reply.headers {
+        response
+            .headers_mut()
+            .insert(k, v.parse().expect("header value"));
+    }
+    response
 }
 
 /// What a client subcommand did.
