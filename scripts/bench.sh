@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+[[ ${1:-all} == alert || ${1:-all} == startup ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 
 cargo build --release -p sovereign --bin sovereign --example loadgen
 BIN=target/release/sovereign

@@ -353,6 +353,9 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// The data dir (`--data-dir`); relative paths in the config resolve inside it.
     pub data_dir: std::path::PathBuf,
+    /// The config file and the SHA-256 of its text (on the audit trail at every start, so a
+    /// changed config is visible there); `None` when running on the defaults.
+    pub source: Option<(String, String)>,
 }
 
 impl Default for Settings {
@@ -390,6 +393,7 @@ impl Default for Settings {
             signals: BTreeMap::new(),
             notify: NotifySettings::default(),
             data_dir: std::path::PathBuf::from("."),
+            source: None,
         }
     }
 }
@@ -433,7 +437,10 @@ impl Settings {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             problems: vec![format!("{}: cannot read: {e}", path.display())],
         })?;
-        Settings::parse(&text, &path.display().to_string())
+        let origin = path.display().to_string();
+        let mut settings = Settings::parse(&text, &origin)?;
+        settings.source = Some((origin, sovereign_core::audit::hash_of(&text)));
+        Ok(settings)
     }
 
     /// Parse and validate config text; `origin` names the file in messages.

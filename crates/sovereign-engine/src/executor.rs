@@ -199,22 +199,6 @@ impl Engine {
         let since =
             Utc::now() - chrono::Duration::from_std(settings.dedup_window).unwrap_or_default();
         let deliveries = store.recent_deliveries(since).await?;
-        let (trading, replayed) = Trading::start(settings.trading.clone(), store.clone())
-            .await
-            .map_err(|e| {
-                EngineError::Store(StoreError::Corrupt(format!("trading journal: {e}")))
-            })?;
-        if replayed > 0 {
-            tracing::info!(events = replayed, "trading state rebuilt from the journal");
-        }
-        if settings.synthetic_feed {
-            tokio::spawn(crate::feed::run(
-                trading.clone(),
-                settings.trading.instruments.clone(),
-                settings.feed_interval,
-                Utc::now().timestamp_micros() as u64,
-            ));
-        }
         let http = reqwest::Client::builder()
             .user_agent(concat!("sovereign/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -227,6 +211,23 @@ impl Engine {
         )
         .await?;
 
+        let (trading, replayed) =
+            Trading::start(settings.trading.clone(), store.clone(), notifier.clone())
+                .await
+                .map_err(|e| {
+                    EngineError::Store(StoreError::Corrupt(format!("trading journal: {e}")))
+                })?;
+        if replayed > 0 {
+            tracing::info!(events = replayed, "trading state rebuilt from the journal");
+        }
+        if settings.synthetic_feed {
+            tokio::spawn(crate::feed::run(
+                trading.clone(),
+                settings.trading.instruments.clone(),
+                settings.feed_interval,
+                Utc::now().timestamp_micros() as u64,
+            ));
+        }
         let engine = Arc::new_cyclic(|weak: &std::sync::Weak<Engine>| {
             let weak = weak.clone();
             let scheduler = Scheduler::spawn(move |fire: Fire| {
@@ -331,7 +332,12 @@ impl Engine {
             }
         }
         tokio::spawn(prune_loop(Arc::downgrade(&engine)));
-        engine.audit("engine", "engine.started", json!({"version": env!("CARGO_PKG_VERSION"), "tasks": engine.registry().len(), "trading_events_replayed": replayed}));
+        let config = engine
+            .settings
+            .source
+            .as_ref()
+            .map(|(path, sha256)| json!({"path": path, "sha256": sha256}));
+        engine.audit("engine", "engine.started", json!({"version": env!("CARGO_PKG_VERSION"), "config": config, "tasks": engine.registry().len(), "trading_events_replayed": replayed}));
         Ok(engine)
     }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use sovereign_core::error::Invalid;
+use sovereign_core::notify::{truncate_chars, Alert, Priority};
 use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::{PaperConfig, Quote};
@@ -19,11 +20,12 @@ use sovereign_core::trading::oms::{
     AccountConfig, AccountView, Event, FillRecord, Oms, OmsError, PositionView, Submitted,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderStatus};
-use sovereign_core::trading::risk::{StateChange, StateCommand};
+use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
 use sovereign_store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::journal;
+use crate::notifier::Notifier;
 
 /// Every way a trading command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -105,9 +107,11 @@ pub struct TradingSettings {
 
 impl Trading {
     /// Rebuild the OMS from the journal, then start the actor.
+    /// `notifier` hears of every halt (P0) and of every other trading-state change (P2).
     pub async fn start(
         settings: TradingSettings,
         store: Store,
+        notifier: Notifier,
     ) -> Result<(Trading, usize), String> {
         let instruments = Arc::new(settings.instruments.clone());
         let mut oms = Oms::new(settings.instruments, settings.paper, &settings.accounts);
@@ -134,6 +138,7 @@ impl Trading {
         let (publish, to_publish) = mpsc::unbounded_channel();
         tokio::spawn(publisher(to_publish, events.clone()));
         let actor = Actor {
+            notifier,
             publish,
             oms,
             store,
@@ -327,6 +332,7 @@ impl Trading {
 }
 
 struct Actor {
+    notifier: Notifier,
     oms: Oms,
     store: Store,
     events: broadcast::Sender<Arc<Published>>,
@@ -538,6 +544,7 @@ impl Actor {
                         tracing::error!(error = %e, "audit record not written");
                     }
                 });
+                self.alert_state_change(account, change);
             }
         }
         if self.events.receiver_count() > 0 {
@@ -549,6 +556,30 @@ impl Actor {
                 .send((Box::pin(self.store.barrier()), published));
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
+    }
+}
+
+impl Actor {
+    /// The alert rule for trading states: a halt is P0 (every channel), any other change P2.
+    fn alert_state_change(&self, account: &str, change: &StateChange) {
+        let halted = change.to == TradingState::Halted;
+        let alert = Alert {
+            priority: if halted { Priority::P0 } else { Priority::P2 },
+            source: "risk".into(),
+            title: truncate_chars(
+                &format!("{account}: trading {}", change.to.as_str()),
+                sovereign_core::notify::MAX_TITLE,
+            ),
+            message: change.reason.clone(),
+            context: serde_json::json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str()}),
+            dedup_key: Some(format!("trading-state:{account}:{}", change.to.as_str())),
+        };
+        let notifier = self.notifier.clone();
+        tokio::spawn(async move {
+            if let Err(e) = notifier.raise(alert, "engine").await {
+                tracing::error!(error = %e, "trading-state alert not raised");
+            }
+        });
     }
 }
 

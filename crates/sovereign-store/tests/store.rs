@@ -1,5 +1,5 @@
 //! The store against a real SQLite file: group commit, isolation of failed writes, reopen,
-//! pruning and the schedule cursor.
+//! pruning, the schedule cursor, the journal, the audit chain and the alert outbox.
 
 #![allow(clippy::unwrap_used)]
 
@@ -382,5 +382,113 @@ async fn audit_appends_form_one_verifiable_chain_across_reopen() {
     // A tail verifies from the record before it.
     let tail = store.list_audit(150, 1000).await.unwrap();
     assert!(verify(&tail, Some((150, &records[149].hash)), None).is_ok());
+    store.close().await;
+}
+
+fn alert_record(id: u64, channels: &[&str], digest: bool) -> sovereign_store::AlertRecord {
+    use sovereign_store::{DeliveryRecord, DeliveryStatus};
+    sovereign_store::AlertRecord {
+        id,
+        at: t0() + Duration::seconds(id as i64),
+        alert: sovereign_core::notify::Alert {
+            priority: sovereign_core::notify::Priority::P1,
+            source: "risk".into(),
+            title: format!("alert {id}"),
+            message: "line one\nline two".into(),
+            context: json!({"account": "paper", "n": id}),
+            dedup_key: id.is_multiple_of(2).then(|| format!("k{id}")),
+        },
+        digest,
+        deliveries: channels
+            .iter()
+            .map(|c| DeliveryRecord {
+                channel: c.to_string(),
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                last_error: None,
+                updated_at: t0(),
+            })
+            .collect(),
+    }
+}
+
+#[tokio::test]
+async fn the_alert_outbox_keeps_deliveries_and_state_across_reopen() {
+    use sovereign_store::{AlertQuery, DeliveryRecord, DeliveryStatus};
+    let dir = TempDir::new("outbox");
+    let store = open(&dir);
+    let state = |k: &str, v: Option<&str>| vec![(k.to_string(), v.map(String::from))];
+    store
+        .insert_alert(alert_record(1, &["slack", "file"], false), vec![])
+        .await
+        .unwrap();
+    store
+        .insert_alert(
+            alert_record(2, &["file"], true),
+            state("digest.last_id", Some("2")),
+        )
+        .await
+        .unwrap();
+    store
+        .insert_alert(alert_record(3, &[], true), vec![])
+        .await
+        .unwrap();
+    // The same id twice is refused and leaves the state untouched.
+    assert!(store
+        .insert_alert(
+            alert_record(3, &["file"], false),
+            state("digest.last_id", Some("9"))
+        )
+        .await
+        .is_err());
+    let delivered = DeliveryRecord {
+        channel: "file".into(),
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        last_error: None,
+        updated_at: t0(),
+    };
+    store.update_delivery(1, delivered.clone()).await.unwrap();
+    let retrying = DeliveryRecord {
+        channel: "slack".into(),
+        status: DeliveryStatus::Pending,
+        attempts: 3,
+        last_error: Some("HTTP 503".into()),
+        ..delivered.clone()
+    };
+    store.update_delivery(1, retrying.clone()).await.unwrap();
+    assert!(matches!(
+        store.update_delivery(9, delivered.clone()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    store.close().await;
+
+    let store = open(&dir);
+    assert_eq!(store.max_alert_id().await.unwrap(), 3);
+    let pending = store.alerts(AlertQuery::Pending, 100).await.unwrap();
+    assert_eq!(pending.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(pending[0], {
+        let mut r = alert_record(1, &["slack", "file"], false);
+        r.deliveries = vec![retrying, delivered];
+        r
+    });
+    let latest = store.alerts(AlertQuery::Latest, 2).await.unwrap();
+    assert_eq!(latest.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3, 2]);
+    let after = store.alerts(AlertQuery::After(1), 100).await.unwrap();
+    assert_eq!(after.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 3]);
+    let digest = store.alerts(AlertQuery::DigestAfter(2), 100).await.unwrap();
+    assert_eq!(digest.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3]);
+    let since = store
+        .alerts(AlertQuery::Since(t0() + Duration::seconds(2)), 100)
+        .await
+        .unwrap();
+    assert_eq!(since.iter().map(|r| r.id).collect::<Vec<_>>(), vec![2, 3]);
+    let kept = store.notify_state().await.unwrap();
+    assert_eq!(kept.get("digest.last_id").map(String::as_str), Some("2"));
+    store
+        .set_notify_state(state("digest.last_id", None))
+        .await
+        .unwrap();
+    assert!(store.notify_state().await.unwrap().is_empty());
     store.close().await;
 }

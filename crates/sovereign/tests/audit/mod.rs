@@ -30,15 +30,26 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         .await;
     e.delete("/api/tasks/t1").await;
 
-    // Records are queued behind the actions; wait until all four are there.
+    // Records are queued behind the actions; wait until all six are there. The halt also raises
+    // an alert, whose record follows once the alert is in the outbox (it may pass the delete).
     let list = crate::util::wait_for("audit records", crate::util::PATIENCE, || async {
         let r = records(&e).await;
-        (r.len() >= 5).then_some(r)
+        (r.len() >= 6).then_some(r)
     })
     .await;
+    let alert = list.iter().find(|r| r["kind"] == "alert.raised").unwrap();
+    assert_eq!(
+        (
+            alert["actor"].as_str(),
+            alert["payload"]["priority"].as_str(),
+            alert["payload"]["source"].as_str()
+        ),
+        (Some("engine"), Some("P0"), Some("risk"))
+    );
     let kinds: Vec<&str> = list
         .iter()
         .map(|r| r["kind"].as_str().unwrap_or_default())
+        .filter(|k| *k != "alert.raised")
         .collect();
     assert_eq!(
         kinds,
@@ -58,6 +69,18 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         list[2]
     );
     assert_eq!(list[0]["prev"], "0".repeat(64));
+    // The start names the config by path and content hash.
+    let config_path = e.root().join("config.toml");
+    assert_eq!(
+        list[0]["payload"]["config"]["path"],
+        config_path.display().to_string()
+    );
+    assert_eq!(
+        list[0]["payload"]["config"]["sha256"]
+            .as_str()
+            .map(str::len),
+        Some(64)
+    );
     assert_eq!(list[1]["prev"], list[0]["hash"]);
     let (_, paged) = e.get("/api/audit?since=3&limit=1").await;
     assert_eq!(paged["records"][0]["seq"], 4);
@@ -72,7 +95,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     let ok = cli(&["audit", "verify", "--url", &url]);
     assert!(ok.ok(), "{ok:?}");
     assert!(
-        ok.stdout.starts_with("ok: 5 records, head 5 "),
+        ok.stdout.starts_with("ok: 6 records, head 6 "),
         "{}",
         ok.stdout
     );
@@ -157,8 +180,8 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         anchors.to_str().unwrap(),
     ]);
     assert!(anchored.ok(), "{anchored:?}");
-    let head_file = anchors.join("audit-head-5.json");
-    let head_anchor = anchors.join("audit-head-5.json.anchor.yaml");
+    let head_file = anchors.join("audit-head-6.json");
+    let head_anchor = anchors.join("audit-head-6.json.anchor.yaml");
     let checked = cli(&[
         "anchor",
         "verify",
@@ -167,7 +190,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     ]);
     assert!(checked.ok(), "{checked:?}");
     let truncated = e.root().join("audit-truncated.jsonl");
-    write_lines(&truncated, &lines[..4]);
+    write_lines(&truncated, &lines[..5]);
     let plain = cli(&["audit", "verify", truncated.to_str().unwrap()]);
     assert!(
         plain.ok(),
@@ -182,7 +205,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     ]);
     assert_eq!(against_head.code, Some(4), "{against_head:?}");
     assert!(
-        against_head.stderr.contains("record 5 (removed)"),
+        against_head.stderr.contains("record 6 (removed)"),
         "{}",
         against_head.stderr
     );

@@ -744,6 +744,33 @@ channels = ["hook"]
             .contains("pull failed 2 runs in a row"),
         "{rule}"
     );
+    // A trading halt is P0 from `risk`.
+    let (status, answer) = e
+        .post(
+            "/api/risk/hardstop",
+            json!({"account": "paper", "reason": "desk says stop"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let halt = wait_for("the halt alert", PATIENCE, || async {
+        hook.requests()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|b| b["source"] == "risk")
+    })
+    .await;
+    assert_eq!(
+        (
+            halt["priority"].as_str(),
+            halt["title"].as_str(),
+            halt["message"].as_str()
+        ),
+        (
+            Some("P0"),
+            Some("paper: trading halted"),
+            Some("desk says stop")
+        )
+    );
     // `notify send` and `notify list` from the CLI.
     let out = cli(&[
         "notify",
