@@ -14,6 +14,8 @@
 //! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
 //! - [`redact`]: masking secrets in anything shown or logged.
 //! - [`notify`]: alert validation, routing, dedup, rate limits, retry decisions, channel payloads.
+//! - [`supervise`]: service start order (dependency levels, cycles named) and the per-service
+//!   state machine (restart policy, backoff, crash loop, stop escalation, health).
 //! - [`retry`]: exponential backoff arithmetic.
 //! - [`error`]: the one error shape every validation failure maps onto (code, message, field).
 
@@ -25,6 +27,7 @@ pub mod notify;
 pub mod redact;
 pub mod retry;
 pub mod schedule;
+pub mod supervise;
 pub mod task;
 pub mod template;
 pub mod trading;
