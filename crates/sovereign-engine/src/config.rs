@@ -25,6 +25,7 @@ use sovereign_core::trading::signal::StrategyRule;
 use sovereign_core::webhook::{Route, SourceAuth};
 
 use crate::notifier::NotifySettings;
+use crate::supervisor::settings::{ServiceFile, SupervisorFile, SupervisorSettings};
 use crate::trading::TradingSettings;
 
 /// The file as written.
@@ -49,6 +50,10 @@ pub struct ConfigFile {
     pub signals: BTreeMap<String, SignalFile>,
     #[serde(default)]
     pub notify: NotifyFile,
+    #[serde(default)]
+    pub supervisor: SupervisorFile,
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceFile>,
 }
 
 /// `[notify]`: alert channels, routing, the digest, and the engine's alert rules.
@@ -353,6 +358,10 @@ pub struct Settings {
     pub notify: NotifySettings,
     /// The data dir (`--data-dir`); relative paths in the config resolve inside it.
     pub data_dir: std::path::PathBuf,
+    /// The services to run, in start order.
+    pub supervisor: SupervisorSettings,
+    /// The engine's own base URL once it listens (given to services as `SOVEREIGN_URL`).
+    pub url: String,
     /// The config file and the SHA-256 of its text (on the audit trail at every start, so a
     /// changed config is visible there); `None` when running on the defaults.
     pub source: Option<(String, String)>,
@@ -394,6 +403,8 @@ impl Default for Settings {
             notify: NotifySettings::default(),
             data_dir: std::path::PathBuf::from("."),
             source: None,
+            supervisor: SupervisorSettings::default(),
+            url: String::new(),
         }
     }
 }
@@ -448,7 +459,12 @@ impl Settings {
         let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
             problems: vec![format!("{origin}: {}", one_line(&e.to_string()))],
         })?;
-        Settings::from_file(file).map_err(|problems| ConfigError {
+        let base = Path::new(origin)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
+        Settings::from_file(file, &base).map_err(|problems| ConfigError {
             problems: problems
                 .into_iter()
                 .map(|p| format!("{origin}: {p}"))
@@ -456,7 +472,21 @@ impl Settings {
         })
     }
 
-    fn from_file(file: ConfigFile) -> Result<Settings, Vec<String>> {
+    /// Problems that do not stop the engine but that `sovereign check` reports: programs of
+    /// services that cannot be found now (those services fail with the reason when started).
+    pub fn warnings(&self) -> Vec<String> {
+        self.supervisor
+            .services
+            .iter()
+            .filter_map(|s| {
+                s.missing_program
+                    .as_ref()
+                    .map(|m| format!("services.{}.command: {m}", s.name))
+            })
+            .collect()
+    }
+
+    fn from_file(file: ConfigFile, base: &Path) -> Result<Settings, Vec<String>> {
         let mut s = Settings::default();
         let mut problems: Vec<String> = Vec::new();
         let mut note = |r: Result<(), Invalid>| {
@@ -534,6 +564,10 @@ impl Settings {
             note(strategy(&name, f, &s).map(|st| {
                 s.signals.insert(name.clone(), st);
             }));
+        }
+        match crate::supervisor::settings::settings(file.supervisor, file.services, base) {
+            Ok(sup) => s.supervisor = sup,
+            Err(errs) => errs.into_iter().for_each(|e| note(Err(e))),
         }
         match crate::notifier::settings(file.notify) {
             Ok(n) => s.notify = n,

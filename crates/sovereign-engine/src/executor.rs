@@ -23,6 +23,7 @@ use crate::handlers;
 use crate::notifier::Notifier;
 use crate::scheduler::{Fire, Scheduler};
 use crate::signals::SignalDedup;
+use crate::supervisor::Supervisor;
 use crate::trading::{Trading, TradingError};
 
 /// Every way an engine operation can fail, each with a fixed meaning for the API.
@@ -188,6 +189,7 @@ pub struct Engine {
     lifecycle: Lifecycle,
     trading: Trading,
     notifier: Notifier,
+    supervisor: Supervisor,
     pub(crate) signal_dedup: SignalDedup,
 }
 
@@ -211,6 +213,17 @@ impl Engine {
         )
         .await?;
 
+        let supervisor = Supervisor::start(
+            settings.supervisor.clone(),
+            crate::supervisor::Context {
+                store: store.clone(),
+                notifier: notifier.clone(),
+                http: http.clone(),
+                data_dir: settings.data_dir.clone(),
+                engine_url: settings.url.clone(),
+                truth_env: Arc::new(|_component: &str| BTreeMap::new()),
+            },
+        );
         let (trading, replayed) =
             Trading::start(settings.trading.clone(), store.clone(), notifier.clone())
                 .await
@@ -257,6 +270,7 @@ impl Engine {
                 settings,
                 trading,
                 notifier,
+                supervisor,
             }
         });
 
@@ -353,6 +367,10 @@ impl Engine {
 
     pub fn notifier(&self) -> &Notifier {
         &self.notifier
+    }
+
+    pub fn supervisor(&self) -> &Supervisor {
+        &self.supervisor
     }
 
     pub fn trading(&self) -> &Trading {
@@ -759,6 +777,8 @@ impl Engine {
             let _ = self.lifecycle.cancel.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), self.wait_idle()).await;
         }
+        // Services stop dependents first, each within its stop timeout.
+        self.supervisor.shutdown().await;
         // Alerts still pending stay in the outbox for the next start.
         self.notifier.stop();
         self.store.close().await;

@@ -10,6 +10,8 @@
 //! - [`trading`]: the trading actor around the pure OMS: journal first, then answer.
 //! - [`notifier`]: the alert outbox and its channel workers (Slack, Discord, webhook, e-mail,
 //!   file), the daily digest.
+//! - [`supervisor`]: the configured services as child processes: dependency order, restarts,
+//!   health checks, heartbeats, logs, the healer hook.
 //! - [`journal`]: the journal's encoding of OMS events; [`feed`]: the synthetic price feed.
 //!
 //! # Invariants
@@ -25,6 +27,7 @@ pub mod journal;
 pub mod notifier;
 mod scheduler;
 pub mod signals;
+pub mod supervisor;
 pub mod trading;
 pub mod webhooks;
 

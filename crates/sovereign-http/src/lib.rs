@@ -7,6 +7,7 @@
 //! # Layout
 //! - [`wire`]: JSON types and conversions.
 //! - [`alerts`]: raise alerts, read the outbox, channels and test messages.
+//! - [`services`]: supervised services, their logs and heartbeats, and the engine's health.
 //! - [`trading`]: orders, positions, fills, accounts, risk, market data and SSE streams.
 //! - [`extract`]: the JSON body extractor that names the offending field.
 //! - [`error`]: `ApiError`, the only error response shape.
@@ -17,6 +18,7 @@ pub mod error;
 pub mod extract;
 mod openapi;
 mod routes;
+pub mod services;
 pub mod trading;
 pub mod wire;
 
@@ -66,6 +68,19 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/alerts/channels", get(alerts::channels))
         .route("/api/alerts/channels/{name}/enable", post(alerts::enable))
         .route("/api/alerts/test", post(alerts::test))
+        .route("/api/services", get(services::list))
+        .route("/api/services/{name}/start", post(services::start))
+        .route("/api/services/{name}/stop", post(services::stop))
+        .route("/api/services/{name}/restart", post(services::restart))
+        .route("/api/services/{name}/logs", get(services::logs))
+        .route(
+            "/api/services/{name}/logs/stream",
+            get(services::log_stream),
+        )
+        .route("/api/heartbeats/{service}", post(services::heartbeat))
+        .route("/api/health", get(services::health))
+        .route("/api/health/deep", get(services::health_deep))
+        .route("/sse/services", get(services::sse_services))
         .route("/api/audit", get(routes::audit))
         .route("/api/audit/verify", get(routes::audit_verify))
         .route(

@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::trading::{self, *};
 use crate::wire::*;
-use crate::{alerts, routes};
+use crate::{alerts, routes, services};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,16 @@ use crate::{alerts, routes};
         routes::list_webhooks,
         routes::audit,
         routes::audit_verify,
+        services::list,
+        services::start,
+        services::stop,
+        services::restart,
+        services::logs,
+        services::log_stream,
+        services::heartbeat,
+        services::health,
+        services::health_deep,
+        services::sse_services,
         alerts::raise,
         alerts::list,
         alerts::channels,
@@ -82,6 +92,19 @@ use crate::{alerts, routes};
         StoreOut,
         WebhookRecordOut,
         WebhookList,
+        services::ServiceOut,
+        services::ServiceList,
+        services::ExitOut,
+        services::HealthCheckOut,
+        services::DependencyOut,
+        services::HeartbeatOut,
+        services::HealerOut,
+        services::LogOut,
+        services::TransitionOut,
+        services::BeatOut,
+        services::CheckOut,
+        services::DeepHealthOut,
+        services::HealthSummaryOut,
         alerts::AlertIn,
         alerts::RaisedOut,
         alerts::AlertOut,

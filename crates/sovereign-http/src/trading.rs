@@ -716,12 +716,14 @@ pub async fn ticks(State(s): State<AppState>, body: axum::body::Bytes) -> ApiRes
 
 // ----- SSE ----------------------------------------------------------------------------------
 
-fn sse_from<T, F>(
-    rx: broadcast::Receiver<Arc<T>>,
+/// A server-sent event stream of what `rx` carries, each item rendered into events; a slow
+/// reader gets `event: lagged` with how many items it missed.
+pub(crate) fn sse_from<T, F>(
+    rx: broadcast::Receiver<T>,
     render: F,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
 where
-    T: Send + Sync + 'static,
+    T: Clone + Send + 'static,
     F: Fn(&T) -> Vec<SseEvent> + Send + 'static,
 {
     let stream = stream::unfold(
@@ -750,7 +752,7 @@ where
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-fn event(name: &str, v: impl Serialize) -> SseEvent {
+pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
     SseEvent::default()
         .event(name)
         .data(serde_json::to_string(&v).unwrap_or_default())
@@ -759,28 +761,31 @@ fn event(name: &str, v: impl Serialize) -> SseEvent {
 /// Live prices: `event: tick`, `data: {"symbol","price","bid","ask"}`.
 #[utoipa::path(get, path = "/sse/spot", tag = "streams", responses((status = 200, description = "server-sent events: `event: tick` with symbol, price, bid, ask", content_type = "text/event-stream")))]
 pub async fn sse_spot(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe_spot(), |ticks: &Vec<Tick>| {
-        ticks
-            .iter()
-            .map(|t| {
-                event(
-                    "tick",
-                    json!({
-                        "symbol": t.symbol.as_str(),
-                        "price": t.price.to_string(),
-                        "bid": t.bid.map(|p| p.to_string()),
-                        "ask": t.ask.map(|p| p.to_string()),
-                    }),
-                )
-            })
-            .collect()
-    })
+    sse_from(
+        s.engine.trading().subscribe_spot(),
+        |ticks: &Arc<Vec<Tick>>| {
+            ticks
+                .iter()
+                .map(|t| {
+                    event(
+                        "tick",
+                        json!({
+                            "symbol": t.symbol.as_str(),
+                            "price": t.price.to_string(),
+                            "bid": t.bid.map(|p| p.to_string()),
+                            "ask": t.ask.map(|p| p.to_string()),
+                        }),
+                    )
+                })
+                .collect()
+        },
+    )
 }
 
 /// Order updates: `event: order`, `data: <order>` after every change.
 #[utoipa::path(get, path = "/sse/orders", tag = "streams", responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
 pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
         p.orders
             .iter()
             .map(|o| event("order", OrderOut::from(o)))
@@ -791,7 +796,7 @@ pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
 /// Fills: `event: fill`, `data: <fill>`.
 #[utoipa::path(get, path = "/sse/fills", tag = "streams", responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
 pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
         p.events
             .iter()
             .filter_map(|e| match e {
@@ -805,7 +810,7 @@ pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
 #[utoipa::path(get, path = "/sse/positions", tag = "streams", responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
 pub async fn sse_positions(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Published| {
+    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
         p.positions
             .iter()
             .map(|x| event("position", PositionOut::from(x)))

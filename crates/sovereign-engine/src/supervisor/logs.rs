@@ -1,0 +1,124 @@
+//! A service's captured output: timestamped lines appended to `NAME.log` (rotated by size to
+//! `NAME.log.1` … `NAME.log.K`), the last lines kept in memory for `logs?tail=`, and a live feed.
+
+use std::collections::VecDeque;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use chrono::{SecondsFormat, Utc};
+use tokio::sync::broadcast;
+
+/// Lines kept in memory per service (the most `tail` can return).
+pub const RING: usize = 1000;
+
+pub struct LogSink {
+    path: PathBuf,
+    max_bytes: u64,
+    keep: usize,
+    inner: Mutex<Inner>,
+    live: broadcast::Sender<String>,
+}
+
+struct Inner {
+    file: Option<File>,
+    size: u64,
+    ring: VecDeque<String>,
+}
+
+impl LogSink {
+    pub fn new(dir: &Path, name: &str, max_bytes: u64, keep: usize) -> LogSink {
+        let path = dir.join(format!("{name}.log"));
+        let size = path.metadata().map(|m| m.len()).unwrap_or(0);
+        LogSink {
+            path,
+            max_bytes,
+            keep,
+            inner: Mutex::new(Inner {
+                file: None,
+                size,
+                ring: VecDeque::with_capacity(64),
+            }),
+            live: broadcast::channel(1024).0,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Record one line from `stream` (`out`, `err`, or `sovereign` for the supervisor's notes).
+    pub fn line(&self, stream: &str, text: &str) {
+        let line = format!(
+            "{} {stream} {}",
+            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            text.trim_end_matches(['\r', '\n'])
+        );
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if inner.ring.len() == RING {
+            inner.ring.pop_front();
+        }
+        inner.ring.push_back(line.clone());
+        if let Err(e) = self.append(&mut inner, &line) {
+            // Keep the line in memory; say once per failure why the file did not get it.
+            inner.file = None;
+            tracing::warn!(path = %self.path.display(), error = %e, "service log not written");
+        }
+        drop(inner);
+        let _ = self.live.send(line);
+    }
+
+    fn append(&self, inner: &mut Inner, line: &str) -> std::io::Result<()> {
+        let bytes = line.len() as u64 + 1;
+        if inner.size + bytes > self.max_bytes && inner.size > 0 {
+            inner.file = None;
+            self.rotate()?;
+            inner.size = 0;
+        }
+        if inner.file.is_none() {
+            if let Some(dir) = self.path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            inner.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
+        }
+        if let Some(f) = inner.file.as_mut() {
+            f.write_all(line.as_bytes())?;
+            f.write_all(b"\n")?;
+        }
+        inner.size += bytes;
+        Ok(())
+    }
+
+    /// NAME.log → NAME.log.1 → … → NAME.log.K (the oldest dropped).
+    fn rotate(&self) -> std::io::Result<()> {
+        let numbered = |n: usize| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        let _ = std::fs::remove_file(numbered(self.keep));
+        for n in (1..self.keep).rev() {
+            let from = numbered(n);
+            if from.exists() {
+                std::fs::rename(&from, numbered(n + 1))?;
+            }
+        }
+        std::fs::rename(&self.path, numbered(1))
+    }
+
+    /// The last `n` lines (at most [`RING`]), oldest first.
+    pub fn tail(&self, n: usize) -> Vec<String> {
+        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let skip = inner.ring.len().saturating_sub(n);
+        inner.ring.iter().skip(skip).cloned().collect()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.live.subscribe()
+    }
+}

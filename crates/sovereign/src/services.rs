@@ -1,0 +1,154 @@
+//! `sovereign services`, `start|stop|restart NAME`, `logs NAME [-f]`: the supervised services of
+//! a running engine.
+
+use serde_json::Value;
+
+use crate::client::{block_on, Api, ClientArgs};
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn uptime(v: &Value) -> String {
+    match v.as_i64() {
+        None => "-".into(),
+        Some(ms) => {
+            let s = ms / 1000;
+            match s {
+                0..=59 => format!("{s}s"),
+                60..=3599 => format!("{}m{}s", s / 60, s % 60),
+                _ => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+            }
+        }
+    }
+}
+
+fn table(v: &Value) -> String {
+    let rows = v["services"].as_array().cloned().unwrap_or_default();
+    if rows.is_empty() {
+        return "no services configured\n".into();
+    }
+    let mut out = format!(
+        "{:<16} {:<10} {:>7} {:>8} {:>8}  {:<14} REASON\n",
+        "NAME", "STATE", "PID", "UPTIME", "RESTARTS", "HEALTH"
+    );
+    for s in rows {
+        let health = match &s["health"] {
+            Value::Null => "-".to_string(),
+            h => format!("{} {}", text(&h["type"]), text(&h["last"])),
+        };
+        out.push_str(&format!(
+            "{:<16} {:<10} {:>7} {:>8} {:>8}  {:<14} {}\n",
+            text(&s["name"]),
+            text(&s["state"]),
+            text(&s["pid"]),
+            uptime(&s["uptime_ms"]),
+            text(&s["restarts"]),
+            health.chars().take(14).collect::<String>(),
+            text(&s["reason"])
+        ));
+    }
+    out
+}
+
+pub fn list(client: &ClientArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let v = Api::new(&client.url)
+            .call(reqwest::Method::GET, "/api/services", None)
+            .await?;
+        if client.json {
+            println!("{v}");
+        } else {
+            print!("{}", table(&v));
+        }
+        Ok(())
+    })
+}
+
+/// `start`, `stop` or `restart` one service; prints its new state.
+pub fn control(verb: &str, name: &str, client: &ClientArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let v = Api::new(&client.url)
+            .call(
+                reqwest::Method::POST,
+                &format!("/api/services/{name}/{verb}"),
+                None,
+            )
+            .await?;
+        if client.json {
+            println!("{v}");
+        } else {
+            println!(
+                "{}: {} ({})",
+                text(&v["name"]),
+                text(&v["state"]),
+                text(&v["reason"])
+            );
+        }
+        Ok(())
+    })
+}
+
+/// The last `tail` lines; with `follow`, then every new line until interrupted.
+pub fn logs(name: &str, tail: usize, follow: bool, client: &ClientArgs) -> anyhow::Result<()> {
+    block_on(async {
+        let api = Api::new(&client.url);
+        // Subscribe first, so no line falls between the tail and the stream.
+        let stream = if follow {
+            let resp = reqwest::Client::new()
+                .get(format!(
+                    "{}/api/services/{name}/logs/stream",
+                    client.url.trim_end_matches('/')
+                ))
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot reach the engine at {}: {e}", client.url))?;
+            Some(resp)
+        } else {
+            None
+        };
+        let v = api
+            .call(
+                reqwest::Method::GET,
+                &format!("/api/services/{name}/logs?tail={tail}"),
+                None,
+            )
+            .await?;
+        let seen: Vec<String> = v["lines"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        for line in &seen {
+            println!("{line}");
+        }
+        let Some(mut resp) = stream else {
+            return Ok(());
+        };
+        let mut pending = String::new();
+        let last_seen = seen.last().cloned();
+        let mut caught_up = last_seen.is_none();
+        while let Some(chunk) = resp.chunk().await? {
+            pending.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = pending.find('\n') {
+                let line: String = pending.drain(..=end).collect();
+                if let Some(data) = line.trim_end().strip_prefix("data: ") {
+                    // Lines already printed by the tail arrive on the stream too: skip them.
+                    if !caught_up {
+                        if Some(data) <= last_seen.as_deref() {
+                            continue;
+                        }
+                        caught_up = true;
+                    }
+                    println!("{data}");
+                }
+            }
+        }
+        Ok(())
+    })
+}
