@@ -2,7 +2,9 @@
 # Installs what the test suite needs beyond the Rust toolchain. Idempotent; safe to rerun.
 # - sh, echo, sleep, kill, sha256sum: POSIX/coreutils, present on any Debian-like system
 # - gpg (gnupg): the anchor tests sign and verify with the real gpg
-# - python3 with aiosmtpd: the e-mail tests deliver to a real SMTP server on loopback
+# - python3 with aiosmtpd: the e-mail tests deliver to a real SMTP server on loopback; the
+#   example stack's services are python3 scripts
+# - redis-server: the supervisor tests start their own on a free port (heartbeat keys)
 set -euo pipefail
 
 has_aiosmtpd() {
@@ -27,6 +29,7 @@ apt_install() {
 missing=()
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v sha256sum >/dev/null || missing+=(coreutils)
+command -v redis-server >/dev/null || missing+=(redis-server)
 if ! has_aiosmtpd; then
   # A pip-managed python takes it from PyPI; a distribution python from its packages.
   if command -v python3 >/dev/null; then
@@ -37,7 +40,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
-for tool in sh echo sleep kill gpg sha256sum; do
+for tool in sh echo sleep kill gpg sha256sum redis-server python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 has_aiosmtpd || { echo "missing python3 with aiosmtpd" >&2; exit 1; }

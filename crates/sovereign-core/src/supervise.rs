@@ -311,8 +311,8 @@ impl Service {
     fn spawn(&mut self, reason: &str, out: &mut Vec<Action>) {
         self.health_failures = 0;
         out.push(Action::ClearTimer);
-        out.push(Action::Spawn);
         self.go(State::Starting, reason, out);
+        out.push(Action::Spawn);
     }
 
     fn stop_process(

@@ -13,6 +13,7 @@ mod anchor;
 mod audit;
 mod cli_trading;
 mod notify;
+mod supervisor;
 mod trading;
 mod util;
 

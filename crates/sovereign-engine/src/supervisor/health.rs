@@ -71,9 +71,10 @@ async fn attempt(check: &Check, timeout: Duration, http: &reqwest::Client) -> (b
             Ok(_) => (true, format!("connected to {addr}")),
             Err(e) => (false, format!("{addr}: {e}")),
         },
-        Check::Command { argv } => {
+        Check::Command { argv, cwd } => {
             let out = tokio::process::Command::new(&argv[0])
                 .args(&argv[1..])
+                .current_dir(cwd)
                 .stdin(std::process::Stdio::null())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -121,7 +122,7 @@ fn stamp_age(value: &str) -> Option<Duration> {
     let v = value.trim();
     let at: DateTime<Utc> = if let Ok(t) = DateTime::parse_from_rfc3339(v) {
         t.with_timezone(&Utc)
-    } else if let Ok(json) = serde_json::from_str::<Value>(v) {
+    } else if let Ok(json @ Value::Object(_)) = serde_json::from_str::<Value>(v) {
         let field = ["ts", "at", "timestamp", "time"]
             .iter()
             .find_map(|k| json.get(k).cloned())?;
@@ -268,6 +269,12 @@ mod tests {
         let age = stamp_age(&secs).unwrap();
         assert!(
             age >= Duration::from_millis(9000) && age <= Duration::from_millis(11000),
+            "{age:?}"
+        );
+        let whole = (now.timestamp() - 5).to_string();
+        let age = stamp_age(&whole).unwrap();
+        assert!(
+            age >= Duration::from_secs(4) && age <= Duration::from_secs(7),
             "{age:?}"
         );
         let ms = (now.timestamp_millis() - 2000).to_string();

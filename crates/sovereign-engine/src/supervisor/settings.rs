@@ -102,8 +102,8 @@ pub enum Check {
     Http { url: String, status: Option<u16> },
     /// A TCP connection is accepted.
     Tcp { addr: String },
-    /// The program exits 0.
-    Command { argv: Vec<String> },
+    /// The program exits 0 (run in the service's directory).
+    Command { argv: Vec<String>, cwd: PathBuf },
     /// A beat on `POST /api/heartbeats/NAME` within `ttl`.
     Heartbeat { ttl: Duration },
     /// The Redis key exists (and, when it holds a Unix time, is no older than `ttl`).
@@ -450,7 +450,10 @@ fn service(name: &str, f: ServiceFile, base: &Path) -> Result<ServiceSettings, V
     let health = match f.health {
         None => None,
         Some(h) => match health(h) {
-            Ok((h, threshold)) => {
+            Ok((mut h, threshold)) => {
+                if let Check::Command { cwd: dir, .. } = &mut h.check {
+                    dir.clone_from(&cwd);
+                }
                 policy.has_health = true;
                 policy.failure_threshold = threshold;
                 Some(h)
@@ -525,7 +528,10 @@ fn health(h: HealthFile) -> Result<(HealthSettings, u32), Invalid> {
                     "a command check needs command = [argv]",
                 ));
             }
-            Check::Command { argv }
+            Check::Command {
+                argv,
+                cwd: PathBuf::new(),
+            }
         }
         "heartbeat" => Check::Heartbeat {
             ttl: ttl(h.ttl.as_deref())?,
