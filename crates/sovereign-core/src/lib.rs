@@ -13,6 +13,7 @@
 //! - [`trading`]: exact numbers, instruments, orders and the order state machine.
 //! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
 //! - [`redact`]: masking secrets in anything shown or logged.
+//! - [`truth`]: the node configuration document (node + components), its version, redaction, diff.
 //! - [`notify`]: alert validation, routing, dedup, rate limits, retry decisions, channel payloads.
 //! - [`supervise`]: service start order (dependency levels, cycles named) and the per-service
 //!   state machine (restart policy, backoff, crash loop, stop escalation, health).
@@ -31,4 +32,5 @@ pub mod supervise;
 pub mod task;
 pub mod template;
 pub mod trading;
+pub mod truth;
 pub mod webhook;

@@ -53,7 +53,20 @@ pub struct ConfigFile {
     #[serde(default)]
     pub supervisor: SupervisorFile,
     #[serde(default)]
+    pub truth: TruthFileSection,
+    #[serde(default)]
     pub services: BTreeMap<String, ServiceFile>,
+}
+
+/// `[truth]`: where the Truth files are.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TruthFileSection {
+    /// Directory with `node.json` and `components/` (relative to the config file; default
+    /// `truth` there, when it has a `node.json`).
+    pub dir: Option<String>,
+    /// How often the files are checked for changes (default 1s).
+    pub watch_interval: Option<String>,
 }
 
 /// `[notify]`: alert channels, routing, the digest, and the engine's alert rules.
@@ -360,6 +373,9 @@ pub struct Settings {
     pub data_dir: std::path::PathBuf,
     /// The services to run, in start order.
     pub supervisor: SupervisorSettings,
+    /// The Truth directory, if any, and how often it is checked for changes.
+    pub truth_dir: Option<std::path::PathBuf>,
+    pub truth_interval: Duration,
     /// The engine's own base URL once it listens (given to services as `SOVEREIGN_URL`).
     pub url: String,
     /// The config file and the SHA-256 of its text (on the audit trail at every start, so a
@@ -405,6 +421,8 @@ impl Default for Settings {
             source: None,
             supervisor: SupervisorSettings::default(),
             url: String::new(),
+            truth_dir: None,
+            truth_interval: Duration::from_secs(1),
         }
     }
 }
@@ -564,6 +582,13 @@ impl Settings {
             note(strategy(&name, f, &s).map(|st| {
                 s.signals.insert(name.clone(), st);
             }));
+        }
+        s.truth_dir = match &file.truth.dir {
+            Some(d) => Some(base.join(d)),
+            None => Some(base.join("truth")).filter(|d| d.join("node.json").is_file()),
+        };
+        if let Some(t) = &file.truth.watch_interval {
+            note(parse_duration("truth.watch_interval", t).map(|d| s.truth_interval = d));
         }
         match crate::supervisor::settings::settings(file.supervisor, file.services, base) {
             Ok(sup) => s.supervisor = sup,

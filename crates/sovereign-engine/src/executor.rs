@@ -25,6 +25,7 @@ use crate::scheduler::{Fire, Scheduler};
 use crate::signals::SignalDedup;
 use crate::supervisor::Supervisor;
 use crate::trading::{Trading, TradingError};
+use crate::truth::TruthSource;
 
 /// Every way an engine operation can fail, each with a fixed meaning for the API.
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +191,7 @@ pub struct Engine {
     trading: Trading,
     notifier: Notifier,
     supervisor: Supervisor,
+    truth: TruthSource,
     pub(crate) signal_dedup: SignalDedup,
 }
 
@@ -213,6 +215,13 @@ impl Engine {
         )
         .await?;
 
+        let truth = TruthSource::start(
+            settings.truth_dir.clone(),
+            settings.truth_interval,
+            store.clone(),
+        )
+        .await;
+        let env_source = truth.clone();
         let supervisor = Supervisor::start(
             settings.supervisor.clone(),
             crate::supervisor::Context {
@@ -221,9 +230,17 @@ impl Engine {
                 http: http.clone(),
                 data_dir: settings.data_dir.clone(),
                 engine_url: settings.url.clone(),
-                truth_env: Arc::new(|_component: &str| BTreeMap::new()),
+                truth_env: Arc::new(move |component: &str| env_source.env(component)),
             },
         );
+        // Services whose component changed restart (when their policy says so).
+        let mut changes = truth.subscribe();
+        let restarter = supervisor.clone();
+        tokio::spawn(async move {
+            while let Ok(change) = changes.recv().await {
+                restarter.truth_changed(change.diff.affected(&change.truth.components));
+            }
+        });
         let (trading, replayed) =
             Trading::start(settings.trading.clone(), store.clone(), notifier.clone())
                 .await
@@ -271,6 +288,7 @@ impl Engine {
                 trading,
                 notifier,
                 supervisor,
+                truth,
             }
         });
 
@@ -371,6 +389,10 @@ impl Engine {
 
     pub fn supervisor(&self) -> &Supervisor {
         &self.supervisor
+    }
+
+    pub fn truth(&self) -> &TruthSource {
+        &self.truth
     }
 
     pub fn trading(&self) -> &Trading {

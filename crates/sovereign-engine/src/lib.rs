@@ -12,6 +12,7 @@
 //!   file), the daily digest.
 //! - [`supervisor`]: the configured services as child processes: dependency order, restarts,
 //!   health checks, heartbeats, logs, the healer hook.
+//! - [`truth`]: the Truth files → the version in force, stored, audited, watched.
 //! - [`journal`]: the journal's encoding of OMS events; [`feed`]: the synthetic price feed.
 //!
 //! # Invariants
@@ -29,6 +30,7 @@ mod scheduler;
 pub mod signals;
 pub mod supervisor;
 pub mod trading;
+pub mod truth;
 pub mod webhooks;
 
 pub use executor::{Engine, EngineError, TaskView};

@@ -8,6 +8,7 @@
 //! - [`wire`]: JSON types and conversions.
 //! - [`alerts`]: raise alerts, read the outbox, channels and test messages.
 //! - [`services`]: supervised services, their logs and heartbeats, and the engine's health.
+//! - [`truth`]: the Truth version in force, secrets masked.
 //! - [`trading`]: orders, positions, fills, accounts, risk, market data and SSE streams.
 //! - [`extract`]: the JSON body extractor that names the offending field.
 //! - [`error`]: `ApiError`, the only error response shape.
@@ -20,6 +21,7 @@ mod openapi;
 mod routes;
 pub mod services;
 pub mod trading;
+pub mod truth;
 pub mod wire;
 
 use std::future::Future;
@@ -81,6 +83,8 @@ pub fn app(engine: Arc<Engine>) -> Router {
         .route("/api/health", get(services::health))
         .route("/api/health/deep", get(services::health_deep))
         .route("/sse/services", get(services::sse_services))
+        .route("/api/truth", get(truth::show))
+        .route("/api/truth/{component}", get(truth::component))
         .route("/api/audit", get(routes::audit))
         .route("/api/audit/verify", get(routes::audit_verify))
         .route(

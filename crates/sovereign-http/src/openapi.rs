@@ -7,7 +7,7 @@ use utoipa::OpenApi;
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::trading::{self, *};
 use crate::wire::*;
-use crate::{alerts, routes, services};
+use crate::{alerts, routes, services, truth};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -34,6 +34,8 @@ use crate::{alerts, routes, services};
         routes::list_webhooks,
         routes::audit,
         routes::audit_verify,
+        truth::show,
+        truth::component,
         services::list,
         services::start,
         services::stop,
@@ -92,6 +94,9 @@ use crate::{alerts, routes, services};
         StoreOut,
         WebhookRecordOut,
         WebhookList,
+        truth::TruthOut,
+        truth::RejectedOut,
+        truth::ComponentOut,
         services::ServiceOut,
         services::ServiceList,
         services::ExitOut,

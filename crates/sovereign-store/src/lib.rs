@@ -267,6 +267,24 @@ impl Store {
         dispatch!(self, b => b.max_alert_id().await)
     }
 
+    /// Record the Truth version now in force (durable when this returns).
+    pub async fn put_truth(
+        &self,
+        version: String,
+        at: chrono::DateTime<chrono::Utc>,
+        document: serde_json::Value,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.put_truth(version, at, document).await)
+    }
+
+    /// The Truth version last put in force: version, when, document.
+    pub async fn latest_truth(
+        &self,
+    ) -> Result<Option<(String, chrono::DateTime<chrono::Utc>, serde_json::Value)>, StoreError>
+    {
+        dispatch!(self, b => b.latest_truth().await)
+    }
+
     /// Counts and writer figures for `/status`.
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         dispatch!(self, b => b.stats().await)

@@ -87,6 +87,12 @@ const MIGRATIONS: &[&str] = &[
     );",
     // 4: the notifier's outbox
     alerts::MIGRATION,
+    // 5: Truth versions as loaded
+    "CREATE TABLE truth (
+        version TEXT PRIMARY KEY,
+        at INTEGER NOT NULL,
+        document TEXT NOT NULL
+    );",
 ];
 
 enum WriteOp {
@@ -108,6 +114,11 @@ enum WriteOp {
         payload: Value,
     },
     Alert(AlertOp),
+    Truth {
+        version: String,
+        at: DateTime<Utc>,
+        document: Value,
+    },
     Ping,
 }
 
@@ -354,6 +365,47 @@ impl Sqlite {
             kind,
             payload,
         })
+    }
+
+    pub(crate) async fn put_truth(
+        &self,
+        version: String,
+        at: DateTime<Utc>,
+        document: Value,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::Truth {
+            version,
+            at,
+            document,
+        })
+        .await
+        .map(|_| ())
+    }
+
+    pub(crate) async fn latest_truth(
+        &self,
+    ) -> Result<Option<(String, DateTime<Utc>, Value)>, StoreError> {
+        self.read(|c| {
+            let row = c
+                .query_row(
+                    "SELECT version, at, document FROM truth ORDER BY at DESC LIMIT 1",
+                    [],
+                    |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                        ))
+                    },
+                )
+                .optional()?;
+            row.map(|(v, at, doc)| {
+                let doc = serde_json::from_str(&doc).map_err(|e| corrupt(&v, "document", e))?;
+                Ok((v, from_micros(at), doc))
+            })
+            .transpose()
+        })
+        .await
     }
 
     pub(crate) async fn list_audit(
@@ -854,6 +906,23 @@ fn apply(
             Ok(seq)
         }
         WriteOp::Alert(op) => alerts::apply(c, op),
+        WriteOp::Truth {
+            version,
+            at,
+            document,
+        } => {
+            // A version seen before keeps its first load time; `at` of the newest row says
+            // which version is in force.
+            c.prepare_cached("DELETE FROM truth WHERE version = ?1")?
+                .execute(params![version])?;
+            c.prepare_cached("INSERT INTO truth (version, at, document) VALUES (?1, ?2, ?3)")?
+                .execute(params![
+                    version,
+                    at.timestamp_micros(),
+                    document.to_string()
+                ])?;
+            Ok(1)
+        }
         WriteOp::Ping => Ok(0),
     }
 }

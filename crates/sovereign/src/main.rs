@@ -10,6 +10,7 @@ mod client;
 mod notify;
 mod replay;
 mod services;
+mod truth;
 
 /// mimalloc instead of the system allocator: the engine allocates many small short-lived
 /// objects from several threads, where glibc's arenas contend (measured in docs/benchmarks.md).
@@ -107,6 +108,13 @@ enum Command {
         /// Keep printing new lines.
         #[arg(long, short = 'f')]
         follow: bool,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Build, show (secrets masked unless --reveal) or diff the Truth configuration files.
+    Truth {
+        #[command(subcommand)]
+        command: truth::TruthCommand,
         #[command(flatten)]
         client: client::ClientArgs,
     },
@@ -215,6 +223,7 @@ fn main() -> ExitCode {
         Command::Audit { command, client } => audit::run(command, &client),
         Command::Notify { command, client } => notify::run(command, &client),
         Command::Services { client } => services::list(&client),
+        Command::Truth { command, client } => truth::run(command, &client),
         Command::Start { name, client } => services::control("start", &name, &client),
         Command::Stop { name, client } => services::control("stop", &name, &client),
         Command::Restart { name, client } => services::control("restart", &name, &client),

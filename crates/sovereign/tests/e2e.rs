@@ -15,6 +15,7 @@ mod cli_trading;
 mod notify;
 mod supervisor;
 mod trading;
+mod truth;
 mod util;
 
 use std::collections::BTreeSet;

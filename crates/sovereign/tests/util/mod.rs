@@ -88,7 +88,11 @@ pub struct Engine {
 impl Engine {
     /// Start an engine on a fresh data dir, with `config_toml` as its config file when given.
     pub fn start(config_toml: Option<&str>) -> Engine {
-        let root = unique_dir("sovereign-e2e");
+        Engine::start_in(unique_dir("sovereign-e2e"), config_toml)
+    }
+
+    /// Start in `root` (which may already hold files the config refers to).
+    pub fn start_in(root: PathBuf, config_toml: Option<&str>) -> Engine {
         if let Some(text) = config_toml {
             std::fs::write(root.join("config.toml"), text).expect("write config");
         }

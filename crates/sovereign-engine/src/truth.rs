@@ -1,0 +1,261 @@
+//! Truth in the engine: read `DIR/node.json` and `DIR/components/*.json`, build the document
+//! (`sovereign_core::truth`), keep the version in force, put each new version in the store and
+//! on the audit trail, and watch the files for changes.
+//!
+//! A change that does not build leaves the version in force as it is and says why (the log,
+//! `GET /api/truth`, the audit trail). At start, when the files do not build, the version last
+//! in force (from the store) is used.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Map, Value};
+use sovereign_core::truth::{build, Truth, TruthDiff, TruthFile};
+use sovereign_store::Store;
+use tokio::sync::broadcast;
+
+/// Read the files of a Truth directory (sorted, so messages come in a stable order).
+pub fn read_dir(dir: &Path) -> Result<(TruthFile, Vec<TruthFile>), Vec<String>> {
+    let node_path = dir.join("node.json");
+    let node = std::fs::read_to_string(&node_path)
+        .map(|text| TruthFile {
+            path: node_path.display().to_string(),
+            text,
+        })
+        .map_err(|e| vec![format!("{}: cannot read: {e}", node_path.display())])?;
+    let comp_dir = dir.join("components");
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&comp_dir) {
+        Ok(entries) => entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(vec![format!("{}: cannot read: {e}", comp_dir.display())]),
+    };
+    paths.sort();
+    let mut files = Vec::new();
+    let mut problems = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p) {
+            Ok(text) => files.push(TruthFile {
+                path: p.display().to_string(),
+                text,
+            }),
+            Err(e) => problems.push(format!("{}: cannot read: {e}", p.display())),
+        }
+    }
+    if problems.is_empty() {
+        Ok((node, files))
+    } else {
+        Err(problems)
+    }
+}
+
+/// Read and build a Truth directory.
+pub fn load(dir: &Path) -> Result<Truth, Vec<String>> {
+    let (node, components) = read_dir(dir)?;
+    build(&node, &components)
+}
+
+/// The document as stored: node and component bodies, secrets included (the store is as
+/// private as the files).
+fn stored(t: &Truth) -> Value {
+    json!({
+        "node": t.node,
+        "components": t.components.iter().map(|(k, c)| (k.clone(), c.body.clone())).collect::<Map<_, _>>(),
+    })
+}
+
+/// Rebuild a stored document.
+fn from_stored(doc: &Value) -> Result<Truth, Vec<String>> {
+    let node = TruthFile {
+        path: "store:node.json".into(),
+        text: doc["node"].to_string(),
+    };
+    let components: Vec<TruthFile> = doc["components"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| TruthFile {
+            path: format!("store:components/{k}.json"),
+            text: v.to_string(),
+        })
+        .collect();
+    build(&node, &components)
+}
+
+/// A new version was put in force.
+#[derive(Debug, Clone)]
+pub struct TruthChange {
+    pub truth: Arc<Truth>,
+    pub diff: TruthDiff,
+}
+
+/// What `GET /api/truth` shows.
+#[derive(Debug, Clone, Default)]
+pub struct TruthState {
+    pub dir: Option<PathBuf>,
+    pub truth: Option<Arc<Truth>>,
+    pub loaded_at: Option<DateTime<Utc>>,
+    /// The last change that was refused, and why (cleared by the next good version).
+    pub rejected: Option<(DateTime<Utc>, Vec<String>)>,
+}
+
+/// The engine's Truth. Cheap to clone.
+#[derive(Clone)]
+pub struct TruthSource {
+    state: Arc<RwLock<TruthState>>,
+    changes: broadcast::Sender<TruthChange>,
+}
+
+impl TruthSource {
+    /// Load `dir` (or nothing), and watch it every `interval`.
+    pub async fn start(dir: Option<PathBuf>, interval: Duration, store: Store) -> TruthSource {
+        let source = TruthSource {
+            state: Arc::new(RwLock::new(TruthState {
+                dir: dir.clone(),
+                ..TruthState::default()
+            })),
+            changes: broadcast::channel(16).0,
+        };
+        let Some(dir) = dir else {
+            return source;
+        };
+        match load(&dir) {
+            Ok(t) => source.put(t, &store).await,
+            Err(problems) => {
+                let previous = store.latest_truth().await.ok().flatten();
+                match previous.map(|(_, at, doc)| (at, from_stored(&doc))) {
+                    Some((at, Ok(t))) => {
+                        tracing::error!(problems = %problems.join("; "), version = %t.version, "Truth files do not build; the version last in force stays");
+                        let mut s = source.write();
+                        s.truth = Some(Arc::new(t));
+                        s.loaded_at = Some(at);
+                    }
+                    _ => {
+                        tracing::error!(problems = %problems.join("; "), "Truth files do not build; no Truth in force")
+                    }
+                }
+                source.reject(problems, &store);
+            }
+        }
+        let watcher = source.clone();
+        tokio::spawn(async move { watcher.watch(dir, interval, store).await });
+        source
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, TruthState> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn state(&self) -> TruthState {
+        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// A component's environment in the version in force (empty when there is none).
+    pub fn env(&self, component: &str) -> BTreeMap<String, String> {
+        self.state
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .truth
+            .as_ref()
+            .and_then(|t| t.components.get(component).map(|c| c.env.clone()))
+            .unwrap_or_default()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<TruthChange> {
+        self.changes.subscribe()
+    }
+
+    fn reject(&self, problems: Vec<String>, store: &Store) {
+        crate::executor::audit(
+            store,
+            "engine",
+            "truth.rejected",
+            json!({"problems": problems}),
+        );
+        self.write().rejected = Some((Utc::now(), problems));
+    }
+
+    /// Put `t` in force if it is a new version: store, audit trail, subscribers.
+    async fn put(&self, t: Truth, store: &Store) {
+        let previous = self.state().truth;
+        if previous.as_ref().is_some_and(|p| p.version == t.version) {
+            self.write().rejected = None;
+            return;
+        }
+        let now = Utc::now();
+        if let Err(e) = store.put_truth(t.version.clone(), now, stored(&t)).await {
+            tracing::error!(error = %e, "Truth version not stored");
+        }
+        let diff = match &previous {
+            Some(p) => t.diff(p),
+            None => TruthDiff {
+                added: t.components.keys().cloned().collect(),
+                ..TruthDiff::default()
+            },
+        };
+        crate::executor::audit(
+            store,
+            "engine",
+            "truth.changed",
+            json!({
+                "version": t.version,
+                "previous": previous.as_ref().map(|p| p.version.clone()),
+                "node_changed": diff.node_changed,
+                "added": diff.added, "removed": diff.removed, "changed": diff.changed,
+            }),
+        );
+        tracing::info!(version = %t.version, added = ?diff.added, removed = ?diff.removed, changed = ?diff.changed, "Truth version in force");
+        let truth = Arc::new(t);
+        {
+            let mut s = self.write();
+            s.truth = Some(truth.clone());
+            s.loaded_at = Some(now);
+            s.rejected = None;
+        }
+        if previous.is_some() {
+            let _ = self.changes.send(TruthChange { truth, diff });
+        }
+    }
+
+    /// Poll the files' names, sizes and times; rebuild when they change.
+    async fn watch(self, dir: PathBuf, interval: Duration, store: Store) {
+        let mut seen = fingerprint(&dir);
+        loop {
+            tokio::time::sleep(interval).await;
+            let now = fingerprint(&dir);
+            if now == seen {
+                continue;
+            }
+            seen = now;
+            match load(&dir) {
+                Ok(t) => self.put(t, &store).await,
+                Err(problems) => {
+                    tracing::error!(problems = %problems.join("; "), "Truth change refused; the version in force stays");
+                    self.reject(problems, &store);
+                }
+            }
+        }
+    }
+}
+
+fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+    let entry = |p: PathBuf| {
+        let m = std::fs::metadata(&p).ok();
+        let len = m.as_ref().map_or(0, |m| m.len());
+        let modified = m.and_then(|m| m.modified().ok());
+        (p, len, modified)
+    };
+    let mut out = vec![entry(dir.join("node.json"))];
+    if let Ok(entries) = std::fs::read_dir(dir.join("components")) {
+        let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        paths.sort();
+        out.extend(paths.into_iter().map(entry));
+    }
+    out
+}
