@@ -75,7 +75,7 @@ async fn services_start_by_condition_and_stop_in_reverse() {
     // Each service notes "start NAME" when it runs and "stop NAME" on SIGTERM, in one file.
     let svc = |name: &str| {
         format!(
-            r#"["sh", "-c", "echo start {name} >> events; trap 'echo stop {name} >> events; exit 0' TERM; while true; do sleep 0.05; done"]"#
+            r#"["sh", "-c", "trap 'echo stop {name} >> events; exit 0' TERM; echo start {name} >> events; while true; do sleep 0.05; done"]"#
         )
     };
     let config = format!(
@@ -104,7 +104,12 @@ autostart = false
     let mut e = Engine::start(Some(&config));
     wait_state(&e, "worker", "running").await;
     let events = e.root().join("events");
-    let seen = lines(&events);
+    // Running means spawned; the script writes its line a moment later.
+    let seen = wait_for("the worker's start line", PATIENCE, || {
+        let seen = lines(&events);
+        async move { seen.contains(&"start worker".to_string()).then_some(seen) }
+    })
+    .await;
     let at = |what: &str| {
         seen.iter()
             .position(|l| l == what)
@@ -128,6 +133,12 @@ autostart = false
     let out = cli(&["start", "idle", "--url", e.url()]);
     assert!(out.ok() && out.stdout.starts_with("idle: "), "{out:?}");
     wait_state(&e, "idle", "running").await;
+    wait_for("idle's start line (its trap is set)", PATIENCE, || async {
+        lines(&events)
+            .contains(&"start idle".to_string())
+            .then_some(())
+    })
+    .await;
     let (status, body) = e.post("/api/services/idle/stop", json!({})).await;
     assert_eq!(status, 200, "{body}");
     wait_state(&e, "idle", "stopped").await;
