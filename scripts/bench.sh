@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|anchor|criterion|all]
+# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|supervise|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-[[ ${1:-all} == alert || ${1:-all} == startup ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+[[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 
 cargo build --release -p sovereign --bin sovereign --example loadgen
 BIN=target/release/sovereign
@@ -93,6 +93,11 @@ fi
 if [[ $what == alert || $what == all ]]; then
   echo "== P0 alert raised -> delivered to a local webhook receiver (500 alerts, one at a time)"
   "$LOADGEN" alert "$BIN" --count "${ALERT_COUNT:-500}"
+fi
+
+if [[ $what == supervise || $what == all ]]; then
+  echo "== supervisor: crash -> restart, 50 services in dependency order, 20 idle services with health checks"
+  "$LOADGEN" supervise "$BIN" --secs "${IDLE_SECS:-60}"
 fi
 
 if [[ $what == anchor || $what == all ]]; then

@@ -11,6 +11,9 @@
 //! - `loadgen alert BIN --count 500`: starts a webhook receiver on loopback and `BIN up` with a
 //!   webhook alert channel pointing at it, raises `--count` P0 alerts one after another and
 //!   reports raise → delivered latency (POST sent → the receiver has the body).
+//! - `loadgen supervise BIN [--secs S]`: the supervisor: crash → restart latency beyond the
+//!   backoff; 50 services with a dependency graph (start spread, order checked); 20 services with
+//!   health checks idle for `--secs` (the engine's CPU share and RSS at start and end).
 //!
 //! Talks only to the URL it is given (loopback in every script); every loop is bounded.
 
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]");
+    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]");
     std::process::exit(2)
 }
 
@@ -45,6 +48,7 @@ fn main() {
         Some("startup") => startup(&args),
         Some("scheduler") => rt.block_on(scheduler(&args)),
         Some("alert") => rt.block_on(alert(&args)),
+        Some("supervise") => rt.block_on(supervise(&args)),
         _ => usage(),
     }
 }
@@ -380,4 +384,194 @@ async fn alert(args: &[String]) {
         .status();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A running `BIN up` on a fresh dir with `config`; killed (SIGTERM) on drop.
+struct Up {
+    child: std::process::Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Up {
+    fn start(bin: &str, name: &str, config: &str) -> Up {
+        let dir = std::env::temp_dir().join(format!("sovereign-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("config.toml"), config).unwrap();
+        let mut child = std::process::Command::new(bin)
+            .args(["up", "--port", "0", "--data-dir"])
+            .arg(dir.join("data"))
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .env("LOG_LEVEL", "WARN")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let base = format!(
+            "http://{}",
+            line.split("http://")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next())
+                .unwrap()
+        );
+        Up { child, base, dir }
+    }
+
+    async fn services(&self) -> Vec<Value> {
+        let v: Value = reqwest::get(format!("{}/api/services", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        v["services"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Up {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn nanos(line: &str) -> Option<u64> {
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+async fn supervise(args: &[String]) {
+    let bin = args.get(1).cloned().unwrap_or_else(|| usage());
+    let secs: u64 = flag(args, "--secs")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(60);
+    let soak = args.iter().any(|a| a == "--soak");
+    if !soak {
+        crash_and_order(&bin).await;
+    }
+    idle(&bin, secs, soak).await;
+}
+
+async fn crash_and_order(bin: &str) {
+    // 1. Crash → restart: the process notes when it starts and when it exits; the gap between
+    //    an exit and the next start, minus the 100 ms backoff, is the supervisor's share.
+    {
+        let config = r#"
+[services.crashy]
+command = ["sh", "-c", "echo start $(date +%s%N) >> t; sleep 0.05; echo exit $(date +%s%N) >> t; exit 1"]
+backoff = { initial = "100ms", max = "100ms" }
+crash_loop = { restarts = 100000, window = "1s" }
+"#;
+        let up = Up::start(bin, "crash", config);
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let text = std::fs::read_to_string(up.dir.join("t")).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut gaps = Vec::new();
+        for pair in lines.windows(2) {
+            if pair[0].starts_with("exit") && pair[1].starts_with("start") {
+                if let (Some(e), Some(s)) = (nanos(pair[0]), nanos(pair[1])) {
+                    gaps.push(s.saturating_sub(e).saturating_sub(100_000_000) / 1000);
+                }
+            }
+        }
+        percentiles(
+            "crash -> next process running, beyond the 100 ms backoff",
+            gaps,
+        );
+    }
+
+    // 2. 50 services, each depending on another (a tree 6 levels deep, condition started).
+    {
+        let mut config = String::new();
+        for i in 0..50 {
+            config.push_str(&format!(
+                "[services.s{i:02}]\ncommand = [\"sleep\", \"100000\"]\n"
+            ));
+            if i > 0 {
+                config.push_str(&format!("depends_on = [\"s{:02}\"]\n", (i - 1) / 2));
+            }
+        }
+        let t0 = chrono::Utc::now();
+        let up = Up::start(bin, "fifty", &config);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let services = loop {
+            let s = up.services().await;
+            if s.iter().filter(|v| v["state"] == "running").count() == 50 {
+                break s;
+            }
+            assert!(Instant::now() < deadline, "50 services did not all start");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let started = |name: &str| -> chrono::DateTime<chrono::Utc> {
+            let s = services.iter().find(|v| v["name"] == name).unwrap();
+            s["started_at"].as_str().unwrap().parse().unwrap()
+        };
+        for i in 1..50 {
+            assert!(
+                started(&format!("s{i:02}")) >= started(&format!("s{:02}", (i - 1) / 2)),
+                "s{i:02} started before its dependency"
+            );
+        }
+        let first = (0..50).map(|i| started(&format!("s{i:02}"))).min().unwrap();
+        let last = (0..50).map(|i| started(&format!("s{i:02}"))).max().unwrap();
+        println!(
+            "50 services, 6 dependency levels: all running {} ms after the first started ({} ms after the command was run, process start-up included); order checked",
+            (last - first).num_milliseconds(),
+            (last - t0).num_milliseconds()
+        );
+    }
+}
+
+/// 20 services with health checks every second for `secs`: the engine's CPU share and its RSS
+/// over time. With `soak`, a 21st service also prints 200 lines and crashes every second (spawns,
+/// logs and their rotation, transitions on the audit trail), and RSS is sampled every minute.
+async fn idle(bin: &str, secs: u64, soak: bool) {
+    {
+        let mut config = String::from(
+            "[services.web]\ncommand = [\"python3\", \"-m\", \"http.server\", \"18777\", \"--bind\", \"127.0.0.1\"]\nhealth = { type = \"http\", url = \"http://127.0.0.1:18777/\", interval = \"1s\" }\n",
+        );
+        for i in 0..19 {
+            config.push_str(&format!(
+                "[services.w{i:02}]\ncommand = [\"sleep\", \"100000\"]\nhealth = {{ type = \"tcp\", addr = \"127.0.0.1:18777\", interval = \"1s\" }}\n"
+            ));
+        }
+        if soak {
+            config.push_str("[services.churn]\ncommand = [\"sh\", \"-c\", \"seq 1 200; sleep 1; exit 1\"]\nbackoff = { initial = \"10ms\", max = \"10ms\" }\ncrash_loop = { restarts = 1000000, window = \"1s\" }\nlog = { max_bytes = 65536, keep = 2 }\n");
+        }
+        let up = Up::start(bin, "idle", &config);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let pid = up.child.id();
+        let healthy = up
+            .services()
+            .await
+            .iter()
+            .filter(|v| v["state"] == "healthy")
+            .count();
+        let (cpu0, rss0, t) = (cpu_ticks(pid), rss_kb(pid), Instant::now());
+        let mut samples = vec![rss0];
+        let every = if soak { 60 } else { 10 };
+        for _ in 0..secs.div_ceil(every) {
+            tokio::time::sleep(Duration::from_secs(every)).await;
+            samples.push(rss_kb(pid));
+        }
+        let ticks = cpu_ticks(pid) - cpu0;
+        let elapsed = t.elapsed().as_secs_f64();
+        println!(
+            "20 services with health checks every 1 s ({healthy} healthy){}, {:.0} s: engine CPU {:.2} % of one core; RSS KiB every {every} s: {:?}",
+            if soak { " + one crashing every second" } else { ", idle" },
+            elapsed,
+            ticks as f64 / 100.0 / elapsed * 100.0,
+            samples
+        );
+    }
 }
