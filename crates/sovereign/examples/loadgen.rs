@@ -316,40 +316,11 @@ async fn alert(args: &[String]) {
         .with_state(seen.clone());
     tokio::spawn(async move { axum::serve(listener, app).await });
 
-    let dir = std::env::temp_dir().join(format!("sovereign-alert-bench-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let config = dir.join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[notify]\ndedup_window = \"1s\"\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://{hook}/alerts\"\nrate_per = \"1ms\"\n"
-        ),
-    )
-    .unwrap();
-    let mut child = std::process::Command::new(&bin)
-        .args(["up", "--port", "0", "--data-dir"])
-        .arg(dir.join("data"))
-        .arg("--config")
-        .arg(&config)
-        .env("LOG_LEVEL", "WARN")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = format!(
-        "http://{}",
-        line.split("http://")
-            .nth(1)
-            .and_then(|r| r.split_whitespace().next())
-            .unwrap()
+    let config = format!(
+        "[notify]\ndedup_window = \"1s\"\n[notify.channels.hook]\nkind = \"webhook\"\nurl = \"http://{hook}/alerts\"\nrate_per = \"1ms\"\n"
     );
+    let up = Up::start(&bin, "alert-bench", &config);
+    let base = up.base.clone();
     let http = reqwest::Client::new();
     let mut latencies = Vec::new();
     let mut acks = Vec::new();
@@ -379,11 +350,6 @@ async fn alert(args: &[String]) {
     }
     percentiles("POST /api/alerts -> 202 (durable in the outbox)", acks);
     percentiles("P0 raised -> delivered to the webhook receiver", latencies);
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let _ = child.wait();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A running `BIN up` on a fresh dir with `config`; killed (SIGTERM) on drop.

@@ -359,6 +359,17 @@ impl Engine {
     }
 
     /// The ids of `GET /tasks`, in the order served.
+    /// The kinds of the audit records so far, in order.
+    pub async fn audit_kinds(&self) -> Vec<String> {
+        let (_, audit) = self.get("/api/audit?limit=10000").await;
+        audit["records"]
+            .as_array()
+            .expect("audit records")
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub async fn task_ids(&self) -> Vec<String> {
         let (status, body) = self.get("/tasks").await;
         assert_eq!(status, 200, "{body}");
