@@ -485,7 +485,12 @@ impl Settings {
         Settings::from_file(file, &base).map_err(|problems| ConfigError {
             problems: problems
                 .into_iter()
-                .map(|p| format!("{origin}: {p}"))
+                .map(
+                    |p| match p.field.as_deref().and_then(|f| line_of(text, f)) {
+                        Some(line) => format!("{origin}:{line}: {p}"),
+                        None => format!("{origin}: {p}"),
+                    },
+                )
                 .collect(),
         })
     }
@@ -504,12 +509,12 @@ impl Settings {
             .collect()
     }
 
-    fn from_file(file: ConfigFile, base: &Path) -> Result<Settings, Vec<String>> {
+    fn from_file(file: ConfigFile, base: &Path) -> Result<Settings, Vec<Invalid>> {
         let mut s = Settings::default();
-        let mut problems: Vec<String> = Vec::new();
+        let mut problems: Vec<Invalid> = Vec::new();
         let mut note = |r: Result<(), Invalid>| {
             if let Err(e) = r {
-                problems.push(e.to_string());
+                problems.push(e);
             }
         };
 
@@ -925,6 +930,43 @@ fn source_auth(name: &str, f: SourceFile) -> Result<SourceAuth, Invalid> {
     })
 }
 
+/// The line of `text` where the key at `field` (`a.b[2].c`) is written, or of the nearest
+/// enclosing key that is (a missing key is reported at its table).
+fn line_of(text: &str, field: &str) -> Option<usize> {
+    use toml::de::{DeTable, DeValue};
+    let doc = DeTable::parse(text).ok()?;
+    let mut table: &DeTable = doc.get_ref();
+    let mut value: Option<&DeValue> = None;
+    let mut at: Option<usize> = None;
+    for segment in field.split('.') {
+        let (name, index) = match segment.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (segment, None),
+        };
+        if let Some(DeValue::Table(t)) = value {
+            table = t;
+        } else if value.is_some() {
+            break;
+        }
+        let Some((key, v)) = table.iter().find(|(k, _)| k.get_ref().as_ref() == name) else {
+            break;
+        };
+        at = Some(key.span().start);
+        value = Some(v.get_ref());
+        if let (Some(i), DeValue::Array(items)) = (index, v.get_ref()) {
+            match items.get(i) {
+                Some(item) => {
+                    at = Some(item.span().start);
+                    value = Some(item.get_ref());
+                }
+                None => break,
+            }
+        }
+    }
+    at.and_then(|offset| text.get(..offset))
+        .map(|before| before.matches('\n').count() + 1)
+}
+
 fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
@@ -954,6 +996,26 @@ mod tests {
             msg.contains("t.toml") && msg.contains("bnd") && msg.contains("line 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn problems_name_the_line_of_their_key() {
+        let text = "[server]\nport = 8080\n\n[webhooks]\ndedup_window = \"soon\"\n\n[[webhooks.routes]]\nsource = \"a\"\ntasks = [\"x\"]\n\n[[webhooks.routes]]\nsource = \"b\"\ntasks = []\n";
+        let e = Settings::parse(text, "t.toml").unwrap_err();
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("t.toml:5: webhooks.dedup_window:")),
+            "{e}"
+        );
+        assert!(
+            e.problems
+                .iter()
+                .any(|p| p.starts_with("t.toml:13: webhooks.routes[1].tasks:")),
+            "{e}"
+        );
+        assert_eq!(line_of(text, "webhooks.routes[1].missing"), Some(11));
+        assert_eq!(line_of(text, "nowhere.at.all"), None);
     }
 
     #[test]

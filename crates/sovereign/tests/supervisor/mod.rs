@@ -569,7 +569,11 @@ bogus = 1
         text.contains("services.d.command: command must be a list of arguments"),
         "{text}"
     );
-    assert!(text.contains("services.d.restart:"), "{text}");
+    assert!(text.contains("bad.toml:13: services.d.restart:"), "{text}");
+    assert!(
+        text.contains("bad.toml:4: services.a.depends_on: dependency cycle"),
+        "{text}"
+    );
     assert!(text.contains("services.d.health.type:"), "{text}");
     assert!(text.contains("services.d.stop_signal:"), "{text}");
     // `up` refuses to start at all.
