@@ -32,9 +32,10 @@ use sovereign_store::{SqliteOptions, Store};
 #[command(
     name = "sovereign",
     version,
-    about = "Self-hosted trading operations in one binary: tasks, webhooks, risk-checked orders, an audit trail.",
+    about = "Self-hosted trading operations in one binary: tasks, webhooks, risk-checked orders, alerts, supervised services, an audit trail.",
     long_about = "Self-hosted trading operations in one binary: scheduled tasks and webhooks, risk-checked \
-                  orders on a paper broker, signals, a tamper-evident audit trail and file anchors.\n\n\
+                  orders on a paper broker, signals, alerts that arrive, the services of your stack \
+                  supervised and configured from one Truth, a tamper-evident audit trail and file anchors.\n\n\
                   Start the engine with `sovereign up`; the other commands talk to a running engine \
                   (--url, default http://127.0.0.1:8080)."
 )]
@@ -45,7 +46,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the engine: HTTP API, scheduler, webhook intake.
+    /// Run the engine: HTTP API, scheduler, webhook intake, alerts, and the config's services.
     #[command(alias = "serve")]
     Up(UpArgs),
     /// List, register, run or remove tasks on a running engine.
