@@ -102,6 +102,8 @@ pub struct Policy {
     pub has_health: bool,
     /// Failed checks in a row that make it `unhealthy`.
     pub failure_threshold: u32,
+    /// Restart a service that turns unhealthy (else it is only reported).
+    pub restart_unhealthy: bool,
 }
 
 impl Default for Policy {
@@ -124,6 +126,7 @@ impl Default for Policy {
             stop_timeout: Duration::from_secs(10),
             has_health: false,
             failure_threshold: 3,
+            restart_unhealthy: false,
         }
     }
 }
@@ -260,6 +263,8 @@ pub struct Service {
     pub last_health: Option<String>,
     /// A restart was asked while stopping: start once the process is gone.
     restart_pending: bool,
+    /// Stopping because it turned unhealthy: its exit is handled like a crash.
+    stopping_unhealthy: bool,
     /// Why it is in its state.
     pub reason: String,
 }
@@ -291,6 +296,7 @@ impl Service {
             health_failures: 0,
             last_health: None,
             restart_pending: false,
+            stopping_unhealthy: false,
             reason: String::new(),
         }
     }
@@ -351,6 +357,7 @@ impl Service {
             Input::Stop => {
                 self.wanted = false;
                 self.restart_pending = false;
+                self.stopping_unhealthy = false;
                 if self.state.alive() && self.state != State::Stopping {
                     self.stop_process("stop requested", policy, now, &mut out);
                 } else if matches!(self.state, State::Backoff | State::Failed | State::Exited) {
@@ -360,6 +367,7 @@ impl Service {
             }
             Input::Restart => {
                 self.wanted = true;
+                self.stopping_unhealthy = false;
                 self.recent.clear();
                 self.attempt = 0;
                 if self.state.alive() {
@@ -419,6 +427,13 @@ impl Service {
                                 self.health_failures
                             );
                             self.go(State::Unhealthy, why, &mut out);
+                            if policy.restart_unhealthy && self.wanted {
+                                // Its exit then counts like a crash (backoff, crash loop): a
+                                // service that never gets healthy ends `failed`, not in
+                                // endless restarts.
+                                self.stopping_unhealthy = true;
+                                self.stop_process("unhealthy: restarting", policy, now, &mut out);
+                            }
                         }
                     }
                 }
@@ -459,10 +474,15 @@ impl Service {
                 .to_std()
                 .is_ok_and(|d| d >= policy.reset_after)
         });
-        let why = exit.describe();
+        let unhealthy = std::mem::take(&mut self.stopping_unhealthy);
+        let why = if unhealthy {
+            format!("unhealthy, {}", exit.describe())
+        } else {
+            exit.describe()
+        };
         self.last_exit = Some(exit.clone());
         self.started_at = None;
-        if was_stopping {
+        if was_stopping && !unhealthy {
             out.push(Action::ClearTimer);
             if self.restart_pending && self.wanted {
                 self.restart_pending = false;
@@ -474,6 +494,7 @@ impl Service {
         }
         let restart = self.wanted
             && match policy.restart {
+                _ if unhealthy => true,
                 Restart::Always => true,
                 Restart::OnFailure => !exit.success(),
                 Restart::Never => false,

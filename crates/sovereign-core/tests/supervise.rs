@@ -85,6 +85,7 @@ fn policy() -> Policy {
         stop_timeout: Duration::from_secs(5),
         has_health: false,
         failure_threshold: 2,
+        restart_unhealthy: false,
     }
 }
 
@@ -291,6 +292,54 @@ fn health_decides_healthy_and_unhealthy_and_dependencies() {
 }
 
 #[test]
+fn an_unhealthy_service_is_restarted_like_a_crash_when_asked() {
+    let p = Policy {
+        has_health: true,
+        restart_unhealthy: true,
+        failure_threshold: 1,
+        ..policy()
+    };
+    let mut s = Service::new();
+    s.step(&p, Input::Start, t(0));
+    s.step(&p, Input::Spawned, t(0));
+    let fail = || Input::Health {
+        ok: false,
+        detail: "no heartbeat".into(),
+    };
+    let a = s.step(&p, fail(), t(100));
+    assert_eq!(s.state, State::Stopping, "{a:?}");
+    assert!(a.contains(&Action::Signal));
+    let a = s.step(&p, exit(143, 150), t(150));
+    assert_eq!(s.state, State::Backoff, "{a:?}");
+    assert_eq!(backoff_at(&a), Some(t(250)));
+    assert!(
+        s.reason.starts_with("unhealthy, exited with status 143"),
+        "{}",
+        s.reason
+    );
+    assert_eq!(s.restarts, 1);
+    // Reported only, by default.
+    let report = Policy {
+        has_health: true,
+        failure_threshold: 1,
+        ..policy()
+    };
+    let mut r = Service::new();
+    r.step(&report, Input::Start, t(0));
+    r.step(&report, Input::Spawned, t(0));
+    let a = r.step(&report, fail(), t(100));
+    assert_eq!(r.state, State::Unhealthy);
+    assert!(!a.contains(&Action::Signal));
+    // An operator's stop while it is being restarted for health ends it.
+    s.step(&p, Input::Timer(Timer::Backoff), t(250));
+    s.step(&p, Input::Spawned, t(250));
+    s.step(&p, fail(), t(300));
+    s.step(&p, Input::Stop, t(310));
+    s.step(&p, exit(143, 320), t(320));
+    assert_eq!(s.state, State::Stopped);
+}
+
+#[test]
 fn a_missing_program_fails_the_service_with_its_reason() {
     let p = policy();
     let mut s = Service::new();
@@ -350,7 +399,7 @@ proptest! {
     /// at once): never two processes, nothing spawns while stopped by hand, backoff within bounds.
     #[test]
     fn at_most_one_process_and_a_stop_is_final(inputs in proptest::collection::vec((input(), 0..5_000i64), 1..80)) {
-        let p = Policy { has_health: true, ..policy() };
+        let p = Policy { has_health: true, restart_unhealthy: true, ..policy() };
         let mut s = Service::new();
         let mut alive = false;
         let mut spawning = false;

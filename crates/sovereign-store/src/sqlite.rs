@@ -859,6 +859,7 @@ fn apply(
                     "DELETE FROM webhooks WHERE received_at < ?1",
                     params![micros],
                 )?;
+                alerts::prune(c, micros)?;
             }
             if let Some(keep) = keep {
                 let cutoff: Option<i64> = c

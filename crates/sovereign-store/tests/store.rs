@@ -490,5 +490,29 @@ async fn the_alert_outbox_keeps_deliveries_and_state_across_reopen() {
         .await
         .unwrap();
     assert!(store.notify_state().await.unwrap().is_empty());
+
+    // Pruning by age keeps what is pending and the newest alert (ids never start over).
+    store
+        .prune_results(Some(t0() + Duration::days(1)), None)
+        .await
+        .unwrap();
+    let left = store.alerts(AlertQuery::After(0), 100).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), vec![1, 2, 3]);
+    let done = |channel: &str| DeliveryRecord {
+        channel: channel.into(),
+        status: DeliveryStatus::Delivered,
+        attempts: 1,
+        last_error: None,
+        updated_at: t0(),
+    };
+    store.update_delivery(1, done("slack")).await.unwrap();
+    store.update_delivery(2, done("file")).await.unwrap();
+    store
+        .prune_results(Some(t0() + Duration::days(1)), None)
+        .await
+        .unwrap();
+    let left = store.alerts(AlertQuery::After(0), 100).await.unwrap();
+    assert_eq!(left.iter().map(|r| r.id).collect::<Vec<_>>(), vec![3]);
+    assert_eq!(store.max_alert_id().await.unwrap(), 3);
     store.close().await;
 }

@@ -310,8 +310,10 @@ fn init_logging(format: LogFormat) {
                 .unwrap_or("info");
             EnvFilter::new(level)
         });
+    // Colours only for a person at a terminal; a log file or a supervisor gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

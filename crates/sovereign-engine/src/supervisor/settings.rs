@@ -68,6 +68,9 @@ pub struct HealthFile {
     pub timeout: Option<String>,
     pub failure_threshold: Option<u32>,
     pub initial_delay: Option<String>,
+    /// `report` (default: alert and healer only) or `restart` (also restart it, counted like a
+    /// crash).
+    pub on_unhealthy: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -450,7 +453,8 @@ fn service(name: &str, f: ServiceFile, base: &Path) -> Result<ServiceSettings, V
     let health = match f.health {
         None => None,
         Some(h) => match health(h) {
-            Ok((mut h, threshold)) => {
+            Ok((mut h, threshold, restart_unhealthy)) => {
+                policy.restart_unhealthy = restart_unhealthy;
                 if let Check::Command { cwd: dir, .. } = &mut h.check {
                     dir.clone_from(&cwd);
                 }
@@ -488,7 +492,21 @@ fn service(name: &str, f: ServiceFile, base: &Path) -> Result<ServiceSettings, V
     }
 }
 
-fn health(h: HealthFile) -> Result<(HealthSettings, u32), Invalid> {
+/// A validated health section: the check, its failure threshold, whether unhealthy restarts.
+type HealthPolicy = (HealthSettings, u32, bool);
+
+fn health(h: HealthFile) -> Result<HealthPolicy, Invalid> {
+    let restart = match h.on_unhealthy.as_deref().map(str::trim) {
+        None | Some("report") => false,
+        Some("restart") => true,
+        Some(other) => {
+            return Err(Invalid::new(
+                "invalid_on_unhealthy",
+                "on_unhealthy",
+                format!("on_unhealthy {other:?} must be report or restart"),
+            ))
+        }
+    };
     let need = |field: &str, v: Option<String>| {
         v.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             Invalid::new(
@@ -578,6 +596,7 @@ fn health(h: HealthFile) -> Result<(HealthSettings, u32), Invalid> {
         h.failure_threshold
             .unwrap_or(if h.kind == "heartbeat" { 1 } else { 3 })
             .max(1),
+        restart,
     ))
 }
 

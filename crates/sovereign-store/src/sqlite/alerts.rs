@@ -115,6 +115,18 @@ pub(super) fn apply(c: &Connection, op: &AlertOp) -> Result<u64, StoreError> {
     }
 }
 
+/// Delete alerts accepted before `before` (micros) that have nothing pending, with their
+/// deliveries. The newest alert always stays, so ids never start over.
+pub(super) fn prune(c: &Connection, before: i64) -> Result<u64, StoreError> {
+    const DONE: &str = "at < ?1 AND id < (SELECT max(id) FROM alerts) \
+         AND id NOT IN (SELECT alert_id FROM deliveries WHERE status = 'pending')";
+    c.execute(
+        &format!("DELETE FROM deliveries WHERE alert_id IN (SELECT id FROM alerts WHERE {DONE})"),
+        params![before],
+    )?;
+    Ok(c.execute(&format!("DELETE FROM alerts WHERE {DONE}"), params![before])? as u64)
+}
+
 fn set_state(c: &Connection, state: &[(String, Option<String>)]) -> Result<u64, StoreError> {
     for (k, v) in state {
         match v {

@@ -370,6 +370,10 @@ async fn heartbeats_over_http_and_through_redis() {
 [services.feed]
 command = ["sleep", "1000"]
 health = {{ type = "heartbeat", ttl = "800ms" }}
+[services.hung]
+command = ["sleep", "1000"]
+health = {{ type = "heartbeat", ttl = "300ms", on_unhealthy = "restart" }}
+backoff = {{ initial = "100ms", max = "100ms" }}
 [services.bridge]
 command = ["sleep", "1000"]
 health = {{ type = "redis_key", url = "redis://127.0.0.1:{}", key = "bridge:heartbeat", ttl = "2s", interval = "100ms", failure_threshold = 1 }}
@@ -416,6 +420,25 @@ health = {{ type = "redis_key", url = "redis://127.0.0.1:{}", key = "bridge:hear
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_json"))
     );
+
+    // A service that never beats, with on_unhealthy = "restart": restarted like a crash.
+    let hung = wait_for("the silent service to be restarted", PATIENCE, || async {
+        let s = service(&e, "hung").await;
+        (s["restarts"].as_u64()? >= 1).then_some(s)
+    })
+    .await;
+    assert!(
+        hung["last_exit"]["signal"] == 15 || hung["last_exit"]["code"] == 143,
+        "{hung}"
+    );
+    let t = transitions(&e, "hung").await;
+    assert!(
+        t.iter()
+            .any(|(to, reason)| to == "backoff" && reason.starts_with("unhealthy, ")),
+        "{t:?}"
+    );
+    // The feed, without it, is only reported.
+    assert_eq!(service(&e, "feed").await["restarts"], 0);
 
     // Redis: missing key → unhealthy; a fresh Unix time → healthy; a stale one → unhealthy.
     let missing = wait_state(&e, "bridge", "unhealthy").await;
