@@ -14,6 +14,7 @@ mod truth;
 
 /// mimalloc instead of the system allocator: the engine allocates many small short-lived
 /// objects from several threads, where glibc's arenas contend (measured in docs/benchmarks.md).
+/// Built without transparent huge pages: they doubled idle RSS and risk compaction stalls.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
