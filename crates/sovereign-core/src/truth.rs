@@ -6,7 +6,9 @@
 //!
 //! # Shape
 //! - `node.json`: an object with a non-empty `name`; an optional `env` (string, number or bool
-//!   values) applies to every component.
+//!   values) applies to every component; an optional `components` list names the components,
+//!   and then every one listed must have its file and every file must be listed. Other fields
+//!   (`environment`, …) are kept as they are.
 //! - `components/NAME.json`: an object; `name`, when given, must equal `NAME`; an optional `env`
 //!   (overriding the node's) is what a service that names this component receives; an optional
 //!   `secrets` list names more keys to hide. Other fields are kept as they are.
@@ -219,6 +221,9 @@ pub fn build(node: &TruthFile, components: &[TruthFile]) -> Result<Truth, Vec<St
             },
         );
     }
+    if let Some(listed) = node_obj.as_ref().and_then(|n| n.get("components")) {
+        check_listed(node, listed, components, &out, &mut problems);
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -233,6 +238,42 @@ pub fn build(node: &TruthFile, components: &[TruthFile]) -> Result<Truth, Vec<St
         node,
         components: out,
     })
+}
+
+/// `node.json`'s `components` list against the component files.
+fn check_listed(
+    node: &TruthFile,
+    listed: &Value,
+    files: &[TruthFile],
+    built: &BTreeMap<String, Component>,
+    problems: &mut Vec<String>,
+) {
+    let Some(names) = listed.as_array().filter(|a| a.iter().all(Value::is_string)) else {
+        problems.push(problem(
+            &node.path,
+            "components",
+            "must be a list of component names",
+        ));
+        return;
+    };
+    let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
+    for (i, name) in names.iter().enumerate() {
+        let has_file = files.iter().any(|f| component_name(&f.path) == Some(*name));
+        if !has_file {
+            problems.push(problem(
+                &node.path,
+                &format!("components[{i}]"),
+                format!("no file components/{name}.json"),
+            ));
+        }
+    }
+    for name in built.keys().filter(|k| !names.contains(&k.as_str())) {
+        let path = files
+            .iter()
+            .find(|f| component_name(&f.path) == Some(name.as_str()))
+            .map_or_else(|| format!("components/{name}.json"), |f| f.path.clone());
+        problems.push(problem(&path, "", "not listed in node.json components"));
+    }
 }
 
 fn mask_listed(v: &mut Value, secrets: &BTreeSet<String>) {

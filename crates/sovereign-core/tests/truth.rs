@@ -104,6 +104,37 @@ fn every_problem_names_its_file_and_field() {
 }
 
 #[test]
+fn the_node_component_list_must_match_the_files() {
+    let node = file(
+        "truth/node.json",
+        json!({"name": "box-1", "environment": "prod", "components": ["feed", "gateway"]}),
+    );
+    let files = [feed(), file("truth/components/extra.json", json!({}))];
+    let problems = build(&node, &files).unwrap_err();
+    assert_eq!(
+        problems,
+        vec![
+            "truth/node.json: components[1]: no file components/gateway.json",
+            "truth/components/extra.json: not listed in node.json components",
+        ]
+    );
+    let node = file(
+        "truth/node.json",
+        json!({"name": "box-1", "environment": "prod", "components": ["feed"]}),
+    );
+    let t = build(&node, &[feed()]).unwrap();
+    assert_eq!(t.node["environment"], "prod");
+    let bad = file(
+        "truth/node.json",
+        json!({"name": "box-1", "components": "feed"}),
+    );
+    assert_eq!(
+        build(&bad, &[feed()]).unwrap_err(),
+        vec!["truth/node.json: components: must be a list of component names"]
+    );
+}
+
+#[test]
 fn diff_names_what_changed() {
     let old = build(
         &node(),

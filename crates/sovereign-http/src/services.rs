@@ -87,6 +87,8 @@ pub struct ServiceOut {
     pub reason: String,
     pub pid: Option<u32>,
     pub started_at: Option<String>,
+    /// Whole seconds since the current process started (the wire contract's field).
+    pub uptime_s: Option<i64>,
     pub uptime_ms: Option<i64>,
     pub restarts: u32,
     pub last_exit: Option<ExitOut>,
@@ -107,6 +109,7 @@ impl From<ServiceView> for ServiceOut {
             reason: v.reason,
             pid: v.pid,
             started_at: v.started_at.map(ts),
+            uptime_s: v.started_at.map(|t| (now - t).num_seconds()),
             uptime_ms: v.started_at.map(|t| (now - t).num_milliseconds()),
             restarts: v.restarts,
             last_exit: v.last_exit.map(|e| ExitOut {

@@ -131,6 +131,19 @@ autostart = false
         service(&e, "worker").await,
     );
     assert!(started(&db) <= started(&api) && started(&api) <= started(&worker));
+    // The wire contract's fields.
+    for field in [
+        "name",
+        "state",
+        "pid",
+        "uptime_s",
+        "restarts",
+        "last_exit",
+        "health",
+    ] {
+        assert!(worker.get(field).is_some(), "{field} missing: {worker}");
+    }
+    assert!(worker["uptime_s"].is_i64(), "{worker}");
     assert_eq!(service(&e, "migrate").await["state"], "exited");
     assert_eq!(service(&e, "db").await["state"], "healthy");
     let idle = service(&e, "idle").await;
@@ -658,6 +671,7 @@ async fn the_example_stack_comes_up_in_order() {
             "healer = [\"sh\", \"heal.sh\"]",
             &format!("healer = [\"sh\", \"{}/heal.sh\"]", dir.display()),
         );
+    let text = format!("[truth]\ndir = \"{}/truth\"\n\n{text}", dir.display());
     let e = Engine::start(Some(&text));
     let worker = wait_state(&e, "worker", "running").await;
     let api = service(&e, "api").await;
@@ -678,6 +692,10 @@ async fn the_example_stack_comes_up_in_order() {
         feed["heartbeat"]["payload"]["last_price"].is_string(),
         "{feed}"
     );
+    // The feed's symbol came from its Truth component; the key is masked in the API.
+    assert_eq!(feed["heartbeat"]["payload"]["symbol"], "MES", "{feed}");
+    let (_, truth) = e.get("/api/truth/feed").await;
+    assert_eq!(truth["document"]["env"]["FEED_API_KEY"], "***", "{truth}");
     wait_for("the worker's output", PATIENCE, || async {
         let (_, log) = e.get("/api/services/worker/logs").await;
         log["lines"]
