@@ -850,13 +850,14 @@ async fn pump(stream: impl AsyncRead + Unpin, log: Arc<LogSink>, label: &'static
 /// takes a negative id for a whole group).
 fn signal_group(pid: Option<u32>, signal: &str) {
     let Some(pid) = pid else { return };
-    let status = std::process::Command::new("kill")
+    // Not awaited: the actor goes on at once; tokio reaps `kill` in the background.
+    let spawned = tokio::process::Command::new("kill")
         .args([format!("-{signal}"), "--".into(), format!("-{pid}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .status();
-    if let Err(e) = status {
+        .spawn();
+    if let Err(e) = spawned {
         tracing::error!(pid, signal, error = %e, "cannot run kill");
     }
 }
