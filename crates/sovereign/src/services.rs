@@ -130,23 +130,32 @@ pub fn logs(name: &str, tail: usize, follow: bool, client: &ClientArgs) -> anyho
         let Some(mut resp) = stream else {
             return Ok(());
         };
+        // The stream starts at the subscription, so its first lines may repeat the tail's last
+        // ones: skip the stream's prefix that matches a run at the end of the tail.
         let mut pending = String::new();
-        let last_seen = seen.last().cloned();
-        let mut caught_up = last_seen.is_none();
+        let mut repeat: Option<usize> = None; // next tail index the stream should repeat
+        let mut caught_up = seen.is_empty();
         while let Some(chunk) = resp.chunk().await? {
             pending.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = pending.find('\n') {
                 let line: String = pending.drain(..=end).collect();
-                if let Some(data) = line.trim_end().strip_prefix("data: ") {
-                    // Lines already printed by the tail arrive on the stream too: skip them.
-                    if !caught_up {
-                        if Some(data) <= last_seen.as_deref() {
+                let Some(data) = line.trim_end().strip_prefix("data: ") else {
+                    continue;
+                };
+                if !caught_up {
+                    let next = match repeat {
+                        None => seen.iter().position(|l| l == data),
+                        Some(i) => (seen.get(i).map(String::as_str) == Some(data)).then_some(i),
+                    };
+                    match next {
+                        Some(i) => {
+                            repeat = Some(i + 1);
                             continue;
                         }
-                        caught_up = true;
+                        None => caught_up = true,
                     }
-                    println!("{data}");
                 }
+                println!("{data}");
             }
         }
         Ok(())

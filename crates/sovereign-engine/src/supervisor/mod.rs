@@ -286,10 +286,6 @@ impl Supervisor {
         rx.await.unwrap_or_default()
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.logs.is_empty()
-    }
-
     pub fn logs(&self, name: &str) -> Option<Arc<LogSink>> {
         self.logs.get(name).cloned()
     }
