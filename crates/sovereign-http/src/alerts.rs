@@ -7,17 +7,26 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sovereign_core::notify::AlertSpec;
-use sovereign_engine::notifier::{ChannelView, Raised};
-use sovereign_engine::EngineError;
+use sovereign_engine::notify::{ChannelView, Notifier, Raised};
 use sovereign_store::AlertRecord;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiQuery, JsonBody};
-use crate::routes::{parse_limit, AppState};
+use crate::tasks::parse_limit;
 use crate::wire::ts;
+use crate::AppState;
 
-type ApiResult<T> = Result<T, ApiError>;
+/// The notifier's routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(raise, list))
+        .routes(routes!(channels))
+        .routes(routes!(enable))
+        .routes(routes!(test))
+}
 
 /// An alert to raise.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,7 +63,7 @@ pub struct RaisedOut {
               (status = 200, description = "a duplicate within the dedup window: not sent again", body = RaisedOut),
               (status = 400, body = ErrorBody)))]
 pub async fn raise(
-    State(s): State<AppState>,
+    State(n): State<Notifier>,
     JsonBody(body): JsonBody<AlertIn>,
 ) -> ApiResult<Response> {
     let alert = AlertSpec {
@@ -66,12 +75,7 @@ pub async fn raise(
         dedup_key: body.dedup_key,
     }
     .validate()?;
-    let raised = s
-        .engine
-        .notifier()
-        .raise(alert, "api")
-        .await
-        .map_err(EngineError::from)?;
+    let raised = n.raise(alert, "api").await?;
     Ok(match raised {
         Raised::Accepted {
             id,
@@ -167,27 +171,19 @@ pub struct AlertList {
 #[utoipa::path(get, path = "/api/alerts", tag = "alerts", params(AlertQuery),
     responses((status = 200, body = AlertList), (status = 400, body = ErrorBody)))]
 pub async fn list(
-    State(s): State<AppState>,
+    State(n): State<Notifier>,
     ApiQuery(q): ApiQuery<AlertQuery>,
 ) -> ApiResult<Json<AlertList>> {
     let since = match q.since.as_deref() {
         None => None,
         Some(t) => Some(t.parse::<u64>().map_err(|_| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_since",
-                "since must be an alert id",
-            )
-            .field("since")
+            ApiError::new(Code::InvalidSince, "since must be an alert id").field("since")
         })?),
     };
     let limit = parse_limit(q.limit.as_deref(), 100, 10_000)?;
-    let alerts: Vec<AlertOut> = s
-        .engine
-        .notifier()
+    let alerts: Vec<AlertOut> = n
         .alerts(since, limit)
-        .await
-        .map_err(EngineError::from)?
+        .await?
         .into_iter()
         .map(AlertOut::from)
         .collect();
@@ -235,38 +231,26 @@ pub struct ChannelList {
 
 #[utoipa::path(get, path = "/api/alerts/channels", tag = "alerts",
     responses((status = 200, body = ChannelList)))]
-pub async fn channels(State(s): State<AppState>) -> Json<ChannelList> {
+pub async fn channels(State(n): State<Notifier>) -> Json<ChannelList> {
     Json(ChannelList {
-        channels: s
-            .engine
-            .notifier()
-            .channels()
-            .into_iter()
-            .map(ChannelOut::from)
-            .collect(),
+        channels: n.channels().into_iter().map(ChannelOut::from).collect(),
     })
 }
 
 fn unknown_channel(name: &str) -> ApiError {
-    ApiError::new(
-        StatusCode::NOT_FOUND,
-        "unknown_channel",
-        format!("no channel named {name:?}"),
-    )
-    .field("channel")
+    ApiError::new(Code::UnknownChannel, format!("no channel named {name:?}")).field("channel")
 }
 
 #[utoipa::path(post, path = "/api/alerts/channels/{name}/enable", tag = "alerts", params(("name" = String, Path)),
     responses((status = 200, body = ChannelOut), (status = 404, body = ErrorBody)))]
 pub async fn enable(
-    State(s): State<AppState>,
+    State(n): State<Notifier>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ChannelOut>> {
-    let notifier = s.engine.notifier();
+    let notifier = n;
     notifier
         .enable(&name, "api")
-        .await
-        .map_err(EngineError::from)?
+        .await?
         .ok_or_else(|| unknown_channel(&name))?;
     notifier
         .channels()
@@ -302,12 +286,10 @@ pub struct TestOut {
     responses((status = 200, description = "one attempt per channel, outside the outbox", body = TestOut),
               (status = 404, body = ErrorBody)))]
 pub async fn test(
-    State(s): State<AppState>,
+    State(n): State<Notifier>,
     JsonBody(body): JsonBody<TestIn>,
 ) -> ApiResult<Json<TestOut>> {
-    let results = s
-        .engine
-        .notifier()
+    let results = n
         .test(body.channel.as_deref())
         .await
         .map_err(|_| unknown_channel(body.channel.as_deref().unwrap_or("")))?;

@@ -8,7 +8,7 @@ use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 
 pub struct JsonBody<T>(pub T);
 
@@ -29,7 +29,7 @@ where
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Query(q)| ApiQuery(q))
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", e.body_text()))
+            .map_err(|e| ApiError::new(Code::InvalidQuery, e.body_text()))
     }
 }
 
@@ -50,16 +50,11 @@ where
 pub fn body_error(rejection: axum::extract::rejection::BytesRejection) -> ApiError {
     if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
+            Code::BodyTooLarge,
             "request body is larger than the configured limit",
         )
     } else {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "unreadable_body",
-            rejection.body_text(),
-        )
+        ApiError::new(Code::UnreadableBody, rejection.body_text())
     }
 }
 
@@ -69,8 +64,7 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') | None => parse(bytes),
         Some(_) => Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_type",
+            Code::InvalidType,
             "request body must be a JSON object",
         )),
     }
@@ -80,21 +74,15 @@ pub fn parse_object<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "invalid_json",
+            Code::InvalidJson,
             "request body is empty; expected a JSON object",
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => {
-            de.end().map_err(|e| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
-                    format!("malformed JSON: {e}"),
-                )
-            })?;
+            de.end()
+                .map_err(|e| ApiError::new(Code::InvalidJson, format!("malformed JSON: {e}")))?;
             Ok(v)
         }
         Err(err) => {
@@ -102,8 +90,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let inner = err.into_inner();
             if inner.is_syntax() || inner.is_eof() {
                 return Err(ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_json",
+                    Code::InvalidJson,
                     format!("malformed JSON: {inner}"),
                 ));
             }
@@ -121,18 +108,18 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 None => path,
             };
             let code = if message.starts_with("missing field") {
-                "missing_field"
+                Code::MissingField
             } else if message.starts_with("unknown field") {
-                "unknown_field"
+                Code::UnknownField
             } else {
-                "invalid_type"
+                Code::InvalidType
             };
             let message = message
                 .split(" at line ")
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            let mut e = ApiError::new(StatusCode::BAD_REQUEST, code, message);
+            let mut e = ApiError::new(code, message);
             if field != "." && !field.is_empty() {
                 e = e.field(field);
             }

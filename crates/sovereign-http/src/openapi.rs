@@ -1,79 +1,27 @@
-//! The OpenAPI 3.1 document, generated from the handlers' annotations and the wire types.
+//! The OpenAPI 3.1 document: the paths come from the capabilities' `routes!` lists (so they
+//! are the router's routes), the info and shared schemas from [`base`], and the description of
+//! `ErrorDetail` lists every error code.
+
+use std::sync::Arc;
 
 use axum::http::header;
 use axum::response::IntoResponse;
+use axum::Extension;
+use utoipa::openapi::{OpenApi as Document_, RefOr, Schema};
 use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ErrorBody, ErrorDetail};
-use crate::trading::{self, *};
+use crate::error::{codes_description, ErrorBody, ErrorDetail};
+use crate::trading::*;
 use crate::wire::*;
-use crate::{alerts, routes, services, truth};
+use crate::{alerts, audit, services, truth, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "Sovereign",
         description = "Self-hosted trading-operations engine: executor, webhooks, scheduler."
-    ),
-    paths(
-        routes::health,
-        routes::status,
-        routes::list_tasks,
-        routes::register,
-        routes::execute,
-        routes::results,
-        routes::webhook,
-        routes::webhook_source,
-        routes::webhook_token,
-        routes::get_task,
-        routes::update_task,
-        routes::delete_task,
-        routes::execute_task,
-        routes::enable_task,
-        routes::disable_task,
-        routes::list_webhooks,
-        routes::audit,
-        routes::audit_verify,
-        truth::show,
-        truth::component,
-        services::list,
-        services::start,
-        services::stop,
-        services::restart,
-        services::logs,
-        services::log_stream,
-        services::heartbeat,
-        services::health,
-        services::health_deep,
-        services::sse_services,
-        alerts::raise,
-        alerts::list,
-        alerts::channels,
-        alerts::enable,
-        alerts::test,
-        routes::api_list_tasks,
-        routes::api_register,
-        routes::api_results,
-        serve,
-        trading::submit_order,
-        trading::list_orders,
-        trading::get_order,
-        trading::cancel_order,
-        trading::modify_order,
-        trading::cancel_all,
-        trading::flatten,
-        trading::positions,
-        trading::fills,
-        trading::accounts,
-        trading::risk,
-        trading::hardstop,
-        trading::resume,
-        trading::ticks,
-        trading::signal,
-        trading::sse_spot,
-        trading::sse_orders,
-        trading::sse_fills,
-        trading::sse_positions,
     ),
     components(schemas(
         ErrorBody,
@@ -120,9 +68,9 @@ use crate::{alerts, routes, services, truth};
         alerts::TestIn,
         alerts::TestResultOut,
         alerts::TestOut,
-        routes::AuditOut,
-        routes::AuditList,
-        routes::VerifyOut,
+        audit::AuditOut,
+        audit::AuditList,
+        audit::VerifyOut,
         OrderIn,
         OrderOut,
         OrderList,
@@ -148,14 +96,42 @@ use crate::{alerts, routes, services, truth};
 )]
 struct ApiDoc;
 
-pub fn document() -> String {
+/// The document's info and shared schemas, before any path.
+pub(crate) fn base() -> Document_ {
     ApiDoc::openapi()
-        .to_pretty_json()
+}
+
+/// The rendered document, made once when the router is built.
+#[derive(Clone)]
+pub(crate) struct Document(Arc<String>);
+
+impl Document {
+    pub(crate) fn new(doc: Document_) -> Document {
+        Document(Arc::new(render(&doc)))
+    }
+}
+
+/// The document as JSON, with every error code named on `ErrorDetail`.
+pub(crate) fn render(doc: &Document_) -> String {
+    let mut doc = doc.clone();
+    if let Some(components) = doc.components.as_mut() {
+        if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut("ErrorDetail") {
+            o.description = Some(codes_description());
+        }
+    }
+    doc.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+pub(crate) fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(serve))
 }
 
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-pub async fn serve() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], document())
+pub(crate) async fn serve(Extension(doc): Extension<Document>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
 }

@@ -9,29 +9,34 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sovereign_core::supervise::{Score, State as ServiceState};
-use sovereign_engine::supervisor::{ServiceEvent, ServiceView, SupervisorError};
+use sovereign_engine::audit::Audit;
+use sovereign_engine::executor::Executor;
+use sovereign_engine::notify::Notifier;
+use sovereign_engine::supervisor::{ServiceEvent, ServiceView, Supervisor, SupervisorError};
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse, ApiQuery};
-use crate::routes::{parse_limit, AppState};
+use crate::tasks::parse_limit;
 use crate::trading::{event, sse_from};
 use crate::wire::ts;
+use crate::AppState;
 
-type ApiResult<T> = Result<T, ApiError>;
-
-impl From<SupervisorError> for ApiError {
-    fn from(e: SupervisorError) -> Self {
-        let message = e.to_string();
-        match e {
-            SupervisorError::Unknown(_) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_service", message).field("name")
-            }
-            SupervisorError::Stopped => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-            }
-        }
-    }
+/// The supervisor's routes and the engine's health.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(restart))
+        .routes(routes!(logs))
+        .routes(routes!(log_stream))
+        .routes(routes!(heartbeat))
+        .routes(routes!(health))
+        .routes(routes!(health_deep))
+        .routes(routes!(sse_services))
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -155,8 +160,8 @@ pub struct ServiceList {
 
 #[utoipa::path(get, path = "/api/services", tag = "services",
     responses((status = 200, description = "every service in start order", body = ServiceList)))]
-pub async fn list(State(s): State<AppState>) -> Json<ServiceList> {
-    let services = s.engine.supervisor().services().await;
+pub async fn list(State(sup): State<Supervisor>) -> Json<ServiceList> {
+    let services = sup.services().await;
     Json(ServiceList {
         services: services.into_iter().map(ServiceOut::from).collect(),
     })
@@ -165,36 +170,36 @@ pub async fn list(State(s): State<AppState>) -> Json<ServiceList> {
 #[utoipa::path(post, path = "/api/services/{name}/start", tag = "services", params(("name" = String, Path)),
     responses((status = 200, description = "wanted up: started, or waiting for its dependencies", body = ServiceOut), (status = 404, body = ErrorBody)))]
 pub async fn start(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
+    State(audit): State<Audit>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceOut>> {
-    let v = s.engine.supervisor().start_service(&name).await?;
-    s.engine
-        .audit("api", "service.start", json!({"service": name}));
+    let v = sup.start_service(&name).await?;
+    audit.record("api", "service.start", json!({"service": name}));
     Ok(Json(v.into()))
 }
 
 #[utoipa::path(post, path = "/api/services/{name}/stop", tag = "services", params(("name" = String, Path)),
     responses((status = 200, description = "stopping (the stop signal sent) or stopped", body = ServiceOut), (status = 404, body = ErrorBody)))]
 pub async fn stop(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
+    State(audit): State<Audit>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceOut>> {
-    let v = s.engine.supervisor().stop_service(&name).await?;
-    s.engine
-        .audit("api", "service.stop", json!({"service": name}));
+    let v = sup.stop_service(&name).await?;
+    audit.record("api", "service.stop", json!({"service": name}));
     Ok(Json(v.into()))
 }
 
 #[utoipa::path(post, path = "/api/services/{name}/restart", tag = "services", params(("name" = String, Path)),
     responses((status = 200, body = ServiceOut), (status = 404, body = ErrorBody)))]
 pub async fn restart(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
+    State(audit): State<Audit>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<ServiceOut>> {
-    let v = s.engine.supervisor().restart_service(&name).await?;
-    s.engine
-        .audit("api", "service.restart", json!({"service": name}));
+    let v = sup.restart_service(&name).await?;
+    audit.record("api", "service.restart", json!({"service": name}));
     Ok(Json(v.into()))
 }
 
@@ -217,7 +222,7 @@ pub struct LogOut {
 #[utoipa::path(get, path = "/api/services/{name}/logs", tag = "services", params(("name" = String, Path), LogQuery),
     responses((status = 200, body = LogOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn logs(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<LogOut>> {
@@ -227,11 +232,7 @@ pub async fn logs(
         sovereign_engine::supervisor::logs::RING,
     )
     .map_err(|e| e.field("tail"))?;
-    let sink = s
-        .engine
-        .supervisor()
-        .logs(&name)
-        .ok_or_else(|| unknown(&name))?;
+    let sink = sup.logs(&name).ok_or_else(|| unknown(&name))?;
     Ok(Json(LogOut {
         service: name,
         file: sink.path().display().to_string(),
@@ -243,14 +244,10 @@ pub async fn logs(
 #[utoipa::path(get, path = "/api/services/{name}/logs/stream", tag = "services", params(("name" = String, Path)),
     responses((status = 200, description = "server-sent events: `event: line` per log line", content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
 pub async fn log_stream(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let sink = s
-        .engine
-        .supervisor()
-        .logs(&name)
-        .ok_or_else(|| unknown(&name))?;
+    let sink = sup.logs(&name).ok_or_else(|| unknown(&name))?;
     Ok(sse_from(sink.subscribe(), |line: &String| {
         vec![axum::response::sse::Event::default()
             .event("line")
@@ -269,8 +266,8 @@ pub struct TransitionOut {
 
 /// Service transitions: `event: service`, `data: {at, service, from, to, reason}`.
 #[utoipa::path(get, path = "/sse/services", tag = "streams", responses((status = 200, description = "server-sent events: `event: service` per state change", content_type = "text/event-stream")))]
-pub async fn sse_services(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.supervisor().events(), |e: &ServiceEvent| {
+pub async fn sse_services(State(sup): State<Supervisor>) -> impl IntoResponse {
+    sse_from(sup.events(), |e: &ServiceEvent| {
         vec![event(
             "service",
             TransitionOut {
@@ -294,7 +291,7 @@ pub struct BeatOut {
     request_body(content = Object, description = "optional: any JSON, kept as the service's last status"),
     responses((status = 200, body = BeatOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn heartbeat(
-    State(s): State<AppState>,
+    State(sup): State<Supervisor>,
     Path(service): Path<String>,
     body: Bytes,
 ) -> ApiResult<Json<BeatOut>> {
@@ -303,7 +300,7 @@ pub async fn heartbeat(
     } else {
         parse(&body)?
     };
-    if !s.engine.supervisor().heartbeat(&service, payload) {
+    if !sup.heartbeat(&service, payload) {
         return Err(unknown(&service).field("service"));
     }
     Ok(Json(BeatOut {
@@ -327,7 +324,8 @@ pub struct DeepHealthOut {
     /// `healthy` (score 1), `degraded` (0 < score < 1) or `unhealthy` (0).
     pub status: &'static str,
     /// 0–1 with three decimals, e.g. `"0.750"`.
-    pub score: String,
+    /// From 0 to 1, in thousandths: passing checks / all checks.
+    pub score: f64,
     /// How the score is computed.
     pub how: &'static str,
     pub checks: Vec<CheckOut>,
@@ -335,16 +333,16 @@ pub struct DeepHealthOut {
 
 const HOW: &str = "passing checks / all checks (the store, each wanted service: up and not unhealthy, each heartbeat within its TTL, alert channels not disabled); 0 when the store fails";
 
-async fn deep(s: &AppState) -> DeepHealthOut {
+async fn deep(executor: &Executor, sup: &Supervisor, notifier: &Notifier) -> DeepHealthOut {
     let mut checks = Vec::new();
-    let store = s.engine.health().await;
+    let store = executor.health().await;
     checks.push(CheckOut {
         name: "store".into(),
         ok: store.is_ok(),
         detail: store.err().unwrap_or_else(|| "reads and writes".into()),
         critical: true,
     });
-    for v in s.engine.supervisor().services().await {
+    for v in sup.services().await {
         if !v.wanted && !v.state.alive() {
             continue;
         }
@@ -369,9 +367,7 @@ async fn deep(s: &AppState) -> DeepHealthOut {
             });
         }
     }
-    let disabled: Vec<String> = s
-        .engine
-        .notifier()
+    let disabled: Vec<String> = notifier
         .channels()
         .into_iter()
         .filter(|c| c.state.disabled.is_some())
@@ -399,7 +395,7 @@ async fn deep(s: &AppState) -> DeepHealthOut {
             0 => "unhealthy",
             _ => "degraded",
         },
-        score: format!("{}.{:03}", permille / 1000, permille % 1000),
+        score: f64::from(permille) / 1000.0,
         how: HOW,
         checks,
     }
@@ -407,8 +403,12 @@ async fn deep(s: &AppState) -> DeepHealthOut {
 
 #[utoipa::path(get, path = "/api/health/deep", tag = "meta",
     responses((status = 200, body = DeepHealthOut), (status = 503, description = "score 0", body = DeepHealthOut)))]
-pub async fn health_deep(State(s): State<AppState>) -> impl IntoResponse {
-    let out = deep(&s).await;
+pub async fn health_deep(
+    State(executor): State<Executor>,
+    State(sup): State<Supervisor>,
+    State(notifier): State<Notifier>,
+) -> impl IntoResponse {
+    let out = deep(&executor, &sup, &notifier).await;
     let code = if out.status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
@@ -420,15 +420,20 @@ pub async fn health_deep(State(s): State<AppState>) -> impl IntoResponse {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HealthSummaryOut {
     pub status: &'static str,
-    pub score: String,
+    /// From 0 to 1 (see `/api/health/deep`).
+    pub score: f64,
     /// Checks failing, by name.
     pub failing: Vec<String>,
 }
 
 #[utoipa::path(get, path = "/api/health", tag = "meta",
     responses((status = 200, body = HealthSummaryOut), (status = 503, description = "score 0", body = HealthSummaryOut)))]
-pub async fn health(State(s): State<AppState>) -> impl IntoResponse {
-    let out = deep(&s).await;
+pub async fn health(
+    State(executor): State<Executor>,
+    State(sup): State<Supervisor>,
+    State(notifier): State<Notifier>,
+) -> impl IntoResponse {
+    let out = deep(&executor, &sup, &notifier).await;
     let code = if out.status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {

@@ -15,47 +15,40 @@ use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::trading::fixed::{Fixed, Price, Qty};
 use sovereign_core::trading::instrument::Symbol;
-use sovereign_core::trading::oms::{AccountView, Event, FillRecord, OmsError, PositionView};
+use sovereign_core::trading::oms::{AccountView, Event, FillRecord, PositionView};
 use sovereign_core::trading::order::{NewOrder, Order, OrderSpec, OrderStatus};
 use sovereign_core::trading::risk::StateCommand;
-use sovereign_engine::trading::{Published, Tick, TradingError};
+use sovereign_engine::trading::signals::{SignalRequest, Signals};
+use sovereign_engine::trading::{Published, Tick, Trading};
 use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-use crate::error::{ApiError, ErrorBody, ErrorDetail};
+use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
 use crate::extract::{ApiQuery, JsonBody};
-use crate::routes::AppState;
 use crate::wire::ts;
+use crate::AppState;
 
-type ApiResult<T> = Result<T, ApiError>;
-
-impl From<TradingError> for ApiError {
-    fn from(e: TradingError) -> Self {
-        let message = e.to_string();
-        match e {
-            TradingError::Oms(OmsError::Invalid(i)) => i.into(),
-            TradingError::Oms(OmsError::UnknownAccount(_)) => {
-                ApiError::new(StatusCode::NOT_FOUND, "unknown_account", message).field("account")
-            }
-            TradingError::Oms(OmsError::UnknownOrder(_)) => {
-                ApiError::new(StatusCode::NOT_FOUND, "not_found", message).field("id")
-            }
-            TradingError::Oms(OmsError::NotOpen { .. }) => {
-                ApiError::new(StatusCode::CONFLICT, "order_not_open", message).field("id")
-            }
-            TradingError::Oms(OmsError::Denied(d)) => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, d.code.code(), message)
-            }
-            TradingError::Journal(_) | TradingError::JournalFailed => ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "journal_unavailable",
-                message,
-            ),
-            TradingError::Closed => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", message)
-            }
-        }
-    }
+/// The trading routes: orders, positions, fills, accounts, risk, market data, signals, streams.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_orders, submit_order))
+        .routes(routes!(cancel_all))
+        .routes(routes!(get_order, cancel_order, modify_order))
+        .routes(routes!(positions))
+        .routes(routes!(flatten))
+        .routes(routes!(fills))
+        .routes(routes!(accounts))
+        .routes(routes!(risk))
+        .routes(routes!(hardstop))
+        .routes(routes!(resume))
+        .routes(routes!(ticks))
+        .routes(routes!(signal))
+        .routes(routes!(sse_spot))
+        .routes(routes!(sse_orders))
+        .routes(routes!(sse_fills))
+        .routes(routes!(sse_positions))
 }
 
 /// A decimal as JSON text or number; numbers are read by their shortest decimal form.
@@ -372,33 +365,24 @@ pub struct AccountQuery {
 }
 
 fn order_id(text: &str) -> Result<u64, ApiError> {
-    text.parse::<u64>().map_err(|_| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("order {text:?} not found"),
-        )
-        .field("id")
-    })
+    text.parse::<u64>()
+        .map_err(|_| ApiError::new(Code::NotFound, format!("order {text:?} not found")).field("id"))
 }
 
 /// Validate an order body into a `NewOrder` with the engine's instruments.
-pub async fn new_order(s: &AppState, body: &OrderIn) -> Result<NewOrder, ApiError> {
-    Ok(NewOrder::validate(
-        &body.spec(),
-        s.engine.trading().instruments(),
-    )?)
+pub fn new_order(t: &Trading, body: &OrderIn) -> Result<NewOrder, ApiError> {
+    Ok(NewOrder::validate(&body.spec(), t.instruments())?)
 }
 
 #[utoipa::path(post, path = "/api/orders", tag = "trading", request_body = OrderIn,
     responses((status = 201, body = OrderOut), (status = 200, description = "same client_order_id: the existing order", body = OrderOut),
               (status = 400, body = ErrorBody), (status = 422, description = "denied by pre-trade risk", body = DeniedOut)))]
 pub async fn submit_order(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     JsonBody(body): JsonBody<OrderIn>,
 ) -> ApiResult<Response> {
-    let order = new_order(&s, &body).await?;
-    let done = s.engine.trading().submit(order).await?;
+    let order = new_order(&t, &body)?;
+    let done = t.submit(order).await?;
     let out = OrderOut::from(&done.order);
     // A repeat of a denied order is answered like the original: 422 with the stored reason.
     let denial = done
@@ -432,25 +416,19 @@ pub async fn submit_order(
 
 #[utoipa::path(get, path = "/api/orders", tag = "trading", params(OrderQuery), responses((status = 200, body = OrderList)))]
 pub async fn list_orders(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     ApiQuery(q): ApiQuery<OrderQuery>,
 ) -> ApiResult<Json<OrderList>> {
     let status = match q.status.as_deref() {
         Some(t) => Some(OrderStatus::parse(t).ok_or_else(|| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_status",
-                format!("unknown order status {t:?}"),
-            )
-            .field("status")
+            ApiError::new(Code::InvalidStatus, format!("unknown order status {t:?}"))
+                .field("status")
         })?),
         None => None,
     };
     let symbol = q.symbol.as_deref().map(Symbol::parse).transpose()?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let orders: Vec<OrderOut> = s
-        .engine
-        .trading()
+    let orders: Vec<OrderOut> = t
         .orders(status, symbol, limit)
         .await?
         .iter()
@@ -465,17 +443,12 @@ pub async fn list_orders(
 #[utoipa::path(get, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)),
     responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody)))]
 pub async fn get_order(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderOut>> {
     let n = order_id(&id)?;
-    let order = s.engine.trading().order(n).await?.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("order {id} not found"),
-        )
-        .field("id")
+    let order = t.order(n).await?.ok_or_else(|| {
+        ApiError::new(Code::NotFound, format!("order {id} not found")).field("id")
     })?;
     Ok(Json(OrderOut::from(&order)))
 }
@@ -483,17 +456,17 @@ pub async fn get_order(
 #[utoipa::path(delete, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)),
     responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_order(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<OrderOut>> {
-    let order = s.engine.trading().cancel(order_id(&id)?).await?;
+    let order = t.cancel(order_id(&id)?).await?;
     Ok(Json(OrderOut::from(&order)))
 }
 
 #[utoipa::path(patch, path = "/api/orders/{id}", tag = "trading", params(("id" = String, Path)), request_body = ModifyIn,
     responses((status = 200, body = OrderOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn modify_order(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<ModifyIn>,
 ) -> ApiResult<Json<OrderOut>> {
@@ -513,7 +486,7 @@ pub async fn modify_order(
         .as_ref()
         .map(|d| decimal("stop_price", d).map(Price))
         .transpose()?;
-    let order = s.engine.trading().modify(n, qty, limit, stop).await?;
+    let order = t.modify(n, qty, limit, stop).await?;
     Ok(Json(OrderOut::from(&order)))
 }
 
@@ -527,10 +500,10 @@ fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
 #[utoipa::path(post, path = "/api/orders/cancel-all", tag = "trading", request_body = Option<AccountSelector>,
     responses((status = 200, description = "ids of the canceled orders")))]
 pub async fn cancel_all(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<Value>> {
-    let ids = s.engine.trading().cancel_all(selector(&body)?).await?;
+    let ids = t.cancel_all(selector(&body)?).await?;
     Ok(Json(
         json!({"canceled": ids.iter().map(u64::to_string).collect::<Vec<_>>(), "count": ids.len()}),
     ))
@@ -539,10 +512,10 @@ pub async fn cancel_all(
 #[utoipa::path(post, path = "/api/positions/flatten", tag = "trading", request_body = Option<AccountSelector>,
     responses((status = 200, body = OrderList, description = "the closing orders")))]
 pub async fn flatten(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<OrderList>> {
-    let done = s.engine.trading().flatten(selector(&body)?).await?;
+    let done = t.flatten(selector(&body)?).await?;
     let orders: Vec<OrderOut> = done.iter().map(|d| OrderOut::from(&d.order)).collect();
     Ok(Json(OrderList {
         count: orders.len(),
@@ -552,12 +525,10 @@ pub async fn flatten(
 
 #[utoipa::path(get, path = "/api/positions", tag = "trading", params(AccountQuery), responses((status = 200, body = PositionList)))]
 pub async fn positions(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<PositionList>> {
-    let positions: Vec<PositionOut> = s
-        .engine
-        .trading()
+    let positions: Vec<PositionOut> = t
         .positions(q.account)
         .await?
         .iter()
@@ -571,13 +542,11 @@ pub async fn positions(
 
 #[utoipa::path(get, path = "/api/fills", tag = "trading", params(AccountQuery), responses((status = 200, body = FillList)))]
 pub async fn fills(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<FillList>> {
     let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
-    let fills: Vec<FillOut> = s
-        .engine
-        .trading()
+    let fills: Vec<FillOut> = t
         .fills(q.account, limit)
         .await?
         .iter()
@@ -590,23 +559,14 @@ pub async fn fills(
 }
 
 #[utoipa::path(get, path = "/api/accounts", tag = "trading", responses((status = 200, body = AccountList)))]
-pub async fn accounts(State(s): State<AppState>) -> ApiResult<Json<AccountList>> {
-    let accounts = s
-        .engine
-        .trading()
-        .accounts()
-        .await?
-        .iter()
-        .map(AccountOut::from)
-        .collect();
+pub async fn accounts(State(t): State<Trading>) -> ApiResult<Json<AccountList>> {
+    let accounts = t.accounts().await?.iter().map(AccountOut::from).collect();
     Ok(Json(AccountList { accounts }))
 }
 
 #[utoipa::path(get, path = "/api/risk", tag = "trading", responses((status = 200, body = RiskList)))]
-pub async fn risk(State(s): State<AppState>) -> ApiResult<Json<RiskList>> {
-    let accounts = s
-        .engine
-        .trading()
+pub async fn risk(State(t): State<Trading>) -> ApiResult<Json<RiskList>> {
+    let accounts = t
         .accounts()
         .await?
         .iter()
@@ -637,12 +597,10 @@ pub async fn risk(State(s): State<AppState>) -> ApiResult<Json<RiskList>> {
     Ok(Json(RiskList { accounts }))
 }
 
-async fn change_state(s: &AppState, body: StateIn, cmd: StateCommand) -> ApiResult<Json<StateOut>> {
+async fn change_state(t: &Trading, body: StateIn, cmd: StateCommand) -> ApiResult<Json<StateOut>> {
     let account = body.account.unwrap_or_else(|| "paper".into());
-    let change = s.engine.trading().set_state(account.clone(), cmd).await?;
-    let state = s
-        .engine
-        .trading()
+    let change = t.set_state(account.clone(), cmd).await?;
+    let state = t
         .accounts()
         .await?
         .into_iter()
@@ -659,35 +617,35 @@ async fn change_state(s: &AppState, body: StateIn, cmd: StateCommand) -> ApiResu
 #[utoipa::path(post, path = "/api/risk/hardstop", tag = "trading", request_body = StateIn,
     responses((status = 200, body = StateOut), (status = 400, body = ErrorBody)))]
 pub async fn hardstop(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     JsonBody(body): JsonBody<StateIn>,
 ) -> ApiResult<Json<StateOut>> {
     let cmd = StateCommand::Hardstop {
         reason: body.reason.clone(),
     };
-    change_state(&s, body, cmd).await
+    change_state(&t, body, cmd).await
 }
 
 #[utoipa::path(post, path = "/api/risk/resume", tag = "trading", request_body = StateIn,
     responses((status = 200, body = StateOut), (status = 400, body = ErrorBody)))]
 pub async fn resume(
-    State(s): State<AppState>,
+    State(t): State<Trading>,
     JsonBody(body): JsonBody<StateIn>,
 ) -> ApiResult<Json<StateOut>> {
     let cmd = StateCommand::Resume {
         reason: body.reason.clone(),
     };
-    change_state(&s, body, cmd).await
+    change_state(&t, body, cmd).await
 }
 
 #[utoipa::path(post, path = "/api/market/ticks", tag = "trading", request_body = TicksIn,
     responses((status = 200, description = "how many ticks were applied"), (status = 400, body = ErrorBody)))]
-pub async fn ticks(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
+pub async fn ticks(State(t): State<Trading>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
     let parsed: TicksIn = crate::extract::parse(&body)?;
     let list = match parsed {
         TicksIn::Batch(v) | TicksIn::Wrapped { ticks: v } => v,
     };
-    let instruments = s.engine.trading().instruments();
+    let instruments = t.instruments();
     // Validate the whole batch first: a bad row applies nothing.
     let mut batch = Vec::with_capacity(list.len());
     for (i, t) in list.iter().enumerate() {
@@ -710,7 +668,7 @@ pub async fn ticks(State(s): State<AppState>, body: axum::body::Bytes) -> ApiRes
                 .transpose()?,
         });
     }
-    let n = s.engine.trading().ticks(batch).await?;
+    let n = t.ticks(batch).await?;
     Ok(Json(json!({"applied": n})))
 }
 
@@ -760,32 +718,29 @@ pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
 
 /// Live prices: `event: tick`, `data: {"symbol","price","bid","ask"}`.
 #[utoipa::path(get, path = "/sse/spot", tag = "streams", responses((status = 200, description = "server-sent events: `event: tick` with symbol, price, bid, ask", content_type = "text/event-stream")))]
-pub async fn sse_spot(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(
-        s.engine.trading().subscribe_spot(),
-        |ticks: &Arc<Vec<Tick>>| {
-            ticks
-                .iter()
-                .map(|t| {
-                    event(
-                        "tick",
-                        json!({
-                            "symbol": t.symbol.as_str(),
-                            "price": t.price.to_string(),
-                            "bid": t.bid.map(|p| p.to_string()),
-                            "ask": t.ask.map(|p| p.to_string()),
-                        }),
-                    )
-                })
-                .collect()
-        },
-    )
+pub async fn sse_spot(State(t): State<Trading>) -> impl IntoResponse {
+    sse_from(t.subscribe_spot(), |ticks: &Arc<Vec<Tick>>| {
+        ticks
+            .iter()
+            .map(|t| {
+                event(
+                    "tick",
+                    json!({
+                        "symbol": t.symbol.as_str(),
+                        "price": t.price.to_string(),
+                        "bid": t.bid.map(|p| p.to_string()),
+                        "ask": t.ask.map(|p| p.to_string()),
+                    }),
+                )
+            })
+            .collect()
+    })
 }
 
 /// Order updates: `event: order`, `data: <order>` after every change.
 #[utoipa::path(get, path = "/sse/orders", tag = "streams", responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
-pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
+pub async fn sse_orders(State(t): State<Trading>) -> impl IntoResponse {
+    sse_from(t.subscribe(), |p: &Arc<Published>| {
         p.orders
             .iter()
             .map(|o| event("order", OrderOut::from(o)))
@@ -795,8 +750,8 @@ pub async fn sse_orders(State(s): State<AppState>) -> impl IntoResponse {
 
 /// Fills: `event: fill`, `data: <fill>`.
 #[utoipa::path(get, path = "/sse/fills", tag = "streams", responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
-pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
+pub async fn sse_fills(State(t): State<Trading>) -> impl IntoResponse {
+    sse_from(t.subscribe(), |p: &Arc<Published>| {
         p.events
             .iter()
             .filter_map(|e| match e {
@@ -809,8 +764,8 @@ pub async fn sse_fills(State(s): State<AppState>) -> impl IntoResponse {
 
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
 #[utoipa::path(get, path = "/sse/positions", tag = "streams", responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
-pub async fn sse_positions(State(s): State<AppState>) -> impl IntoResponse {
-    sse_from(s.engine.trading().subscribe(), |p: &Arc<Published>| {
+pub async fn sse_positions(State(t): State<Trading>) -> impl IntoResponse {
+    sse_from(t.subscribe(), |p: &Arc<Published>| {
         p.positions
             .iter()
             .map(|x| event("position", PositionOut::from(x)))
@@ -852,16 +807,14 @@ pub struct SignalOut {
     request_body = SignalIn,
     responses((status = 200, body = SignalOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn signal(
-    State(s): State<AppState>,
+    State(signals): State<Signals>,
     Path(strategy): Path<String>,
     JsonBody(body): JsonBody<SignalIn>,
 ) -> ApiResult<Json<SignalOut>> {
     use sovereign_core::trading::order::OrderType;
     use sovereign_core::trading::signal::{Action, Signal};
-    use sovereign_engine::signals::SignalRequest;
     // The secret first: an unauthenticated sender learns nothing about the alert's validity.
-    s.engine
-        .authenticate_signal(&strategy, body.secret.as_deref())?;
+    signals.authenticate(&strategy, body.secret.as_deref())?;
     let qty = match (&body.contracts, &body.qty) {
         (Some(d), _) => Some(Qty(decimal("contracts", d)?)),
         (None, Some(d)) => Some(Qty(decimal("qty", d)?)),
@@ -888,9 +841,8 @@ pub async fn signal(
         (_, Some(t)) => Some(t.clone()),
         _ => None,
     };
-    let outcome = s
-        .engine
-        .signal(
+    let outcome = signals
+        .receive(
             &strategy,
             SignalRequest {
                 secret: body.secret.clone(),

@@ -2,15 +2,25 @@
 //! reveals them with `sovereign truth show --reveal` on the machine that holds the files).
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody};
-use crate::routes::AppState;
+use sovereign_engine::truth::TruthSource;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, Code, ErrorBody};
 use crate::wire::ts;
+use crate::AppState;
+
+/// The Truth routes.
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(show))
+        .routes(routes!(component))
+}
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RejectedOut {
@@ -41,8 +51,8 @@ pub struct TruthOut {
 
 #[utoipa::path(get, path = "/api/truth", tag = "truth",
     responses((status = 200, description = "the version in force, secrets masked", body = TruthOut)))]
-pub async fn show(State(s): State<AppState>) -> Json<TruthOut> {
-    let state = s.engine.truth().state();
+pub async fn show(State(t): State<TruthSource>) -> Json<TruthOut> {
+    let state = t.state();
     let view = state.truth.as_ref().map(|t| t.view(false));
     Json(TruthOut {
         dir: state.dir.map(|d| d.display().to_string()),
@@ -82,21 +92,16 @@ pub struct ComponentOut {
 #[utoipa::path(get, path = "/api/truth/{component}", tag = "truth", params(("component" = String, Path)),
     responses((status = 200, body = ComponentOut), (status = 404, body = ErrorBody)))]
 pub async fn component(
-    State(s): State<AppState>,
+    State(t): State<TruthSource>,
     Path(name): Path<String>,
 ) -> Result<Json<ComponentOut>, ApiError> {
-    let state = s.engine.truth().state();
-    let truth = state.truth.ok_or_else(|| {
-        ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_truth",
-            "no Truth version is in force",
-        )
-    })?;
+    let state = t.state();
+    let truth = state
+        .truth
+        .ok_or_else(|| ApiError::new(Code::NoTruth, "no Truth version is in force"))?;
     let c = truth.components.get(&name).ok_or_else(|| {
         ApiError::new(
-            StatusCode::NOT_FOUND,
-            "unknown_component",
+            Code::UnknownComponent,
             format!("no component named {name:?}"),
         )
         .field("component")

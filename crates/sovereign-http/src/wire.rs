@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{Missed, Overlap, PolicySpec, RunResult, TaskSpec};
-use sovereign_engine::TaskView;
+use sovereign_engine::executor::TaskView;
 use utoipa::{IntoParams, ToSchema};
 
 pub fn ts(t: DateTime<Utc>) -> String {

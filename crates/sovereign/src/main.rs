@@ -331,15 +331,16 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         None => Settings::default(),
     };
     if let Some(bind) = args.bind {
-        settings.bind = bind;
+        settings.server.bind = bind;
     }
     if let Some(port) = args.port {
-        settings.port = port;
+        settings.server.port = port;
     }
-    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port)
+    let server = &settings.server;
+    let addr: SocketAddr = format!("{}:{}", server.bind, server.port)
         .parse()
-        .or_else(|_| format!("[{}]:{}", settings.bind, settings.port).parse())
-        .with_context(|| format!("bind address {:?} is not an IP address", settings.bind))?;
+        .or_else(|_| format!("[{}]:{}", server.bind, server.port).parse())
+        .with_context(|| format!("bind address {:?} is not an IP address", server.bind))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -351,7 +352,7 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             tracing::warn!("{warning}: the service fails when started until this is fixed");
         }
         settings.data_dir = args.data_dir.clone();
-        let grace = settings.shutdown_timeout;
+        let grace = settings.server.shutdown_timeout;
         // Bind first: services started by the engine learn its URL (SOVEREIGN_URL), and
         // connections made before the engine is ready wait in the backlog.
         let listener = tokio::net::TcpListener::bind(addr)
@@ -359,7 +360,11 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             .with_context(|| format!("cannot listen on {addr}"))?;
         let local = listener.local_addr().context("listener has no address")?;
         settings.url = format!("http://{local}");
-        let engine = Engine::start(settings, store).await.context("cannot start the engine")?;
+        let engine = std::sync::Arc::new(
+            Engine::start(settings, store)
+                .await
+                .context("cannot start the engine")?,
+        );
         println!(
             "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
             env!("CARGO_PKG_VERSION"),
@@ -377,18 +382,24 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
             shutdown_signal().await;
             let _ = stop_http.send(());
             tracing::info!("stopping: finishing in-flight runs");
-            draining.shutdown(grace).await;
+            draining.shutdown(grace, TASKS_WAIT).await
         });
-        sovereign_http::serve(listener, engine, async move {
+        sovereign_http::serve(listener, &engine, async move {
             let _ = http_stopped.await;
         })
         .await
         .context("HTTP server failed")?;
-        drain.await.context("shutdown task failed")?;
-        tracing::info!("stopped");
+        let left = drain.await.context("shutdown task failed")?;
+        if left > 0 {
+            anyhow::bail!("{left} engine tasks were still running {} s after shutdown began", TASKS_WAIT.as_secs());
+        }
+        tracing::info!("stopped: every task the engine started has finished");
         Ok(())
     })
 }
+
+/// How long shutdown waits for the engine's tasks once every capability was told to stop.
+const TASKS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 async fn shutdown_signal() {
     use tokio::signal::unix::{signal, SignalKind};

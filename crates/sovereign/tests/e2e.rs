@@ -14,6 +14,7 @@ mod audit;
 mod cli_trading;
 mod notify;
 mod supervisor;
+mod tidy;
 mod trading;
 mod truth;
 mod util;

@@ -31,7 +31,7 @@ pub async fn run(
 ) -> Option<(bool, String)> {
     let verdict = match check {
         Check::Heartbeat { ttl } => {
-            let last = beat.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let last = crate::support::lock(beat).clone();
             return match last {
                 Some(b) if b.received.elapsed() <= *ttl => Some((
                     true,
@@ -65,7 +65,7 @@ async fn attempt(check: &Check, timeout: Duration, http: &reqwest::Client) -> (b
                 let ok = status.map_or(resp.status().is_success(), |s| s == got);
                 (ok, format!("HTTP {got}"))
             }
-            Err(e) => (false, crate::handlers::error_chain(&e.without_url())),
+            Err(e) => (false, crate::support::error_chain(&e.without_url())),
         },
         Check::Tcp { addr } => match tokio::net::TcpStream::connect(addr.as_str()).await {
             Ok(_) => (true, format!("connected to {addr}")),

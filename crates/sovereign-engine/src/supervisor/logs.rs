@@ -55,7 +55,7 @@ impl LogSink {
             Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
             text.trim_end_matches(['\r', '\n'])
         );
-        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inner = crate::support::lock(&self.inner);
         if inner.ring.len() == RING {
             inner.ring.pop_front();
         }
@@ -113,7 +113,7 @@ impl LogSink {
 
     /// The last `n` lines (at most [`RING`]), oldest first.
     pub fn tail(&self, n: usize) -> Vec<String> {
-        let inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let inner = crate::support::lock(&self.inner);
         let skip = inner.ring.len().saturating_sub(n);
         inner.ring.iter().skip(skip).cloned().collect()
     }

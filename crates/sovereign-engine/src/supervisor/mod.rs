@@ -25,12 +25,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sovereign_core::notify::{Alert, Priority};
 use sovereign_core::supervise::{Action, Condition, Exit, Input, Service, State, Timer};
-use sovereign_store::Store;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::notifier::Notifier;
+use crate::audit::Audit;
+use crate::notify::Notifier;
+use crate::support::{lock, Tasks};
 use health::{Beat, Beats};
 use logs::LogSink;
 use settings::{Healer, ServiceSettings, SupervisorSettings};
@@ -130,7 +131,9 @@ pub type TruthEnv = Arc<dyn Fn(&str) -> BTreeMap<String, String> + Send + Sync>;
 /// What the supervisor needs from the rest of the engine.
 #[derive(Clone)]
 pub struct Context {
-    pub store: Store,
+    pub audit: Audit,
+    /// Where the supervisor's tasks run (exit watchers, health checks, timers, log pumps).
+    pub tasks: Tasks,
     pub notifier: Notifier,
     pub http: reqwest::Client,
     pub data_dir: PathBuf,
@@ -246,7 +249,8 @@ impl Supervisor {
             shutdown: None,
             finished: false,
         };
-        tokio::spawn(async move {
+        let tasks = actor.ctx.tasks.clone();
+        tasks.spawn(async move {
             actor.settle();
             actor.run(rx).await;
         });
@@ -299,7 +303,7 @@ impl Supervisor {
         let Some(beat) = self.beats.get(name) else {
             return false;
         };
-        *beat.lock().unwrap_or_else(|p| p.into_inner()) = Some(Beat {
+        *lock(beat) = Some(Beat {
             at: Utc::now(),
             received: Instant::now(),
             payload,
@@ -491,9 +495,14 @@ impl Actor {
                     let id = u.timer_id;
                     let wait = (at - now).to_std().unwrap_or(Duration::ZERO);
                     let name = name.to_string();
-                    u.timer = Some(tokio::spawn(async move {
-                        tokio::time::sleep(wait).await;
-                        let _ = tx.send(Msg::Timer { name, id, timer });
+                    let stop = self.ctx.tasks.clone();
+                    u.timer = Some(self.ctx.tasks.spawn(async move {
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {
+                                let _ = tx.send(Msg::Timer { name, id, timer });
+                            }
+                            _ = stop.stopped() => {}
+                        }
                     }));
                 }
             }
@@ -526,8 +535,7 @@ impl Actor {
             reason: reason.clone(),
         };
         let _ = self.events.send(event);
-        crate::executor::audit(
-            &self.ctx.store,
+        self.ctx.audit.record(
             "engine",
             "service.transition",
             json!({"service": name, "from": from.as_str(), "to": to.as_str(), "reason": reason}),
@@ -538,7 +546,6 @@ impl Actor {
             _ => None,
         };
         if let Some((priority, title)) = alert {
-            let notifier = self.ctx.notifier.clone();
             let alert = Alert {
                 priority,
                 source: "supervisor".into(),
@@ -547,11 +554,7 @@ impl Actor {
                 context: json!({"service": name, "from": from.as_str(), "to": to.as_str()}),
                 dedup_key: Some(format!("service-{}:{name}", to.as_str())),
             };
-            tokio::spawn(async move {
-                if let Err(e) = notifier.raise(alert, "engine").await {
-                    tracing::error!(error = %e, "service alert not raised");
-                }
-            });
+            self.ctx.notifier.raise_in_background(alert, "engine");
         }
         let was_alive = matches!(from, State::Starting | State::Running | State::Healthy);
         let dead = matches!(
@@ -657,7 +660,7 @@ impl Actor {
             },
             wanted: u.core.wanted || waiting,
             autostart: u.spec.autostart,
-            heartbeat: u.beat.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            heartbeat: lock(&u.beat).clone(),
             healer: u.healer.clone(),
         })
     }
@@ -711,15 +714,15 @@ impl Actor {
                     ),
                 );
                 if let Some(out) = child.stdout.take() {
-                    tokio::spawn(pump(out, u.log.clone(), "out"));
+                    self.ctx.tasks.spawn(pump(out, u.log.clone(), "out"));
                 }
                 if let Some(err) = child.stderr.take() {
-                    tokio::spawn(pump(err, u.log.clone(), "err"));
+                    self.ctx.tasks.spawn(pump(err, u.log.clone(), "err"));
                 }
                 let tx = self.tx.clone();
                 let pid = u.pid;
                 let service = name.to_string();
-                tokio::spawn(async move {
+                self.ctx.tasks.spawn(async move {
                     let status = child.wait().await;
                     // Whatever the leader left behind in its group goes with it.
                     signal_group(pid, "KILL");
@@ -750,7 +753,8 @@ impl Actor {
                     let beat = u.beat.clone();
                     let service = name.to_string();
                     let started = Instant::now();
-                    u.health = Some(tokio::spawn(async move {
+                    let stop = self.ctx.tasks.clone();
+                    let checks = async move {
                         tokio::time::sleep(h.initial_delay).await;
                         loop {
                             if let Some((ok, detail)) =
@@ -767,6 +771,12 @@ impl Actor {
                                 }
                             }
                             tokio::time::sleep(h.interval).await;
+                        }
+                    };
+                    u.health = Some(self.ctx.tasks.spawn(async move {
+                        tokio::select! {
+                            _ = checks => {}
+                            _ = stop.stopped() => {}
                         }
                     }));
                 }
@@ -805,14 +815,14 @@ impl Actor {
             "last_exit": u.core.last_exit.as_ref().map(|e| json!({"code": e.code, "signal": e.signal, "at": e.at.to_rfc3339()})),
             "last_health": u.core.last_health,
             "health_failures": u.core.health_failures,
-            "heartbeat": u.beat.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(|b| json!({"at": b.at.to_rfc3339(), "payload": b.payload})),
+            "heartbeat": lock(&u.beat).as_ref().map(|b| json!({"at": b.at.to_rfc3339(), "payload": b.payload})),
         });
         let dir = self.ctx.data_dir.join("healer");
-        let store = self.ctx.store.clone();
+        let audit = self.ctx.audit.clone();
         let tx = self.tx.clone();
         let name = name.to_string();
         let reason = reason.to_string();
-        tokio::spawn(async move {
+        self.ctx.tasks.spawn(async move {
             let run = run_healer(
                 &healer,
                 &dir,
@@ -823,8 +833,7 @@ impl Actor {
                 &snapshot,
             )
             .await;
-            crate::executor::audit(
-                &store,
+            audit.record(
                 "engine",
                 "service.healer",
                 json!({"service": name, "exit": run.exit, "output": run.output}),
@@ -842,19 +851,10 @@ async fn pump(stream: impl AsyncRead + Unpin, log: Arc<LogSink>, label: &'static
     }
 }
 
-/// Send `signal` to the process group led by `pid` (no signal API in std; `kill` is POSIX and
-/// takes a negative id for a whole group).
+/// Signal the process group led by `pid`, if there is one (not awaited: the actor goes on).
 fn signal_group(pid: Option<u32>, signal: &str) {
-    let Some(pid) = pid else { return };
-    // Not awaited: the actor goes on at once; tokio reaps `kill` in the background.
-    let spawned = tokio::process::Command::new("kill")
-        .args([format!("-{signal}"), "--".into(), format!("-{pid}")])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    if let Err(e) = spawned {
-        tracing::error!(pid, signal, error = %e, "cannot run kill");
+    if let Some(pid) = pid {
+        crate::support::signal_group(pid, signal);
     }
 }
 

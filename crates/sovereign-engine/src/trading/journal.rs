@@ -97,7 +97,7 @@ pub fn encode(event: &Event) -> JournalEntry {
 /// An event's kind, time and JSON body.
 fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
     match event {
-        Event::OrderCreated(o) => ("order_created", o.created_at, compact(order_json(o))),
+        Event::OrderCreated(o) => ("order_created", o.created_at, compact(order_record(o))),
         Event::OrderUpdated {
             order_id,
             update,
@@ -155,7 +155,8 @@ fn compact(mut v: Value) -> Value {
     v
 }
 
-pub fn order_json(o: &Order) -> Value {
+/// An order as the journal stores it (a storage format: the id is a number here).
+fn order_record(o: &Order) -> Value {
     let r = &o.request;
     json!({
         "id": o.id,

@@ -13,6 +13,8 @@ use sovereign_core::task::{resume_plan, Task, TaskId};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::support::Tasks;
+
 /// A task due now; `scheduled_for` is the instant its schedule named.
 #[derive(Debug, Clone)]
 pub(crate) struct Fire {
@@ -47,7 +49,7 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn spawn(fire: impl Fn(Fire) + Send + Sync + 'static) -> Scheduler {
+    pub(crate) fn spawn(tasks: &Tasks, fire: impl Fn(Fire) + Send + Sync + 'static) -> Scheduler {
         let (tx, rx) = mpsc::unbounded_channel();
         let actor = Actor {
             heap: BinaryHeap::new(),
@@ -56,7 +58,7 @@ impl Scheduler {
             fired: 0,
             fire: Box::new(fire),
         };
-        tokio::spawn(actor.run(rx));
+        tasks.spawn(actor.run(rx));
         Scheduler { tx }
     }
 

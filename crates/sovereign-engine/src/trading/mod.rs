@@ -6,26 +6,37 @@
 //! the reply to a small task that waits for that journal write to be durable. The group-commit
 //! writer keeps queue order, so the journal is exactly the order in which the OMS decided.
 //! Subscribers (SSE) get each command's events once they are durable.
+//!
+//! The room also holds the journal's storage encoding (`journal`), the synthetic price feed
+//! (`feed`), strategy signals (`signals`) and the `[trading]`/`[signals]` settings.
+
+pub mod feed;
+pub mod journal;
+pub mod settings;
+pub mod signals;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::notify::{truncate_chars, Alert, Priority};
 use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
-use sovereign_core::trading::matching::{PaperConfig, Quote};
+use sovereign_core::trading::matching::Quote;
 use sovereign_core::trading::oms::{
-    AccountConfig, AccountView, Event, FillRecord, Oms, OmsError, PositionView, Submitted,
+    AccountView, Event, FillRecord, Oms, OmsError, PositionView, Submitted,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderStatus};
 use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
 use sovereign_store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::journal;
-use crate::notifier::Notifier;
+use crate::audit::Audit;
+use crate::notify::Notifier;
+use crate::support::Tasks;
+pub use settings::TradingSettings;
 
 /// Every way a trading command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +49,15 @@ pub enum TradingError {
     JournalFailed,
     #[error("the engine is shutting down")]
     Closed,
+}
+
+/// Why the journal could not be replayed at start.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("reading the journal: {0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Decode(#[from] journal::DecodeError),
 }
 
 /// One market-data update.
@@ -85,6 +105,8 @@ enum Command {
     Clock,
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
+    /// Finish the commands queued before this one, then end the actor.
+    Stop(oneshot::Sender<()>),
 }
 
 /// Handle to the trading actor. Cheap to clone.
@@ -97,35 +119,31 @@ pub struct Trading {
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
 }
 
-/// Trading settings.
-#[derive(Debug, Clone)]
-pub struct TradingSettings {
-    pub instruments: Instruments,
-    pub paper: PaperConfig,
-    pub accounts: Vec<AccountConfig>,
-}
-
 impl Trading {
     /// Rebuild the OMS from the journal, then start the actor.
     /// `notifier` hears of every halt (P0) and of every other trading-state change (P2).
+    /// The clock (day-order expiry) and, when configured, the synthetic feed run on `tasks`.
     pub async fn start(
         settings: TradingSettings,
         store: Store,
         notifier: Notifier,
-    ) -> Result<(Trading, usize), String> {
+        audit: Audit,
+        tasks: Tasks,
+    ) -> Result<(Trading, usize), ReplayError> {
         let instruments = Arc::new(settings.instruments.clone());
-        let mut oms = Oms::new(settings.instruments, settings.paper, &settings.accounts);
+        let mut oms = Oms::new(
+            settings.instruments.clone(),
+            settings.paper,
+            &settings.accounts,
+        );
         let mut after = 0i64;
         let mut replayed = 0usize;
         loop {
-            let page = store
-                .read_journal(after, 10_000)
-                .await
-                .map_err(|e| e.to_string())?;
+            let page = store.read_journal(after, 10_000).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
             for entry in &page {
-                for event in journal::decode_row(entry).map_err(|e| e.to_string())? {
+                for event in journal::decode_row(entry)? {
                     oms.apply(&event);
                     replayed += 1;
                 }
@@ -136,9 +154,11 @@ impl Trading {
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
         let (publish, to_publish) = mpsc::unbounded_channel();
-        tokio::spawn(publisher(to_publish, events.clone()));
+        tasks.spawn(publisher(to_publish, events.clone()));
         let actor = Actor {
             notifier,
+            audit,
+            tasks: tasks.clone(),
             publish,
             oms,
             store,
@@ -146,28 +166,48 @@ impl Trading {
             spot: spot.clone(),
             failed: failed.clone(),
         };
-        tokio::spawn(actor.run(rx));
+        tasks.spawn(actor.run(rx));
         let clock = tx.clone();
-        tokio::spawn(async move {
+        let stop = tasks.clone();
+        tasks.spawn(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.stopped() => return,
+                }
                 if clock.send(Command::Clock).is_err() {
                     return;
                 }
             }
         });
-        Ok((
-            Trading {
-                tx,
-                failed,
-                instruments,
-                events,
-                spot,
-            },
-            replayed,
-        ))
+        let trading = Trading {
+            tx,
+            failed,
+            instruments,
+            events,
+            spot,
+        };
+        if settings.synthetic_feed {
+            tasks.spawn(feed::run(
+                trading.clone(),
+                settings.instruments,
+                settings.feed_interval,
+                Utc::now().timestamp_micros() as u64,
+                tasks.clone(),
+            ));
+        }
+        Ok((trading, replayed))
+    }
+
+    /// Finish what is queued, then end the actor (later commands get `Closed`). The clock
+    /// and the feed stop with the tasks they were started on.
+    pub async fn stop(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Command::Stop(tx)).is_ok() {
+            let _ = rx.await;
+        }
     }
 
     /// Send a command and wait for its answer, then for its events to be durable: the caller
@@ -333,6 +373,8 @@ impl Trading {
 
 struct Actor {
     notifier: Notifier,
+    audit: Audit,
+    tasks: Tasks,
     oms: Oms,
     store: Store,
     events: broadcast::Sender<Arc<Published>>,
@@ -362,7 +404,7 @@ impl Actor {
             return;
         }
         let barrier = self.store.barrier();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let _ = barrier.await;
             deliver();
         });
@@ -378,11 +420,21 @@ impl Actor {
                 refuse(cmd);
                 continue;
             }
-            if let Command::Read(f) = cmd {
-                let deliver = f(&self.oms);
-                self.after_durable(deliver);
-                continue;
-            }
+            let cmd = match cmd {
+                Command::Read(f) => {
+                    let deliver = f(&self.oms);
+                    self.after_durable(deliver);
+                    continue;
+                }
+                Command::Stop(done) => {
+                    // Answered once everything decided so far is durable.
+                    self.after_durable(Box::new(move || {
+                        let _ = done.send(());
+                    }));
+                    return;
+                }
+                cmd => cmd,
+            };
             let now = Utc::now();
             let mut out = Vec::new();
             match cmd {
@@ -465,7 +517,7 @@ impl Actor {
                         self.commit(out, tx, Ok(()));
                     }
                 }
-                Command::Read(_) => {}
+                Command::Read(_) | Command::Stop(_) => {}
             }
         }
     }
@@ -533,17 +585,12 @@ impl Actor {
                 } else {
                     "api"
                 };
-                let audit = self.store.append_audit(
+                self.audit.record_at(
                     *at,
                     actor,
                     "trading.state_changed",
-                    serde_json::json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str(), "reason": change.reason}),
+                    json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str(), "reason": change.reason}),
                 );
-                tokio::spawn(async move {
-                    if let Err(e) = audit.await {
-                        tracing::error!(error = %e, "audit record not written");
-                    }
-                });
                 self.alert_state_change(account, change);
             }
         }
@@ -571,15 +618,10 @@ impl Actor {
                 sovereign_core::notify::MAX_TITLE,
             ),
             message: change.reason.clone(),
-            context: serde_json::json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str()}),
+            context: json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str()}),
             dedup_key: Some(format!("trading-state:{account}:{}", change.to.as_str())),
         };
-        let notifier = self.notifier.clone();
-        tokio::spawn(async move {
-            if let Err(e) = notifier.raise(alert, "engine").await {
-                tracing::error!(error = %e, "trading-state alert not raised");
-            }
-        });
+        self.notifier.raise_in_background(alert, "engine");
     }
 }
 
@@ -600,7 +642,36 @@ fn refuse(cmd: Command) {
             }
         }
         Command::Planned(_, r) => drop(r.send(e())),
-        Command::Clock => {}
-        Command::Read(_) => {}
+        Command::Clock | Command::Read(_) => {}
+        Command::Stop(done) => drop(done.send(())),
     }
+}
+
+/// An order as the API shows it (`GET /api/orders/{id}`): ids as strings, decimals as exact
+/// strings, times in UTC with microseconds. Task results (`place_order`, `rebalance`) carry
+/// orders in this shape too; the journal has its own storage encoding (`journal`).
+pub fn order_json(o: &Order) -> Value {
+    let r = &o.request;
+    let ts = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Micros, true);
+    json!({
+        "id": o.id.to_string(),
+        "account": r.account,
+        "symbol": r.symbol.as_str(),
+        "side": r.side.as_str(),
+        "qty": r.qty.to_string(),
+        "type": r.order_type.as_str(),
+        "limit_price": r.limit_price.map(|p| p.to_string()),
+        "stop_price": r.stop_price.map(|p| p.to_string()),
+        "tif": r.tif.as_str(),
+        "client_order_id": r.client_order_id,
+        "status": o.status.as_str(),
+        "filled_qty": o.filled_qty.to_string(),
+        "avg_fill_price": o.avg_fill_price.map(|p| p.to_string()),
+        "triggered": o.triggered,
+        "reject_code": o.reject_code,
+        "reject_reason": o.reject_reason,
+        "cancel_reason": o.cancel_reason,
+        "created_at": ts(o.created_at),
+        "updated_at": ts(o.updated_at),
+    })
 }

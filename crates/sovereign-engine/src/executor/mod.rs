@@ -1,9 +1,16 @@
 //! The executor: the task registry, task CRUD, and the run loop.
 //!
-//! A run goes: overlap check → attempt (handler under timeout, cancellable at shutdown) → store
-//! the attempt's result → retry with backoff while attempts remain. Every attempt is a stored
-//! result. The registry is a small map behind a mutex held only for lookups and bookkeeping,
-//! never across an `.await`.
+//! A run goes: overlap check → attempt (the task's prepared handler action under its timeout,
+//! cancellable at shutdown) → store the attempt's result → retry with backoff while attempts
+//! remain. Every attempt is a stored result. The registry is a small map behind a mutex held
+//! only for lookups and bookkeeping, never across an `.await`. The scheduler (`scheduler`) is
+//! an actor of its own that hands due fires back here.
+//!
+//! The only way in is the [`Executor`] handle; it knows the handlers through their context of
+//! handles, never the engine root.
+
+mod scheduler;
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -13,76 +20,54 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
+use sovereign_core::notify::{truncate_chars, Alert, Priority, MAX_TITLE};
 use sovereign_core::task::{Overlap, RunResult, RunStatus, Task, TaskId, TaskSpec, Trigger};
-use sovereign_core::webhook::DedupWindow;
 use sovereign_store::{ResultFilter, Store, StoreError, StoreStats, TaskRow};
 use tokio::sync::{watch, Notify};
 
-use crate::config::Settings;
-use crate::handlers;
-use crate::notifier::Notifier;
-use crate::scheduler::{Fire, Scheduler};
-use crate::signals::SignalDedup;
-use crate::supervisor::Supervisor;
-use crate::trading::{Trading, TradingError};
-use crate::truth::TruthSource;
+use crate::audit::Audit;
+use crate::handlers::{self, Action};
+use crate::notify::Notifier;
+use crate::support::{lock, Tasks};
+use scheduler::{Fire, Scheduler};
+use settings::ExecutorSettings;
 
-/// Every way an engine operation can fail, each with a fixed meaning for the API.
+/// Every way an executor operation can fail, each with a fixed meaning for the API.
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {
+pub enum ExecutorError {
     #[error("{0}")]
     Invalid(Invalid),
-    #[error("{what} not found")]
-    NotFound { what: String, field: &'static str },
-    #[error("{0} already exists")]
-    Conflict(String),
+    #[error("task {0:?} not found")]
+    UnknownTask(String),
+    #[error("task {0:?} already exists")]
+    Exists(String),
     #[error("task {0} is disabled")]
     Disabled(String),
-    #[error("webhook from {source_name:?} refused: {reason}")]
-    Unauthorized {
-        source_name: String,
-        code: &'static str,
-        reason: String,
-    },
     #[error("the engine is shutting down")]
     ShuttingDown,
     #[error("store: {0}")]
     Store(StoreError),
-    #[error("{0}")]
-    Trading(TradingError),
 }
 
-impl From<TradingError> for EngineError {
-    fn from(e: TradingError) -> Self {
-        EngineError::Trading(e)
-    }
-}
-
-impl From<Invalid> for EngineError {
+impl From<Invalid> for ExecutorError {
     fn from(e: Invalid) -> Self {
-        EngineError::Invalid(e)
+        ExecutorError::Invalid(e)
     }
 }
 
-impl From<StoreError> for EngineError {
+impl From<StoreError> for ExecutorError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => EngineError::Conflict(what),
-            StoreError::NotFound(what) => EngineError::NotFound {
-                what,
-                field: "task_id",
-            },
-            StoreError::Closed => EngineError::ShuttingDown,
-            other => EngineError::Store(other),
+            StoreError::Conflict(what) => ExecutorError::Exists(what),
+            StoreError::NotFound(what) => ExecutorError::UnknownTask(what),
+            StoreError::Closed => ExecutorError::ShuttingDown,
+            other => ExecutorError::Store(other),
         }
     }
 }
 
-fn task_not_found(id: &str) -> EngineError {
-    EngineError::NotFound {
-        what: format!("task {id:?}"),
-        field: "task_id",
-    }
+fn task_not_found(id: &str) -> ExecutorError {
+    ExecutorError::UnknownTask(id.to_string())
 }
 
 /// The last run of a task, as `/tasks` shows it.
@@ -114,8 +99,15 @@ pub struct TaskView {
     pub next_run: Option<DateTime<Utc>>,
 }
 
+/// A validated task with its handler payload parsed once, at registration.
+#[derive(Clone)]
+pub struct Prepared {
+    pub task: Arc<Task>,
+    action: Arc<Action>,
+}
+
 struct Slot {
-    task: Arc<Task>,
+    task: Prepared,
     running: u32,
     last_run: Option<LastRun>,
     /// Runs that failed in a row (the alert rule's count).
@@ -177,104 +169,60 @@ impl Drop for InflightGuard<'_> {
     }
 }
 
-/// The engine. Shared as `Arc<Engine>` by the HTTP layer and the background tasks.
-pub struct Engine {
-    pub(crate) settings: Settings,
-    pub(crate) store: Store,
+/// The executor handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Executor(Arc<Inner>);
+
+pub struct Inner {
+    settings: ExecutorSettings,
+    store: Store,
+    audit: Audit,
+    notifier: Notifier,
+    handlers: handlers::Context,
+    tasks: Tasks,
     registry: Mutex<BTreeMap<TaskId, Slot>>,
     scheduler: Scheduler,
-    pub(crate) http: reqwest::Client,
-    pub(crate) dedup: Mutex<DedupWindow>,
     started_at: DateTime<Utc>,
     started: Instant,
     lifecycle: Lifecycle,
-    trading: Trading,
-    notifier: Notifier,
-    supervisor: Supervisor,
-    truth: TruthSource,
-    pub(crate) signal_dedup: SignalDedup,
 }
 
-impl Engine {
-    /// Load tasks from the store, apply the config's tasks, start the scheduler and the pruner.
-    pub async fn start(settings: Settings, store: Store) -> Result<Arc<Engine>, EngineError> {
+impl std::ops::Deref for Executor {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Executor {
+    /// Load the stored tasks, create or replace the config's, and start the scheduler and the
+    /// results pruner. A config task that does not validate stops the start.
+    pub async fn start(
+        settings: ExecutorSettings,
+        store: Store,
+        audit: Audit,
+        notifier: Notifier,
+        handlers: handlers::Context,
+        tasks: Tasks,
+    ) -> Result<Executor, ExecutorError> {
         let rows = store.list_tasks().await?;
         let latest = store.latest_results().await?;
-        let since =
-            Utc::now() - chrono::Duration::from_std(settings.dedup_window).unwrap_or_default();
-        let deliveries = store.recent_deliveries(since).await?;
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("sovereign/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| EngineError::Store(StoreError::Database(format!("http client: {e}"))))?;
-        let notifier = Notifier::start(
-            settings.notify.clone(),
-            store.clone(),
-            http.clone(),
-            &settings.data_dir,
-        )
-        .await?;
-
-        let truth = TruthSource::start(
-            settings.truth_dir.clone(),
-            settings.truth_interval,
-            store.clone(),
-        )
-        .await;
-        let env_source = truth.clone();
-        let supervisor = Supervisor::start(
-            settings.supervisor.clone(),
-            crate::supervisor::Context {
-                store: store.clone(),
-                notifier: notifier.clone(),
-                http: http.clone(),
-                data_dir: settings.data_dir.clone(),
-                engine_url: settings.url.clone(),
-                truth_env: Arc::new(move |component: &str| env_source.env(component)),
-            },
-        );
-        // Services whose component changed restart (when their policy says so).
-        let mut changes = truth.subscribe();
-        let restarter = supervisor.clone();
-        tokio::spawn(async move {
-            while let Ok(change) = changes.recv().await {
-                restarter.truth_changed(change.diff.affected(&change.truth.components));
-            }
-        });
-        let (trading, replayed) =
-            Trading::start(settings.trading.clone(), store.clone(), notifier.clone())
-                .await
-                .map_err(|e| {
-                    EngineError::Store(StoreError::Corrupt(format!("trading journal: {e}")))
-                })?;
-        if replayed > 0 {
-            tracing::info!(events = replayed, "trading state rebuilt from the journal");
-        }
-        if settings.synthetic_feed {
-            tokio::spawn(crate::feed::run(
-                trading.clone(),
-                settings.trading.instruments.clone(),
-                settings.feed_interval,
-                Utc::now().timestamp_micros() as u64,
-            ));
-        }
-        let engine = Arc::new_cyclic(|weak: &std::sync::Weak<Engine>| {
+        let inner = Arc::new_cyclic(|weak: &std::sync::Weak<Inner>| {
             let weak = weak.clone();
-            let scheduler = Scheduler::spawn(move |fire: Fire| {
-                if let Some(engine) = weak.upgrade() {
-                    engine.spawn_scheduled(fire);
+            let scheduler = Scheduler::spawn(&tasks, move |fire: Fire| {
+                if let Some(inner) = weak.upgrade() {
+                    Executor(inner).spawn_scheduled(fire);
                 }
             });
-            let mut dedup = DedupWindow::new(settings.dedup_window);
-            for (source, id, at) in &deliveries {
-                dedup.admit(source, id, *at);
-            }
-            Engine {
-                store: store.clone(),
+            Inner {
+                settings,
+                store,
+                audit,
+                notifier,
+                handlers,
+                tasks,
                 registry: Mutex::new(BTreeMap::new()),
                 scheduler,
-                http,
-                dedup: Mutex::new(dedup),
                 started_at: Utc::now(),
                 started: Instant::now(),
                 lifecycle: Lifecycle {
@@ -283,134 +231,75 @@ impl Engine {
                     idle: Notify::new(),
                     cancel: watch::channel(false).0,
                 },
-                signal_dedup: SignalDedup::new(settings.signals.iter()),
-                settings,
-                trading,
-                notifier,
-                supervisor,
-                truth,
             }
         });
+        let executor = Executor(inner);
 
         let now = Utc::now();
         let mut cursors = BTreeMap::new();
         for row in rows {
             let id = row.spec.task_id.clone();
-            match Task::validate(
-                row.spec,
-                &engine.settings.calendars,
-                &engine.settings.handler_rules,
-                row.created_at,
-                row.updated_at,
-            ) {
+            match executor.validate(row.spec, row.created_at, row.updated_at) {
                 Ok(task) => {
-                    cursors.insert(task.id.clone(), row.schedule_cursor);
-                    engine.registry().insert(
-                        task.id.clone(),
-                        Slot {
-                            task: Arc::new(task),
-                            running: 0,
-                            last_run: None,
-                            failures: 0,
-                        },
-                    );
+                    cursors.insert(task.task.id.clone(), row.schedule_cursor);
+                    executor
+                        .registry()
+                        .insert(task.task.id.clone(), Slot::new(task));
                 }
                 Err(e) => {
                     tracing::error!(task = %id, error = %e, "stored task no longer valid under this config; not loaded")
                 }
             }
         }
-        for spec in engine.settings.tasks.clone() {
+        for spec in executor.settings.tasks.clone() {
             let id = spec.task_id.clone();
-            let existing = TaskId::parse(&id)
-                .ok()
-                .and_then(|tid| engine.registry().get(&tid).map(|s| s.task.created_at));
-            let task = Task::validate(
-                spec,
-                &engine.settings.calendars,
-                &engine.settings.handler_rules,
-                existing.unwrap_or(now),
-                now,
-            )
-            .map_err(|e| e.within(&format!("tasks.{id}")))?;
-            let cursor = cursors.get(&task.id).copied().flatten();
-            engine.store.upsert_task(row_of(&task, cursor)).await?;
-            cursors.insert(task.id.clone(), cursor);
-            let mut reg = engine.registry();
-            let last_run = reg.remove(&task.id).and_then(|s| s.last_run);
-            reg.insert(
-                task.id.clone(),
-                Slot {
-                    task: Arc::new(task),
-                    running: 0,
-                    last_run,
-                    failures: 0,
-                },
-            );
+            let existing = TaskId::parse(&id).ok().and_then(|tid| {
+                executor
+                    .registry()
+                    .get(&tid)
+                    .map(|s| s.task.task.created_at)
+            });
+            let task = executor
+                .validate(spec, existing.unwrap_or(now), now)
+                .map_err(|e| e.within(&format!("tasks.{id}")))?;
+            let cursor = cursors.get(&task.task.id).copied().flatten();
+            executor
+                .store
+                .upsert_task(row_of(&task.task, cursor))
+                .await?;
+            cursors.insert(task.task.id.clone(), cursor);
+            let mut reg = executor.registry();
+            let last_run = reg.remove(&task.task.id).and_then(|s| s.last_run);
+            let mut slot = Slot::new(task);
+            slot.last_run = last_run;
+            reg.insert(slot.task.task.id.clone(), slot);
         }
         {
-            let mut reg = engine.registry();
+            let mut reg = executor.registry();
             for r in &latest {
                 if let Some(slot) = reg.get_mut(&r.task_id) {
                     slot.last_run = Some(LastRun::from(r));
                 }
             }
             for (id, slot) in reg.iter() {
-                engine.scheduler.upsert(
-                    slot.task.clone(),
+                executor.scheduler.upsert(
+                    slot.task.task.clone(),
                     cursors.get(id).copied().flatten(),
                     true,
                 );
             }
         }
-        tokio::spawn(prune_loop(Arc::downgrade(&engine)));
-        let config = engine
-            .settings
-            .source
-            .as_ref()
-            .map(|(path, sha256)| json!({"path": path, "sha256": sha256}));
-        engine.audit("engine", "engine.started", json!({"version": env!("CARGO_PKG_VERSION"), "config": config, "tasks": engine.registry().len(), "trading_events_replayed": replayed}));
-        Ok(engine)
-    }
-
-    pub fn settings(&self) -> &Settings {
-        &self.settings
-    }
-
-    /// Put an action on the audit trail. Queued at once behind the action's own writes (so it
-    /// commits with or right after them); not awaited.
-    pub fn audit(&self, actor: &str, kind: &str, payload: Value) {
-        audit(&self.store, actor, kind, payload);
-    }
-
-    pub fn notifier(&self) -> &Notifier {
-        &self.notifier
-    }
-
-    pub fn supervisor(&self) -> &Supervisor {
-        &self.supervisor
-    }
-
-    pub fn truth(&self) -> &TruthSource {
-        &self.truth
-    }
-
-    pub fn trading(&self) -> &Trading {
-        &self.trading
-    }
-
-    pub fn uptime(&self) -> Duration {
-        self.started.elapsed()
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
+        executor.tasks.spawn(prune_loop(executor.clone()));
+        Ok(executor)
     }
 
     fn registry(&self) -> MutexGuard<'_, BTreeMap<TaskId, Slot>> {
-        // A panic while holding the lock cannot leave the map half-updated (every update is a
-        // single insert/remove), so a poisoned lock is safe to keep using.
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.registry)
+    }
+
+    /// How many tasks are registered.
+    pub fn count(&self) -> usize {
+        self.registry().len()
     }
 
     /// All tasks, ordered by id, with last and next run.
@@ -418,62 +307,66 @@ impl Engine {
         let snapshot = self.scheduler.snapshot().await;
         self.registry()
             .values()
-            .map(|slot| TaskView {
-                task: slot.task.clone(),
-                running: slot.running > 0,
-                last_run: slot.last_run.clone(),
-                next_run: snapshot.next.get(&slot.task.id).copied(),
-            })
+            .map(|slot| slot.view(snapshot.next.get(&slot.task.task.id).copied()))
             .collect()
     }
 
-    pub async fn task(&self, id: &str) -> Result<TaskView, EngineError> {
+    pub async fn task(&self, id: &str) -> Result<TaskView, ExecutorError> {
         let tid = TaskId::parse(id).map_err(|_| task_not_found(id))?;
         let next = self.scheduler.snapshot().await.next.get(&tid).copied();
         let reg = self.registry();
         let slot = reg.get(&tid).ok_or_else(|| task_not_found(id))?;
-        Ok(TaskView {
-            task: slot.task.clone(),
-            running: slot.running > 0,
-            last_run: slot.last_run.clone(),
-            next_run: next,
+        Ok(slot.view(next))
+    }
+
+    fn validate(
+        &self,
+        spec: TaskSpec,
+        created_at: DateTime<Utc>,
+        updated_at: DateTime<Utc>,
+    ) -> Result<Prepared, Invalid> {
+        let task = Task::validate(
+            spec,
+            &self.settings.calendars,
+            self.handlers.rules(),
+            created_at,
+            updated_at,
+        )?;
+        let action = handlers::prepare(&self.handlers, &task)?;
+        Ok(Prepared {
+            task: Arc::new(task),
+            action: Arc::new(action),
         })
     }
 
-    fn validate(&self, spec: TaskSpec, created_at: DateTime<Utc>) -> Result<Task, Invalid> {
-        Task::validate(
-            spec,
-            &self.settings.calendars,
-            &self.settings.handler_rules,
-            created_at,
-            Utc::now(),
-        )
-    }
-
     /// Create a task. 409 if the id exists; nothing is stored unless it is valid.
-    pub async fn register(&self, spec: TaskSpec) -> Result<TaskView, EngineError> {
+    pub async fn register(&self, spec: TaskSpec) -> Result<TaskView, ExecutorError> {
         self.ensure_accepting()?;
-        let task = Arc::new(self.validate(spec, Utc::now())?);
+        let now = Utc::now();
+        let prepared = self.validate(spec, now, now)?;
+        let task = prepared.task.clone();
         if self.registry().contains_key(&task.id) {
-            return Err(EngineError::Conflict(format!(
-                "task {:?}",
-                task.id.as_str()
-            )));
+            return Err(ExecutorError::Exists(task.id.to_string()));
         }
         self.store.insert_task(row_of(&task, None)).await?;
-        self.install(task.clone(), None);
-        self.audit("api", "task.registered", json!({"task_id": task.id.as_str(), "handler": task.handler.as_str(), "enabled": task.enabled}));
+        self.install(prepared, None);
+        self.audit.record(
+            "api",
+            "task.registered",
+            json!({"task_id": task.id.as_str(), "handler": task.handler.as_str(), "enabled": task.enabled}),
+        );
         self.task(task.id.as_str()).await
     }
 
     /// Replace a task's definition (keeps its creation time and run history).
-    pub async fn update(&self, id: &str, spec: TaskSpec) -> Result<TaskView, EngineError> {
+    pub async fn update(&self, id: &str, spec: TaskSpec) -> Result<TaskView, ExecutorError> {
         self.ensure_accepting()?;
         let created_at = {
             let tid = TaskId::parse(id).map_err(|_| task_not_found(id))?;
             let reg = self.registry();
             reg.get(&tid)
                 .ok_or_else(|| task_not_found(id))?
+                .task
                 .task
                 .created_at
         };
@@ -488,10 +381,11 @@ impl Engine {
             )
             .into());
         }
-        let task = Arc::new(self.validate(spec, created_at)?);
+        let prepared = self.validate(spec, created_at, Utc::now())?;
+        let task = prepared.task.clone();
         self.store.update_task(row_of(&task, None)).await?;
-        self.install(task.clone(), None);
-        self.audit(
+        self.install(prepared, None);
+        self.audit.record(
             "api",
             "task.updated",
             json!({"task_id": id, "handler": task.handler.as_str(), "enabled": task.enabled}),
@@ -500,13 +394,13 @@ impl Engine {
     }
 
     /// Enable or disable a task.
-    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<TaskView, EngineError> {
+    pub async fn set_enabled(&self, id: &str, enabled: bool) -> Result<TaskView, ExecutorError> {
         let mut spec = self.task(id).await?.task.spec();
         spec.enabled = enabled;
         self.update(id, spec).await
     }
 
-    pub async fn delete(&self, id: &str) -> Result<(), EngineError> {
+    pub async fn delete(&self, id: &str) -> Result<(), ExecutorError> {
         self.ensure_accepting()?;
         let tid = TaskId::parse(id).map_err(|_| task_not_found(id))?;
         if !self.registry().contains_key(&tid) {
@@ -515,72 +409,68 @@ impl Engine {
         self.store.delete_task(id).await?;
         self.registry().remove(&tid);
         self.scheduler.remove(tid);
-        self.audit("api", "task.deleted", json!({ "task_id": id }));
+        self.audit
+            .record("api", "task.deleted", json!({ "task_id": id }));
         Ok(())
     }
 
-    fn install(&self, task: Arc<Task>, cursor: Option<DateTime<Utc>>) {
+    fn install(&self, prepared: Prepared, cursor: Option<DateTime<Utc>>) {
+        let task = prepared.task.clone();
         {
             let mut reg = self.registry();
-            let (running, last_run) = reg
-                .remove(&task.id)
-                .map(|s| (s.running, s.last_run))
-                .unwrap_or((0, None));
-            reg.insert(
-                task.id.clone(),
-                Slot {
-                    task: task.clone(),
-                    running,
-                    last_run,
-                    failures: 0,
-                },
-            );
+            let mut slot = Slot::new(prepared);
+            if let Some(old) = reg.remove(&task.id) {
+                slot.running = old.running;
+                slot.last_run = old.last_run;
+            }
+            reg.insert(task.id.clone(), slot);
         }
         self.scheduler.upsert(task, cursor, false);
     }
 
-    fn ensure_accepting(&self) -> Result<(), EngineError> {
+    fn ensure_accepting(&self) -> Result<(), ExecutorError> {
         if self.lifecycle.accepting.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err(EngineError::ShuttingDown)
+            Err(ExecutorError::ShuttingDown)
         }
     }
 
-    /// Whether a task exists and is enabled (webhook routing).
-    pub(crate) fn runnable(&self, id: &str) -> Option<Arc<Task>> {
+    /// The task, if it exists and is enabled (webhook routing).
+    pub fn runnable(&self, id: &str) -> Option<Prepared> {
         let tid = TaskId::parse(id).ok()?;
         self.registry()
             .get(&tid)
-            .filter(|s| s.task.enabled)
+            .filter(|s| s.task.task.enabled)
             .map(|s| s.task.clone())
     }
 
     /// Run a task now and return its final stored result.
-    pub async fn execute(&self, id: &str, ctx: RunContext) -> Result<RunResult, EngineError> {
+    pub async fn execute(&self, id: &str, ctx: RunContext) -> Result<RunResult, ExecutorError> {
         let tid = TaskId::parse(id).map_err(|_| task_not_found(id))?;
         let task = self
             .registry()
             .get(&tid)
             .map(|s| s.task.clone())
             .ok_or_else(|| task_not_found(id))?;
-        if !task.enabled && ctx.trigger != Trigger::Manual {
-            return Err(EngineError::Disabled(id.to_string()));
+        if !task.task.enabled && ctx.trigger != Trigger::Manual {
+            return Err(ExecutorError::Disabled(id.to_string()));
         }
         self.run(task, ctx).await
     }
 
     /// Start a run in the background (scheduler and webhooks).
-    pub(crate) fn spawn_run(self: &Arc<Self>, task: Arc<Task>, ctx: RunContext) {
-        let engine = self.clone();
-        tokio::spawn(async move {
-            if let Err(e) = engine.run(task.clone(), ctx).await {
-                tracing::warn!(task = %task.id, error = %e, "run not recorded");
+    pub fn spawn_run(&self, task: Prepared, ctx: RunContext) {
+        let executor = self.clone();
+        self.tasks.spawn(async move {
+            let id = task.task.id.clone();
+            if let Err(e) = executor.run(task, ctx).await {
+                tracing::warn!(task = %id, error = %e, "run not recorded");
             }
         });
     }
 
-    fn spawn_scheduled(self: &Arc<Self>, fire: Fire) {
+    fn spawn_scheduled(&self, fire: Fire) {
         let task = self.registry().get(&fire.task_id).map(|s| s.task.clone());
         if let Some(task) = task {
             self.spawn_run(
@@ -595,10 +485,11 @@ impl Engine {
         }
     }
 
-    async fn run(&self, task: Arc<Task>, ctx: RunContext) -> Result<RunResult, EngineError> {
+    async fn run(&self, prepared: Prepared, ctx: RunContext) -> Result<RunResult, ExecutorError> {
         self.ensure_accepting()?;
         self.lifecycle.inflight.fetch_add(1, Ordering::AcqRel);
         let _guard = InflightGuard(&self.lifecycle);
+        let task = prepared.task.clone();
 
         let admitted = {
             let mut reg = self.registry();
@@ -625,7 +516,7 @@ impl Engine {
             return self.record(result).await;
         }
 
-        let outcome = self.attempts(&task, &ctx).await;
+        let outcome = self.attempts(&prepared, &ctx).await;
         let failures = {
             let mut reg = self.registry();
             reg.get_mut(&task.id).map(|slot| {
@@ -649,12 +540,12 @@ impl Engine {
 
     /// The alert rule "a task failed N runs in a row" → P1 (once per dedup window per task).
     async fn alert_task_failures(&self, task: &Task, n: u32, last: &RunResult) {
-        let alert = sovereign_core::notify::Alert {
-            priority: sovereign_core::notify::Priority::P1,
+        let alert = Alert {
+            priority: Priority::P1,
             source: "tasks".into(),
-            title: sovereign_core::notify::truncate_chars(
+            title: truncate_chars(
                 &format!("task {} failed {n} runs in a row", task.id),
-                sovereign_core::notify::MAX_TITLE,
+                MAX_TITLE,
             ),
             message: last.error.clone().unwrap_or_default(),
             context: json!({"task_id": task.id.as_str(), "failures": n, "result_id": last.result_id}),
@@ -665,7 +556,12 @@ impl Engine {
         }
     }
 
-    async fn attempts(&self, task: &Arc<Task>, ctx: &RunContext) -> Result<RunResult, EngineError> {
+    async fn attempts(
+        &self,
+        prepared: &Prepared,
+        ctx: &RunContext,
+    ) -> Result<RunResult, ExecutorError> {
+        let task = &prepared.task;
         let template_ctx = json!({
             "task_id": task.id.as_str(),
             "name": task.name,
@@ -682,8 +578,9 @@ impl Engine {
         loop {
             let started_at = Utc::now();
             let mut cancel = self.lifecycle.cancel.subscribe();
+            let handler = handlers::run(&self.handlers, &prepared.action, task, &template_ctx);
             let outcome = tokio::select! {
-                r = tokio::time::timeout(task.policy.timeout, handlers::run(self, task, &template_ctx)) => match r {
+                r = tokio::time::timeout(task.policy.timeout, handler) => match r {
                     Ok(Ok(output)) => (RunStatus::Success, output, None),
                     Ok(Err(f)) => (RunStatus::Error, f.output, Some(f.message)),
                     Err(_) => (RunStatus::Timeout, Value::Null,
@@ -735,7 +632,7 @@ impl Engine {
         }
     }
 
-    async fn record(&self, result: RunResult) -> Result<RunResult, EngineError> {
+    async fn record(&self, result: RunResult) -> Result<RunResult, ExecutorError> {
         self.store.insert_result(result.clone()).await?;
         if let Some(slot) = self.registry().get_mut(&result.task_id) {
             slot.last_run = Some(LastRun::from(&result));
@@ -749,8 +646,12 @@ impl Engine {
         Ok(result)
     }
 
-    pub async fn results(&self, filter: ResultFilter) -> Result<Vec<RunResult>, EngineError> {
+    pub async fn results(&self, filter: ResultFilter) -> Result<Vec<RunResult>, ExecutorError> {
         Ok(self.store.list_results(filter).await?)
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Store and engine health: `Err` carries the reason the engine is unhealthy.
@@ -764,7 +665,7 @@ impl Engine {
             .map_err(|e| format!("store unusable: {e}"))
     }
 
-    pub async fn status(&self) -> Result<Status, EngineError> {
+    pub async fn status(&self) -> Result<Status, ExecutorError> {
         let snapshot = self.scheduler.snapshot().await;
         let store = self.store.stats().await?;
         let reg = self.registry();
@@ -772,7 +673,7 @@ impl Engine {
             started_at: self.started_at,
             uptime: self.started.elapsed(),
             tasks: reg.len(),
-            enabled: reg.values().filter(|s| s.task.enabled).count(),
+            enabled: reg.values().filter(|s| s.task.task.enabled).count(),
             scheduled: snapshot.next.len(),
             running: reg.values().map(|s| s.running as usize).sum(),
             scheduler_running: snapshot.running,
@@ -783,15 +684,12 @@ impl Engine {
         })
     }
 
-    /// Stop: no new runs, let in-flight runs finish within `grace`, cancel the rest (recording
-    /// them as canceled), then flush and close the store.
+    /// Stop: no new runs, stop the scheduler and the pruner, let in-flight runs finish within
+    /// `grace`, then cancel the rest (each recorded as canceled).
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = self
-            .store
-            .append_audit(Utc::now(), "engine", "engine.stopping", json!({}))
-            .await;
         self.lifecycle.accepting.store(false, Ordering::Release);
         self.scheduler.stop().await;
+        self.tasks.stop();
         let waited = tokio::time::timeout(grace, self.wait_idle()).await;
         if waited.is_err() {
             let n = self.lifecycle.inflight.load(Ordering::Acquire);
@@ -799,11 +697,6 @@ impl Engine {
             let _ = self.lifecycle.cancel.send(true);
             let _ = tokio::time::timeout(Duration::from_secs(5), self.wait_idle()).await;
         }
-        // Services stop dependents first, each within its stop timeout.
-        self.supervisor.shutdown().await;
-        // Alerts still pending stay in the outbox for the next start.
-        self.notifier.stop();
-        self.store.close().await;
     }
 
     async fn wait_idle(&self) {
@@ -817,18 +710,27 @@ impl Engine {
     }
 }
 
-/// Put an action on the audit trail: queued at once behind the writes already queued, not
-/// awaited (a failure is logged).
-pub(crate) fn audit(store: &Store, actor: &str, kind: &str, payload: Value) {
-    let pending = store.append_audit(Utc::now(), actor, kind, payload);
-    tokio::spawn(async move {
-        if let Err(e) = pending.await {
-            tracing::error!(error = %e, "audit record not written");
+impl Slot {
+    fn new(task: Prepared) -> Slot {
+        Slot {
+            task,
+            running: 0,
+            last_run: None,
+            failures: 0,
         }
-    });
+    }
+
+    fn view(&self, next_run: Option<DateTime<Utc>>) -> TaskView {
+        TaskView {
+            task: self.task.task.clone(),
+            running: self.running > 0,
+            last_run: self.last_run.clone(),
+            next_run,
+        }
+    }
 }
 
-pub(crate) fn row_of(task: &Task, cursor: Option<DateTime<Utc>>) -> TaskRow {
+fn row_of(task: &Task, cursor: Option<DateTime<Utc>>) -> TaskRow {
     TaskRow {
         spec: task.spec(),
         created_at: task.created_at,
@@ -845,30 +747,23 @@ fn humanize(d: Duration) -> String {
     }
 }
 
-/// Periodically delete results beyond the configured age and count.
-async fn prune_loop(engine: std::sync::Weak<Engine>) {
-    let interval = match engine.upgrade() {
-        Some(e) => e.settings.prune_interval,
-        None => return,
-    };
-    let mut tick = tokio::time::interval(interval);
+/// Periodically delete results beyond the configured age and count, until told to stop.
+async fn prune_loop(executor: Executor) {
+    let mut tick = tokio::time::interval(executor.settings.prune_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
-        let Some(engine) = engine.upgrade() else {
-            return;
-        };
-        if !engine.lifecycle.accepting.load(Ordering::Acquire) {
-            return;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = executor.tasks.stopped() => return,
         }
-        let older_than = engine
+        let older_than = executor
             .settings
             .results_max_age
             .and_then(|d| chrono::Duration::from_std(d).ok())
             .map(|d| Utc::now() - d);
-        match engine
+        match executor
             .store
-            .prune_results(older_than, engine.settings.results_max_count)
+            .prune_results(older_than, executor.settings.results_max_count)
             .await
         {
             Ok(0) => {}

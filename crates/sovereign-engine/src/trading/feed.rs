@@ -9,7 +9,8 @@ use std::time::Duration;
 use sovereign_core::trading::fixed::{Fixed, Price};
 use sovereign_core::trading::instrument::Instruments;
 
-use crate::trading::{Tick, Trading};
+use super::{Tick, Trading};
+use crate::support::Tasks;
 
 /// Where each built-in instrument's walk starts.
 fn start_price(symbol: &str) -> &'static str {
@@ -46,8 +47,14 @@ impl Walk {
     }
 }
 
-/// Run the feed until the trading actor goes away.
-pub async fn run(trading: Trading, instruments: Instruments, interval: Duration, seed: u64) {
+/// Run the feed until told to stop (or until the trading actor goes away).
+pub async fn run(
+    trading: Trading,
+    instruments: Instruments,
+    interval: Duration,
+    seed: u64,
+    tasks: Tasks,
+) {
     let mut walk = Walk(seed | 1);
     let mut prices: Vec<(sovereign_core::trading::instrument::Symbol, Price, Price)> = instruments
         .iter()
@@ -64,7 +71,10 @@ pub async fn run(trading: Trading, instruments: Instruments, interval: Duration,
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = tasks.stopped() => return,
+        }
         let mut batch = Vec::with_capacity(prices.len());
         for (symbol, price, size) in prices.iter_mut() {
             let moved = Fixed::from_raw(size.0.raw().saturating_mul(walk.step()));

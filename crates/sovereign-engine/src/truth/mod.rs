@@ -5,6 +5,11 @@
 //! A change that does not build leaves the version in force as it is and says why (the log,
 //! `GET /api/truth`, the audit trail). At start, when the files do not build, the version last
 //! in force (from the store) is used.
+//!
+//! The watcher polls file names, sizes and times on the blocking pool (never `std::fs` on the
+//! async runtime) and ends when told to stop.
+
+pub mod settings;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +21,10 @@ use serde_json::{json, Map, Value};
 use sovereign_core::truth::{build, Truth, TruthDiff, TruthFile};
 use sovereign_store::Store;
 use tokio::sync::broadcast;
+
+use crate::audit::Audit;
+use crate::support::{lock_read, lock_write, Tasks};
+use settings::TruthSettings;
 
 /// Read the files of a Truth directory (sorted, so messages come in a stable order).
 pub fn read_dir(dir: &Path) -> Result<(TruthFile, Vec<TruthFile>), Vec<String>> {
@@ -110,22 +119,30 @@ pub struct TruthState {
 pub struct TruthSource {
     state: Arc<RwLock<TruthState>>,
     changes: broadcast::Sender<TruthChange>,
+    audit: Audit,
 }
 
 impl TruthSource {
-    /// Load `dir` (or nothing), and watch it every `interval`.
-    pub async fn start(dir: Option<PathBuf>, interval: Duration, store: Store) -> TruthSource {
+    /// Load the directory (or nothing), and watch it every `interval` until `tasks` stop.
+    pub async fn start(
+        settings: TruthSettings,
+        store: Store,
+        audit: Audit,
+        tasks: Tasks,
+    ) -> TruthSource {
+        let TruthSettings { dir, interval } = settings;
         let source = TruthSource {
             state: Arc::new(RwLock::new(TruthState {
                 dir: dir.clone(),
                 ..TruthState::default()
             })),
             changes: broadcast::channel(16).0,
+            audit,
         };
         let Some(dir) = dir else {
             return source;
         };
-        match load(&dir) {
+        match load_blocking(dir.clone()).await {
             Ok(t) => source.put(t, &store).await,
             Err(problems) => {
                 let previous = store.latest_truth().await.ok().flatten();
@@ -140,27 +157,26 @@ impl TruthSource {
                         tracing::error!(problems = %problems.join("; "), "Truth files do not build; no Truth in force")
                     }
                 }
-                source.reject(problems, &store);
+                source.reject(problems);
             }
         }
         let watcher = source.clone();
-        tokio::spawn(async move { watcher.watch(dir, interval, store).await });
+        let stop = tasks.clone();
+        tasks.spawn(async move { watcher.watch(dir, interval, store, stop).await });
         source
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, TruthState> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
+        lock_write(&self.state)
     }
 
     pub fn state(&self) -> TruthState {
-        self.state.read().unwrap_or_else(|p| p.into_inner()).clone()
+        lock_read(&self.state).clone()
     }
 
     /// A component's environment in the version in force (empty when there is none).
     pub fn env(&self, component: &str) -> BTreeMap<String, String> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+        lock_read(&self.state)
             .truth
             .as_ref()
             .and_then(|t| t.components.get(component).map(|c| c.env.clone()))
@@ -171,13 +187,9 @@ impl TruthSource {
         self.changes.subscribe()
     }
 
-    fn reject(&self, problems: Vec<String>, store: &Store) {
-        crate::executor::audit(
-            store,
-            "engine",
-            "truth.rejected",
-            json!({"problems": problems}),
-        );
+    fn reject(&self, problems: Vec<String>) {
+        self.audit
+            .record("engine", "truth.rejected", json!({"problems": problems}));
         self.write().rejected = Some((Utc::now(), problems));
     }
 
@@ -199,8 +211,7 @@ impl TruthSource {
                 ..TruthDiff::default()
             },
         };
-        crate::executor::audit(
-            store,
+        self.audit.record(
             "engine",
             "truth.changed",
             json!({
@@ -223,28 +234,47 @@ impl TruthSource {
         }
     }
 
-    /// Poll the files' names, sizes and times; rebuild when they change.
-    async fn watch(self, dir: PathBuf, interval: Duration, store: Store) {
-        let mut seen = fingerprint(&dir);
+    /// Poll the files' names, sizes and times; rebuild when they change; end when told to.
+    async fn watch(self, dir: PathBuf, interval: Duration, store: Store, tasks: Tasks) {
+        let mut seen = fingerprint_blocking(dir.clone()).await;
         loop {
-            tokio::time::sleep(interval).await;
-            let now = fingerprint(&dir);
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = tasks.stopped() => return,
+            }
+            let now = fingerprint_blocking(dir.clone()).await;
             if now == seen {
                 continue;
             }
             seen = now;
-            match load(&dir) {
+            match load_blocking(dir.clone()).await {
                 Ok(t) => self.put(t, &store).await,
                 Err(problems) => {
                     tracing::error!(problems = %problems.join("; "), "Truth change refused; the version in force stays");
-                    self.reject(problems, &store);
+                    self.reject(problems);
                 }
             }
         }
     }
 }
 
-fn fingerprint(dir: &Path) -> Vec<(PathBuf, u64, Option<SystemTime>)> {
+/// [`load`] on the blocking pool.
+async fn load_blocking(dir: PathBuf) -> Result<Truth, Vec<String>> {
+    tokio::task::spawn_blocking(move || load(&dir))
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("reading the Truth files failed: {e}")]))
+}
+
+/// [`fingerprint`] on the blocking pool.
+async fn fingerprint_blocking(dir: PathBuf) -> Fingerprint {
+    tokio::task::spawn_blocking(move || fingerprint(&dir))
+        .await
+        .unwrap_or_default()
+}
+
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(dir: &Path) -> Fingerprint {
     let entry = |p: PathBuf| {
         let m = std::fs::metadata(&p).ok();
         let len = m.as_ref().map_or(0, |m| m.len());

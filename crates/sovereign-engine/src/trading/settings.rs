@@ -1,0 +1,428 @@
+//! `[trading]` and `[signals.NAME]`: the files as written, and their validation into
+//! [`TradingSettings`] and [`StrategySettings`], every problem collected (each instrument,
+//! account limit and strategy field on its own).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Weekday;
+use serde::Deserialize;
+use sovereign_core::error::Invalid;
+use sovereign_core::schedule::parse_duration;
+use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
+use sovereign_core::trading::instrument::{AssetClass, Instrument, Instruments, Symbol};
+use sovereign_core::trading::matching::PaperConfig;
+use sovereign_core::trading::oms::AccountConfig;
+use sovereign_core::trading::order::Tif;
+use sovereign_core::trading::risk::{RiskLimits, TradingHours};
+use sovereign_core::trading::signal::StrategyRule;
+
+/// The trading core's validated settings.
+#[derive(Debug, Clone)]
+pub struct TradingSettings {
+    pub instruments: Instruments,
+    pub paper: PaperConfig,
+    pub accounts: Vec<AccountConfig>,
+    /// Random-walk prices on every instrument.
+    pub synthetic_feed: bool,
+    pub feed_interval: Duration,
+}
+
+impl Default for TradingSettings {
+    fn default() -> Self {
+        TradingSettings {
+            instruments: Instruments::builtin(),
+            paper: PaperConfig {
+                slippage_ticks: 1,
+                commission_per_unit: Money::ZERO,
+            },
+            accounts: vec![default_account("paper")],
+            synthetic_feed: true,
+            feed_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// `[signals.NAME]`: how alerts posted to `/api/signals/NAME` become orders.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignalFile {
+    /// Must equal the alert body's `secret` (TradingView cannot set headers).
+    pub secret: String,
+    pub account: Option<String>,
+    /// Ticker → symbol, e.g. `"ES1!" = "ES"`.
+    #[serde(default)]
+    pub symbols: BTreeMap<String, String>,
+    /// A fixed quantity per alert ("2"), or "signal" to use the alert's contracts/qty (default).
+    pub qty: Option<String>,
+    /// An opposite alert closes and reverses the position (default true).
+    pub reverse: Option<bool>,
+    /// Use the alert's price as a limit (default false: market orders).
+    pub use_signal_price: Option<bool>,
+    pub tif: Option<String>,
+    pub dedup_window: Option<String>,
+}
+
+/// A configured strategy.
+#[derive(Clone)]
+pub struct StrategySettings {
+    pub rule: StrategyRule,
+    pub secret: String,
+    pub dedup_window: Duration,
+}
+
+impl std::fmt::Debug for StrategySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StrategySettings")
+            .field("rule", &self.rule)
+            .field("secret", &"<redacted>")
+            .field("dedup_window", &self.dedup_window)
+            .finish()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TradingFile {
+    /// Random-walk prices on every instrument (default on).
+    pub synthetic_feed: Option<bool>,
+    pub feed_interval: Option<String>,
+    /// Market orders without a bid/ask fill this many ticks worse than last.
+    pub slippage_ticks: Option<u32>,
+    /// Commission per contract/share/coin, e.g. "2.25".
+    pub commission_per_unit: Option<String>,
+    #[serde(default)]
+    pub accounts: BTreeMap<String, AccountFile>,
+    #[serde(default)]
+    pub instruments: BTreeMap<String, InstrumentFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountFile {
+    pub starting_cash: Option<String>,
+    pub max_order_qty: Option<String>,
+    pub max_order_notional: Option<String>,
+    pub max_position: Option<String>,
+    pub max_gross_exposure: Option<String>,
+    pub max_open_orders: Option<u32>,
+    pub max_order_rate: Option<u32>,
+    pub rate_window: Option<String>,
+    pub price_band_pct: Option<String>,
+    pub allowed_symbols: Option<Vec<String>>,
+    pub trading_hours: Option<HoursFile>,
+    pub daily_loss_limit: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoursFile {
+    pub tz: String,
+    pub start: String,
+    pub end: String,
+    pub weekdays: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstrumentFile {
+    pub class: Option<String>,
+    pub tick_size: String,
+    pub multiplier: Option<String>,
+    pub qty_step: Option<String>,
+    pub currency: Option<String>,
+}
+
+/// The paper account every engine has unless the config defines its accounts: 100,000 USD with
+/// fat-finger limits on (order size, open orders, ±10% price band).
+pub fn default_account(name: &str) -> AccountConfig {
+    AccountConfig {
+        name: name.to_string(),
+        starting_cash: Money(Fixed::from_int(100_000).unwrap_or(Fixed::ZERO)),
+        limits: RiskLimits {
+            max_order_qty: Fixed::from_int(1_000).map(Qty),
+            max_open_orders: Some(10_000),
+            price_band_pct: Fixed::from_int(10),
+            ..RiskLimits::default()
+        },
+    }
+}
+
+/// Validate `[trading]`, collecting every problem.
+pub fn settings(file: TradingFile) -> Result<TradingSettings, Vec<Invalid>> {
+    let mut s = TradingSettings::default();
+    let mut problems: Vec<Invalid> = Vec::new();
+    let mut note = |r: Result<(), Invalid>| {
+        if let Err(e) = r {
+            problems.push(e);
+        }
+    };
+    if let Some(on) = file.synthetic_feed {
+        s.synthetic_feed = on;
+    }
+    if let Some(t) = &file.feed_interval {
+        note(parse_duration("trading.feed_interval", t).map(|d| s.feed_interval = d));
+    }
+    if let Some(n) = file.slippage_ticks {
+        s.paper.slippage_ticks = n;
+    }
+    if let Some(c) = &file.commission_per_unit {
+        note(
+            fixed_field("trading.commission_per_unit", c)
+                .map(|c| s.paper.commission_per_unit = Money(c)),
+        );
+    }
+    for (name, i) in file.instruments {
+        note(instrument(&name, i).map(|i| s.instruments.insert(i)));
+    }
+    if !file.accounts.is_empty() {
+        s.accounts.clear();
+    }
+    for (name, a) in file.accounts {
+        match account(&name, a, &s.instruments) {
+            Ok(a) => s.accounts.push(a),
+            Err(errs) => problems.extend(errs),
+        }
+    }
+    if problems.is_empty() {
+        Ok(s)
+    } else {
+        Err(problems)
+    }
+}
+
+fn instrument(name: &str, i: InstrumentFile) -> Result<Instrument, Invalid> {
+    let field = |f: &str| format!("trading.instruments.{name}.{f}");
+    let symbol = Symbol::parse(name).map_err(|e| e.within("trading.instruments"))?;
+    let class = match i.class.as_deref().unwrap_or("future") {
+        "future" => AssetClass::Future,
+        "equity" => AssetClass::Equity,
+        "crypto" => AssetClass::Crypto,
+        other => {
+            return Err(Invalid::new(
+                "invalid_class",
+                field("class"),
+                format!("class must be future, equity or crypto, not {other:?}"),
+            ))
+        }
+    };
+    let tick = fixed_field(&field("tick_size"), &i.tick_size)?;
+    let multiplier = fixed_field(&field("multiplier"), i.multiplier.as_deref().unwrap_or("1"))?;
+    let step = fixed_field(&field("qty_step"), i.qty_step.as_deref().unwrap_or("1"))?;
+    if !tick.is_positive() || !multiplier.is_positive() || !step.is_positive() {
+        return Err(Invalid::new(
+            "invalid_instrument",
+            format!("trading.instruments.{name}"),
+            "tick_size, multiplier and qty_step must be greater than 0",
+        ));
+    }
+    Ok(Instrument {
+        symbol,
+        class,
+        tick_size: Price(tick),
+        multiplier,
+        currency: i.currency.unwrap_or_else(|| "USD".into()),
+        qty_step: Qty(step),
+    })
+}
+
+/// One account: every problem of its limits, not just the first.
+fn account(
+    name: &str,
+    a: AccountFile,
+    instruments: &Instruments,
+) -> Result<AccountConfig, Vec<Invalid>> {
+    let mut problems: Vec<Invalid> = Vec::new();
+    let field = |f: &str| format!("trading.accounts.{name}.{f}");
+    let mut account = default_account(name);
+    {
+        // Each setting on its own: a bad one is noted and the rest are still checked.
+        let mut take = |r: Result<(), Invalid>| {
+            if let Err(e) = r {
+                problems.push(e);
+            }
+        };
+        let money = |f: &str, v: &Option<String>| -> Result<Option<Money>, Invalid> {
+            v.as_deref()
+                .map(|t| fixed_field(&field(f), t).map(Money))
+                .transpose()
+        };
+        let qty = |f: &str, v: &Option<String>| -> Result<Option<Qty>, Invalid> {
+            v.as_deref()
+                .map(|t| fixed_field(&field(f), t).map(Qty))
+                .transpose()
+        };
+        take(money("starting_cash", &a.starting_cash).map(|c| {
+            if let Some(c) = c {
+                account.starting_cash = c;
+            }
+        }));
+        let l = &mut account.limits;
+        take(qty("max_order_qty", &a.max_order_qty).map(|q| {
+            if q.is_some() {
+                l.max_order_qty = q;
+            }
+        }));
+        take(money("max_order_notional", &a.max_order_notional).map(|m| l.max_order_notional = m));
+        take(qty("max_position", &a.max_position).map(|q| l.max_position = q));
+        take(money("max_gross_exposure", &a.max_gross_exposure).map(|m| l.max_gross_exposure = m));
+        if let Some(n) = a.max_open_orders {
+            l.max_open_orders = Some(n);
+        }
+        if let Some(n) = a.max_order_rate {
+            let window = match &a.rate_window {
+                Some(w) => parse_duration(&field("rate_window"), w),
+                None => Ok(Duration::from_secs(1)),
+            };
+            take(window.map(|w| l.max_orders_per_window = Some((n, w))));
+        }
+        if let Some(p) = &a.price_band_pct {
+            take(fixed_field(&field("price_band_pct"), p).map(|p| l.price_band_pct = Some(p)));
+        }
+        if let Some(symbols) = &a.allowed_symbols {
+            let found = symbols
+                .iter()
+                .map(|t| {
+                    instruments
+                        .find(t)
+                        .map(|i| i.symbol.clone())
+                        .map_err(|e| e.within(&field("allowed_symbols")))
+                })
+                .collect::<Result<_, _>>();
+            take(found.map(|f| l.allowed_symbols = Some(f)));
+        }
+        if let Some(h) = &a.trading_hours {
+            let days: Result<Vec<Weekday>, Invalid> = match &h.weekdays {
+                Some(d) => d
+                    .iter()
+                    .map(|x| {
+                        x.parse::<Weekday>().map_err(|_| {
+                            Invalid::new(
+                                "invalid_weekday",
+                                field("trading_hours.weekdays"),
+                                format!("{x:?} is not a weekday"),
+                            )
+                        })
+                    })
+                    .collect(),
+                None => Ok(vec![
+                    Weekday::Mon,
+                    Weekday::Tue,
+                    Weekday::Wed,
+                    Weekday::Thu,
+                    Weekday::Fri,
+                ]),
+            };
+            take(days.and_then(|days| {
+                TradingHours::parse(&h.tz, &h.start, &h.end, &days)
+                    .map_err(|e| e.within(&format!("trading.accounts.{name}")))
+                    .map(|hours| l.trading_hours = Some(hours))
+            }));
+        }
+        take(money("daily_loss_limit", &a.daily_loss_limit).map(|m| l.daily_loss_limit = m));
+    }
+    if problems.is_empty() {
+        Ok(account)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Validate `[signals.NAME]` against the trading settings, collecting every problem.
+pub fn strategies(
+    files: BTreeMap<String, SignalFile>,
+    trading: &TradingSettings,
+) -> Result<BTreeMap<String, StrategySettings>, Vec<Invalid>> {
+    let mut out = BTreeMap::new();
+    let mut problems = Vec::new();
+    for (name, f) in files {
+        match strategy(&name, f, trading) {
+            Ok(s) => {
+                out.insert(name, s);
+            }
+            Err(errs) => problems.extend(errs),
+        }
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
+}
+
+fn strategy(
+    name: &str,
+    f: SignalFile,
+    s: &TradingSettings,
+) -> Result<StrategySettings, Vec<Invalid>> {
+    let mut problems = Vec::new();
+    let field = |k: &str| format!("signals.{name}.{k}");
+    let mut note = |e: Invalid| problems.push(e);
+    if f.secret.len() < 8 {
+        note(Invalid::new(
+            "weak_secret",
+            field("secret"),
+            "the secret must be at least 8 characters",
+        ));
+    }
+    let account = f.account.unwrap_or_else(|| "paper".into());
+    if !s.accounts.iter().any(|a| a.name == account) {
+        note(Invalid::new(
+            "unknown_account",
+            field("account"),
+            format!("no trading account {account:?}"),
+        ));
+    }
+    let mut symbols = Vec::new();
+    for (ticker, sym) in &f.symbols {
+        match s.instruments.find(sym) {
+            Ok(i) => {
+                symbols.push((ticker.clone(), i.symbol.clone()));
+            }
+            Err(e) => note(Invalid::new(
+                e.code,
+                field(&format!("symbols.{ticker}")),
+                e.message,
+            )),
+        }
+    }
+    let fixed_qty = match f.qty.as_deref() {
+        None | Some("signal") => None,
+        Some(q) => fixed_field(&field("qty"), q)
+            .map(Qty)
+            .map_err(&mut note)
+            .ok(),
+    };
+    let tif = match f.tif.as_deref() {
+        Some(t) => Tif::parse(t)
+            .map_err(|e| note(e.within(&format!("signals.{name}"))))
+            .unwrap_or(Tif::Day),
+        None => Tif::Day,
+    };
+    let dedup_window = match &f.dedup_window {
+        Some(w) => parse_duration(&field("dedup_window"), w)
+            .map_err(&mut note)
+            .unwrap_or_default(),
+        None => Duration::from_secs(600),
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(StrategySettings {
+        rule: StrategyRule {
+            name: name.to_string(),
+            account,
+            symbols,
+            fixed_qty,
+            reverse: f.reverse.unwrap_or(true),
+            use_signal_price: f.use_signal_price.unwrap_or(false),
+            tif,
+        },
+        secret: f.secret,
+        dedup_window,
+    })
+}
+
+fn fixed_field(field: &str, text: &str) -> Result<Fixed, Invalid> {
+    Fixed::parse(text).map_err(|e| Invalid::new("invalid_number", field, e.to_string()))
+}

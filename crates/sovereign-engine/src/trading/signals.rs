@@ -1,0 +1,189 @@
+//! Strategy signals: authenticate an alert, drop repeats, and submit the orders its strategy's
+//! rule plans — through pre-trade risk like every other order.
+//!
+//! Repeats are caught twice: in memory within the strategy's dedup window, and (for alerts with
+//! an id or time) by the orders' client order ids, which survive restarts.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use chrono::Utc;
+use sovereign_core::error::Invalid;
+use sovereign_core::trading::oms::Submitted;
+use sovereign_core::trading::signal::Signal;
+use sovereign_core::webhook::{constant_time_eq, DedupWindow};
+
+use super::settings::StrategySettings;
+use super::{Trading, TradingError};
+use crate::audit::Audit;
+use crate::support::{lock, once};
+
+/// Every way a signal can be refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("strategy {0:?} not found")]
+    UnknownStrategy(String),
+    #[error("signal for {strategy:?} refused: {reason}")]
+    Unauthorized {
+        strategy: String,
+        code: &'static str,
+        reason: String,
+    },
+    #[error("{0}")]
+    Invalid(Invalid),
+    #[error("{0}")]
+    Trading(TradingError),
+}
+
+impl From<Invalid> for SignalError {
+    fn from(e: Invalid) -> Self {
+        SignalError::Invalid(e)
+    }
+}
+
+/// An alert as received.
+#[derive(Debug, Clone)]
+pub struct SignalRequest {
+    pub secret: Option<String>,
+    pub signal: Signal,
+    /// The alert's `id`, else its `time`: what makes a repeat recognisable.
+    pub delivery: Option<String>,
+}
+
+/// What the sender is told.
+#[derive(Debug, Clone)]
+pub struct SignalOutcome {
+    pub duplicate: bool,
+    pub orders: Vec<Submitted>,
+}
+
+/// The signals handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Signals(Arc<Inner>);
+
+struct Inner {
+    strategies: BTreeMap<String, StrategySettings>,
+    /// Per-strategy dedup windows.
+    dedup: Mutex<HashMap<String, DedupWindow>>,
+    trading: Trading,
+    audit: Audit,
+}
+
+impl Signals {
+    pub fn new(
+        strategies: BTreeMap<String, StrategySettings>,
+        trading: Trading,
+        audit: Audit,
+    ) -> Signals {
+        let dedup = strategies
+            .iter()
+            .map(|(n, s)| (n.clone(), DedupWindow::new(s.dedup_window)))
+            .collect();
+        Signals(Arc::new(Inner {
+            strategies,
+            dedup: Mutex::new(dedup),
+            trading,
+            audit,
+        }))
+    }
+
+    /// Check a strategy's secret (constant time). Done first, before the alert is read further.
+    pub fn authenticate(
+        &self,
+        strategy: &str,
+        secret: Option<&str>,
+    ) -> Result<&StrategySettings, SignalError> {
+        let settings = self
+            .0
+            .strategies
+            .get(strategy)
+            .ok_or_else(|| SignalError::UnknownStrategy(strategy.to_string()))?;
+        let given = secret.unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), settings.secret.as_bytes()) {
+            tracing::warn!(strategy, "signal refused: wrong secret");
+            self.0.audit.record(
+                "signal",
+                "signal.rejected",
+                serde_json::json!({"strategy": strategy, "reason": "wrong or missing secret"}),
+            );
+            return Err(SignalError::Unauthorized {
+                strategy: strategy.to_string(),
+                code: if secret.is_none() {
+                    "missing_credential"
+                } else {
+                    "bad_credential"
+                },
+                reason: "wrong or missing secret".into(),
+            });
+        }
+        Ok(settings)
+    }
+
+    /// Authenticate the alert, drop a repeat, and submit what the strategy's rule plans from
+    /// the position at that moment.
+    pub async fn receive(
+        &self,
+        strategy: &str,
+        req: SignalRequest,
+    ) -> Result<SignalOutcome, SignalError> {
+        let settings = self.authenticate(strategy, req.secret.as_deref())?;
+        if req.delivery.as_ref().is_some_and(|d| d.len() > 100) {
+            return Err(Invalid::new(
+                "invalid_id",
+                "id",
+                "an alert id may be at most 100 characters",
+            )
+            .into());
+        }
+        let rule = settings.rule.clone();
+        let instrument = rule
+            .instrument(&req.signal.ticker, self.0.trading.instruments())?
+            .clone();
+        let key = req
+            .delivery
+            .as_ref()
+            .map(|d| format!("{d}/{}/{:?}", req.signal.ticker, req.signal.action));
+        let signal = req.signal;
+        let client_id = key.as_ref().map(|k| format!("sig:{strategy}:{k}"));
+        let place = self.0.trading.submit_planned(Box::new(move |oms| {
+            let position = oms.position_qty(&rule.account, &instrument.symbol);
+            let mut orders = rule.plan(&signal, &instrument, position)?;
+            for (i, o) in orders.iter_mut().enumerate() {
+                o.client_order_id = client_id.as_ref().map(|c| format!("{c}:{i}"));
+            }
+            Ok(orders)
+        }));
+        let placed = match &key {
+            Some(k) => {
+                once(
+                    || self.admit(strategy, k),
+                    || self.forget(strategy, k),
+                    place,
+                )
+                .await
+            }
+            None => Some(place.await),
+        };
+        let Some(placed) = placed else {
+            return Ok(SignalOutcome {
+                duplicate: true,
+                orders: Vec::new(),
+            });
+        };
+        let orders = placed.map_err(SignalError::Trading)?;
+        let duplicate = !orders.is_empty() && orders.iter().all(|o| o.duplicate);
+        Ok(SignalOutcome { duplicate, orders })
+    }
+
+    fn admit(&self, strategy: &str, key: &str) -> bool {
+        lock(&self.0.dedup)
+            .get_mut(strategy)
+            .is_none_or(|w| w.admit(strategy, key, Utc::now()))
+    }
+
+    fn forget(&self, strategy: &str, key: &str) {
+        if let Some(w) = lock(&self.0.dedup).get_mut(strategy) {
+            w.forget(strategy, key);
+        }
+    }
+}
