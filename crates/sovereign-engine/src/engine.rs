@@ -71,6 +71,9 @@ impl Engine {
     /// Start every capability: audit and notify first (everyone reports through them), then
     /// Truth, the supervisor, trading, the executor (with its handlers) and webhook intake.
     pub async fn start(settings: Settings, store: Store) -> Result<Engine, StartError> {
+        // The TLS crypto provider for every outgoing connection (webhooks, alert channels,
+        // SMTP); installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let tasks = Tasks::new();
         let audit = Audit::new(store.clone(), tasks.clone());
         let http = reqwest::Client::builder()

@@ -51,13 +51,34 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(sse_positions))
 }
 
-/// A decimal as JSON text or number; numbers are read by their shortest decimal form.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
-#[serde(untagged)]
+/// A decimal as JSON text (`"5000.25"`) or number (`5000.25`). A number is kept as the digits
+/// it was written with (serde_json's `arbitrary_precision`), never read through a float, so
+/// `1234567890.12345678` arrives whole.
+#[derive(Debug, Clone, ToSchema)]
 pub enum DecimalIn {
     Text(String),
     #[schema(value_type = f64)]
     Number(serde_json::Number),
+}
+
+impl<'de> Deserialize<'de> for DecimalIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // Through `Value`, which understands serde_json's exact number form also where serde
+        // buffers the input (untagged enums such as `TicksIn`).
+        match Value::deserialize(d)? {
+            Value::String(s) => Ok(DecimalIn::Text(s)),
+            Value::Number(n) => Ok(DecimalIn::Number(n)),
+            other => Err(serde::de::Error::custom(format!(
+                "expected a decimal as a string or a number, not {}",
+                match other {
+                    Value::Null => "null",
+                    Value::Bool(_) => "a boolean",
+                    Value::Array(_) => "an array",
+                    _ => "an object",
+                }
+            ))),
+        }
+    }
 }
 
 impl DecimalIn {
@@ -860,4 +881,43 @@ pub async fn signal(
             .map(|o| OrderOut::from(&o.order))
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(d: &DecimalIn) -> String {
+        d.text()
+    }
+
+    #[test]
+    fn json_numbers_keep_every_digit() {
+        // 18 significant digits: an f64 would round this to 1234567890.1234567.
+        let order: OrderIn = serde_json::from_str(
+            r#"{"symbol":"ES","side":"buy","qty":1234567890.12345678,"limit_price":"5000.25"}"#,
+        )
+        .expect("an order");
+        assert_eq!(order.spec().qty, "1234567890.12345678");
+        assert_eq!(
+            Fixed::parse(&order.spec().qty).map(|f| f.to_string()),
+            Ok("1234567890.12345678".to_string())
+        );
+        // Also inside the untagged batch shapes, where serde buffers the input.
+        for body in [
+            r#"[{"symbol":"ES","price":1234567890.12345678,"bid":0.10000000000000001}]"#,
+            r#"{"ticks":[{"symbol":"ES","price":1234567890.12345678,"bid":0.10000000000000001}]}"#,
+        ] {
+            let (TicksIn::Batch(v) | TicksIn::Wrapped { ticks: v }) =
+                serde_json::from_str::<TicksIn>(body).expect("ticks");
+            assert_eq!(text(&v[0].price), "1234567890.12345678", "{body}");
+            assert_eq!(
+                v[0].bid.as_ref().map(text).as_deref(),
+                Some("0.10000000000000001"),
+                "{body}"
+            );
+        }
+        let bad = serde_json::from_str::<OrderIn>(r#"{"symbol":"ES","side":"buy","qty":true}"#);
+        assert!(bad.is_err());
+    }
 }

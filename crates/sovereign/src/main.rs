@@ -325,7 +325,6 @@ fn init_logging(format: LogFormat) {
 fn up(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     init_logging(args.log_format);
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut settings = match &args.config {
         Some(path) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Settings::default(),

@@ -1422,3 +1422,35 @@ async fn shutdown_cancels_an_execute_request_after_the_grace_period() {
         "{result}"
     );
 }
+
+/// A SIGTERM'd engine stops every capability and exits only once every task it started has
+/// finished: here a scheduled task firing, a supervised service, an alert channel worker, the
+/// synthetic feed and the Truth-free defaults all running at the signal.
+#[tokio::test]
+async fn sigterm_finishes_every_task_the_engine_started() {
+    let config = "[server]\nshutdown_timeout = \"1s\"\n\
+        [tasks.tick]\nname = \"Tick\"\nhandler = \"log_signal\"\nschedule = { every = \"200ms\" }\n\
+        [notify.channels.log]\nkind = \"file\"\npath = \"alerts.jsonl\"\n\
+        [services.napper]\ncommand = [\"sleep\", \"60\"]\nstop_timeout = \"2s\"\n";
+    let mut e = Engine::start(Some(config));
+    wait_for("the service and a scheduled run", PATIENCE, || async {
+        let (_, services) = e.get("/api/services").await;
+        let up = services["services"][0]["state"] == "running";
+        (up && !e.results("tick").await.is_empty()).then_some(())
+    })
+    .await;
+    let (status, _) = e
+        .post(
+            "/api/alerts",
+            json!({"priority": "P2", "source": "test", "title": "hello"}),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let stopped = e.stop();
+    let log = e.stderr();
+    assert!(stopped.status.success(), "{stopped:?}\n{log}");
+    assert!(
+        log.contains("stopped: every task the engine started has finished"),
+        "{log}"
+    );
+}
