@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|supervise|anchor|criterion|all]
+# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|supervise|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 [[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 
-cargo build --release -p sovereign --bin sovereign --example loadgen
-BIN=target/release/sovereign
-LOADGEN=target/release/examples/loadgen
+# BIN and LOADGEN may name other builds (an A/B run against an older commit's binaries).
+if [[ -z ${BIN:-} ]]; then
+  cargo build --release -p sovereign --bin sovereign --example loadgen
+fi
+BIN=${BIN:-target/release/sovereign}
+LOADGEN=${LOADGEN:-target/release/examples/loadgen}
 PORT=${PORT:-18999}
 URL=http://127.0.0.1:$PORT
 DATA=$(mktemp -d)

@@ -195,7 +195,13 @@ impl Settings {
             }
         };
         section(server(file.server).map(|v| s.server = v));
-        section(trading::settings(file.trading).map(|v| s.trading = v));
+        let (trading, trading_problems) = trading::settings(file.trading);
+        s.trading = trading;
+        section(if trading_problems.is_empty() {
+            Ok(())
+        } else {
+            Err(trading_problems)
+        });
         section(trading::strategies(file.signals, &s.trading).map(|v| s.signals = v));
         s.handlers = handlers::settings(file.handlers);
         let rules = HandlerRules {
@@ -345,6 +351,52 @@ mod tests {
         let text = "[server]\nbind = \"nope\"\nshutdown_timeout = \"soon\"\n[calendars.x]\nextends = \"mars\"\n";
         let e = Settings::parse(text, "t.toml").unwrap_err();
         assert_eq!(e.problems.len(), 3, "{e}");
+    }
+
+    #[test]
+    fn trading_and_signal_problems_are_all_reported() {
+        // Two bad instruments, three bad limits on one account, and a strategy wrong in three
+        // ways: every one is reported, each at the line of its key; a strategy on the account
+        // with bad limits is not reported as naming an unknown account.
+        let text = r#"
+[trading]
+feed_interval = "often"
+[trading.instruments.XA]
+tick_size = "0"
+[trading.instruments.XB]
+tick_size = "x"
+[trading.accounts.main]
+starting_cash = "lots"
+max_position = "-"
+rate_window = "soon"
+max_order_rate = 5
+[signals.s]
+secret = "short"
+account = "nope"
+qty = "two"
+[signals.t]
+secret = "long enough"
+account = "main"
+"#;
+        let e = Settings::parse(text, "t.toml").unwrap_err();
+        let fields = [
+            "trading.feed_interval",
+            "trading.instruments.XA",
+            "trading.instruments.XB.tick_size",
+            "trading.accounts.main.starting_cash",
+            "trading.accounts.main.max_position",
+            "trading.accounts.main.rate_window",
+            "signals.s.secret",
+            "signals.s.account",
+            "signals.s.qty",
+        ];
+        for f in fields {
+            assert!(
+                e.problems.iter().any(|p| p.contains(&format!(": {f}:"))),
+                "{f} missing from:\n{e}"
+            );
+        }
+        assert_eq!(e.problems.len(), fields.len(), "{e}");
     }
 
     #[test]

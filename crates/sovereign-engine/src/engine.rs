@@ -214,10 +214,6 @@ impl Engine {
         &self.settings
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     pub fn audit(&self) -> &Audit {
         &self.audit
     }

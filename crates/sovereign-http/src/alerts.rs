@@ -10,22 +10,19 @@ use sovereign_core::notify::AlertSpec;
 use sovereign_engine::notify::{ChannelView, Notifier, Raised};
 use sovereign_store::AlertRecord;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiQuery, JsonBody};
 use crate::tasks::parse_limit;
 use crate::wire::ts;
-use crate::AppState;
 
-/// The notifier's routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(raise, list))
-        .routes(routes!(channels))
-        .routes(routes!(enable))
-        .routes(routes!(test))
+// The notifier's routes.
+crate::routes! {
+    raise,
+    list,
+    channels,
+    enable,
+    test,
 }
 
 /// An alert to raise.

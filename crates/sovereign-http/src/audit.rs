@@ -5,18 +5,14 @@ use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
 use sovereign_engine::audit::Audit;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::ApiQuery;
 use crate::tasks::parse_limit;
-use crate::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(audit))
-        .routes(routes!(audit_verify))
+crate::routes! {
+    audit,
+    audit_verify,
 }
 
 /// One audit record as exported (also one line of `sovereign audit export`).

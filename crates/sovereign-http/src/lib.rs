@@ -14,8 +14,35 @@
 //!   [`services`]: the supervisor and the engine's health; [`truth`]; [`audit`].
 //! - [`wire`]: JSON types shared by several modules; [`extract`]: body and query extractors
 //!   that name the offending field; [`error`]: `ApiError` and the list of every code.
-//! - `openapi`: routes and the OpenAPI document come from the same `routes!` lists
-//!   (utoipa-axum), so a route cannot be missing from the document or the other way round.
+//! - `openapi`: the document. Each module lists its handlers once, in `routes! { … }`; the list
+//!   makes both its `router()` and its part of the document, each from the handler's own
+//!   `#[utoipa::path]` (method and path), so a route cannot be missing from the document or the
+//!   other way round. The document is built only when asked for.
+
+/// One list of a module's handlers makes both its `router()` (each handler on the method and
+/// path of its `#[utoipa::path]`) and `paths()`, its part of the OpenAPI document.
+macro_rules! routes {
+    ($($handler:ident),+ $(,)?) => {
+        /// This module's routes.
+        pub fn router() -> axum::Router<crate::AppState> {
+            let router = axum::Router::new();
+            $(
+                let router = paste::paste! {
+                    crate::openapi::route::<[<__path_ $handler>], _, _>(router, $handler)
+                };
+            )+
+            router
+        }
+
+        /// This module's part of the OpenAPI document.
+        pub fn paths(paths: &mut utoipa::openapi::path::Paths) {
+            $(
+                paste::paste! { crate::openapi::describe::<[<__path_ $handler>]>(paths) };
+            )+
+        }
+    };
+}
+pub(crate) use routes;
 
 pub mod alerts;
 pub mod audit;
@@ -30,6 +57,7 @@ pub mod webhooks;
 pub mod wire;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::Uri;
@@ -43,13 +71,16 @@ use sovereign_engine::trading::Trading;
 use sovereign_engine::truth::TruthSource;
 use sovereign_engine::webhooks::Webhooks;
 use sovereign_engine::Engine;
-use utoipa_axum::router::OpenApiRouter;
 
 use error::{ApiError, Code};
 
 /// The handles the routes use; each handler extracts only its own (`State<Trading>`, …).
+/// Cloned once per request by axum, so it is one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Handles>);
+
+/// Every capability handle the HTTP layer talks to.
+pub struct Handles {
     pub executor: Executor,
     pub webhooks: Webhooks,
     pub trading: Trading,
@@ -65,7 +96,7 @@ macro_rules! sub_states {
     ($($field:ident: $ty:ty),* $(,)?) => {
         $(impl FromRef<AppState> for $ty {
             fn from_ref(state: &AppState) -> $ty {
-                state.$field.clone()
+                state.0.$field.clone()
             }
         })*
     };
@@ -84,7 +115,7 @@ sub_states! {
 
 impl AppState {
     pub fn of(engine: &Engine) -> AppState {
-        AppState {
+        AppState(Arc::new(Handles {
             executor: engine.executor().clone(),
             webhooks: engine.webhooks().clone(),
             trading: engine.trading().clone(),
@@ -93,7 +124,7 @@ impl AppState {
             supervisor: engine.supervisor().clone(),
             truth: engine.truth().clone(),
             audit: engine.audit().clone(),
-        }
+        }))
     }
 }
 
@@ -113,9 +144,9 @@ impl Default for Limits {
     }
 }
 
-/// Every route with its OpenAPI description, from the capabilities' routers.
-fn routes(limits: Limits) -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::base())
+/// Every route: the capabilities' routers, the webhook routes with their own body limit.
+fn router(limits: Limits) -> Router<AppState> {
+    Router::new()
         .merge(tasks::router())
         .merge(audit::router())
         .merge(truth::router())
@@ -124,14 +155,12 @@ fn routes(limits: Limits) -> OpenApiRouter<AppState> {
         .merge(trading::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(limits.body))
-        .merge(webhooks::router(limits.webhook_body))
+        .merge(webhooks::router().layer(DefaultBodyLimit::max(limits.webhook_body)))
 }
 
 /// The whole application router over `state`.
 pub fn app_with(state: AppState, limits: Limits) -> Router {
-    let (router, doc) = routes(limits).split_for_parts();
-    router
-        .layer(axum::Extension(openapi::Document::new(doc)))
+    router(limits)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -157,9 +186,23 @@ pub async fn serve(
         .await
 }
 
-/// The OpenAPI document as JSON (also served at `/openapi.json`).
+/// The OpenAPI document as JSON (also served at `/openapi.json`), from the same lists as the
+/// router.
 pub fn openapi_json() -> String {
-    openapi::render(&routes(Limits::default()).split_for_parts().1)
+    let mut paths = utoipa::openapi::path::Paths::new();
+    for part in [
+        tasks::paths,
+        webhooks::paths,
+        audit::paths,
+        truth::paths,
+        services::paths,
+        alerts::paths,
+        trading::paths,
+        openapi::paths,
+    ] {
+        part(&mut paths);
+    }
+    openapi::render(paths)
 }
 
 async fn not_found(uri: Uri) -> ApiError {

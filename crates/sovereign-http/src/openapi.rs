@@ -1,16 +1,17 @@
-//! The OpenAPI 3.1 document: the paths come from the capabilities' `routes!` lists (so they
-//! are the router's routes), the info and shared schemas from [`base`], and the description of
-//! `ErrorDetail` lists every error code.
+//! The OpenAPI 3.1 document: the paths come from the modules' `routes!` lists (the same lists
+//! their routers are made from), the info and shared schemas from `ApiDoc`, and the
+//! description of `ErrorDetail` lists every error code. Also the two helpers the `routes!`
+//! macro expands to: [`route`] (serve a handler on its documented method and path) and
+//! [`describe`] (add its operation to the document).
 
-use std::sync::Arc;
-
+use axum::handler::Handler;
 use axum::http::header;
 use axum::response::IntoResponse;
-use axum::Extension;
-use utoipa::openapi::{OpenApi as Document_, RefOr, Schema};
+use axum::routing::{MethodFilter, MethodRouter};
+use axum::Router;
+use utoipa::openapi::path::{HttpMethod, Paths};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{codes_description, ErrorBody, ErrorDetail};
 use crate::trading::*;
@@ -96,24 +97,53 @@ use crate::{alerts, audit, services, truth, AppState};
 )]
 struct ApiDoc;
 
-/// The document's info and shared schemas, before any path.
-pub(crate) fn base() -> Document_ {
-    ApiDoc::openapi()
+/// Serve `handler` on the method(s) and path its `#[utoipa::path]` names (`P`).
+pub(crate) fn route<P, H, T>(router: Router<AppState>, handler: H) -> Router<AppState>
+where
+    P: utoipa::Path,
+    H: Handler<T, AppState>,
+    T: 'static,
+{
+    let methods = P::methods()
+        .into_iter()
+        .fold(MethodRouter::new(), |m, method| {
+            m.on(filter(method), handler.clone())
+        });
+    router.route(&P::path(), methods)
 }
 
-/// The rendered document, made once when the router is built.
-#[derive(Clone)]
-pub(crate) struct Document(Arc<String>);
+/// Add the handler's operation (`P`) to the document's paths, with its tags (utoipa keeps a
+/// path's `tag` apart from its operation; its own `OpenApi` derive joins them the same way).
+pub(crate) fn describe<P>(paths: &mut Paths)
+where
+    P: utoipa::Path + utoipa::__dev::Tags<'static>,
+{
+    let mut operation = P::operation();
+    let tags = P::tags();
+    if !tags.is_empty() {
+        let list = operation.tags.get_or_insert_with(Vec::new);
+        list.extend(tags.iter().map(|t| t.to_string()));
+    }
+    paths.add_path_operation(P::path(), P::methods(), operation);
+}
 
-impl Document {
-    pub(crate) fn new(doc: Document_) -> Document {
-        Document(Arc::new(render(&doc)))
+fn filter(method: HttpMethod) -> MethodFilter {
+    match method {
+        HttpMethod::Get => MethodFilter::GET,
+        HttpMethod::Post => MethodFilter::POST,
+        HttpMethod::Put => MethodFilter::PUT,
+        HttpMethod::Delete => MethodFilter::DELETE,
+        HttpMethod::Patch => MethodFilter::PATCH,
+        HttpMethod::Head => MethodFilter::HEAD,
+        HttpMethod::Options => MethodFilter::OPTIONS,
+        HttpMethod::Trace => MethodFilter::TRACE,
     }
 }
 
 /// The document as JSON, with every error code named on `ErrorDetail`.
-pub(crate) fn render(doc: &Document_) -> String {
-    let mut doc = doc.clone();
+pub(crate) fn render(paths: Paths) -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.paths = paths;
     if let Some(components) = doc.components.as_mut() {
         if let Some(RefOr::T(Schema::Object(o))) = components.schemas.get_mut("ErrorDetail") {
             o.description = Some(codes_description());
@@ -123,15 +153,15 @@ pub(crate) fn render(doc: &Document_) -> String {
         .unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
-pub(crate) fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(serve))
+crate::routes! {
+    serve,
 }
 
-/// This document.
+/// This document (built from the routers when asked for: it is rarely read, so it is not kept).
 #[utoipa::path(get, path = "/openapi.json", tag = "meta", responses((status = 200, description = "OpenAPI 3.1 document", content_type = "application/json")))]
-pub(crate) async fn serve(Extension(doc): Extension<Document>) -> impl IntoResponse {
+pub(crate) async fn serve() -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        doc.0.as_str().to_owned(),
+        crate::openapi_json(),
     )
 }

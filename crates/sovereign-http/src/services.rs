@@ -14,29 +14,25 @@ use sovereign_engine::executor::Executor;
 use sovereign_engine::notify::Notifier;
 use sovereign_engine::supervisor::{ServiceEvent, ServiceView, Supervisor, SupervisorError};
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse, ApiQuery};
 use crate::tasks::parse_limit;
 use crate::trading::{event, sse_from};
 use crate::wire::ts;
-use crate::AppState;
 
-/// The supervisor's routes and the engine's health.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list))
-        .routes(routes!(start))
-        .routes(routes!(stop))
-        .routes(routes!(restart))
-        .routes(routes!(logs))
-        .routes(routes!(log_stream))
-        .routes(routes!(heartbeat))
-        .routes(routes!(health))
-        .routes(routes!(health_deep))
-        .routes(routes!(sse_services))
+// The supervisor's routes and the engine's health.
+crate::routes! {
+    list,
+    start,
+    stop,
+    restart,
+    logs,
+    log_stream,
+    heartbeat,
+    health,
+    health_deep,
+    sse_services,
 }
 
 fn unknown(name: &str) -> ApiError {
@@ -323,8 +319,7 @@ pub struct CheckOut {
 pub struct DeepHealthOut {
     /// `healthy` (score 1), `degraded` (0 < score < 1) or `unhealthy` (0).
     pub status: &'static str,
-    /// 0–1 with three decimals, e.g. `"0.750"`.
-    /// From 0 to 1, in thousandths: passing checks / all checks.
+    /// A JSON number from 0 to 1 in thousandths (passing checks / all checks), e.g. `0.75`.
     pub score: f64,
     /// How the score is computed.
     pub how: &'static str,

@@ -11,31 +11,30 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sovereign_engine::executor::{Executor, RunContext};
 use sovereign_store::ResultFilter;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{parse, ApiQuery, JsonBody};
 use crate::wire::*;
-use crate::AppState;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// The executor's routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(health))
-        .routes(routes!(status))
-        .routes(routes!(list_tasks))
-        .routes(routes!(register))
-        .routes(routes!(execute))
-        .routes(routes!(results))
-        .routes(routes!(api_list_tasks, api_register))
-        .routes(routes!(get_task, update_task, delete_task))
-        .routes(routes!(execute_task))
-        .routes(routes!(enable_task))
-        .routes(routes!(disable_task))
-        .routes(routes!(api_results))
+// The executor's routes.
+crate::routes! {
+    health,
+    status,
+    list_tasks,
+    register,
+    execute,
+    results,
+    api_list_tasks,
+    api_register,
+    get_task,
+    update_task,
+    delete_task,
+    execute_task,
+    enable_task,
+    disable_task,
+    api_results,
 }
 
 #[utoipa::path(get, path = "/health", tag = "executor",

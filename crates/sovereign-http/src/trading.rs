@@ -22,39 +22,39 @@ use sovereign_engine::trading::signals::{SignalRequest, Signals};
 use sovereign_engine::trading::{Published, Tick, Trading};
 use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
 use crate::extract::{ApiQuery, JsonBody};
 use crate::wire::ts;
-use crate::AppState;
 
-/// The trading routes: orders, positions, fills, accounts, risk, market data, signals, streams.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_orders, submit_order))
-        .routes(routes!(cancel_all))
-        .routes(routes!(get_order, cancel_order, modify_order))
-        .routes(routes!(positions))
-        .routes(routes!(flatten))
-        .routes(routes!(fills))
-        .routes(routes!(accounts))
-        .routes(routes!(risk))
-        .routes(routes!(hardstop))
-        .routes(routes!(resume))
-        .routes(routes!(ticks))
-        .routes(routes!(signal))
-        .routes(routes!(sse_spot))
-        .routes(routes!(sse_orders))
-        .routes(routes!(sse_fills))
-        .routes(routes!(sse_positions))
+// The trading routes: orders, positions, fills, accounts, risk, market data, signals, streams.
+crate::routes! {
+    list_orders,
+    submit_order,
+    cancel_all,
+    get_order,
+    cancel_order,
+    modify_order,
+    positions,
+    flatten,
+    fills,
+    accounts,
+    risk,
+    hardstop,
+    resume,
+    ticks,
+    signal,
+    sse_spot,
+    sse_orders,
+    sse_fills,
+    sse_positions,
 }
 
 /// A decimal as JSON text (`"5000.25"`) or number (`5000.25`). A number is kept as the digits
 /// it was written with (serde_json's `arbitrary_precision`), never read through a float, so
 /// `1234567890.12345678` arrives whole.
-#[derive(Debug, Clone, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(untagged)] // for the schema: a string or a number (reading is the impl below)
 pub enum DecimalIn {
     Text(String),
     #[schema(value_type = f64)]

@@ -8,18 +8,14 @@ use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
 use sovereign_engine::truth::TruthSource;
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, Code, ErrorBody};
 use crate::wire::ts;
-use crate::AppState;
 
-/// The Truth routes.
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(show))
-        .routes(routes!(component))
+// The Truth routes.
+crate::routes! {
+    show,
+    component,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

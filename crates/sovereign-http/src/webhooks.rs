@@ -3,28 +3,23 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde_json::Value;
 use sovereign_engine::webhooks::{WebhookCall, Webhooks};
-use utoipa_axum::router::OpenApiRouter;
-use utoipa_axum::routes;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{body_error, parse, ApiQuery};
 use crate::tasks::parse_limit;
 use crate::wire::*;
-use crate::AppState;
 
-/// The webhook routes, with their own (smaller) body limit.
-pub fn router(max_body_bytes: usize) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(webhook))
-        .routes(routes!(webhook_source))
-        .routes(routes!(webhook_token))
-        .layer(DefaultBodyLimit::max(max_body_bytes))
-        .routes(routes!(list_webhooks))
+// The webhook routes, with their own (smaller) body limit.
+crate::routes! {
+    webhook,
+    webhook_source,
+    webhook_token,
+    list_webhooks,
 }
 
 #[utoipa::path(post, path = "/webhook", tag = "executor", request_body = WebhookIn,

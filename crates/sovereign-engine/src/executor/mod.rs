@@ -772,12 +772,3 @@ async fn prune_loop(executor: Executor) {
         }
     }
 }
-
-/// For tests and benches: a filter with the API's defaults.
-pub fn default_filter() -> ResultFilter {
-    ResultFilter {
-        task_id: None,
-        since: None,
-        limit: 100,
-    }
-}

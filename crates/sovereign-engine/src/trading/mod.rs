@@ -109,9 +109,19 @@ enum Command {
     Stop(oneshot::Sender<()>),
 }
 
-/// Handle to the trading actor. Cheap to clone.
+/// Handle to the trading actor. Cheap to clone (one `Arc`).
 #[derive(Clone)]
-pub struct Trading {
+pub struct Trading(Arc<Shared>);
+
+impl std::ops::Deref for Trading {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What every clone of the handle shares.
+pub struct Shared {
     tx: mpsc::UnboundedSender<Command>,
     failed: Arc<AtomicBool>,
     instruments: Arc<Instruments>,
@@ -182,13 +192,13 @@ impl Trading {
                 }
             }
         });
-        let trading = Trading {
+        let trading = Trading(Arc::new(Shared {
             tx,
             failed,
             instruments,
             events,
             spot,
-        };
+        }));
         if settings.synthetic_feed {
             tasks.spawn(feed::run(
                 trading.clone(),

@@ -148,8 +148,10 @@ pub fn default_account(name: &str) -> AccountConfig {
     }
 }
 
-/// Validate `[trading]`, collecting every problem.
-pub fn settings(file: TradingFile) -> Result<TradingSettings, Vec<Invalid>> {
+/// Validate `[trading]`, collecting every problem. The settings come back even when there are
+/// problems (a bad value left at its default), so the sections that depend on them (signals,
+/// tasks) are checked against the accounts and instruments the file names, not the defaults.
+pub fn settings(file: TradingFile) -> (TradingSettings, Vec<Invalid>) {
     let mut s = TradingSettings::default();
     let mut problems: Vec<Invalid> = Vec::new();
     let mut note = |r: Result<(), Invalid>| {
@@ -179,16 +181,11 @@ pub fn settings(file: TradingFile) -> Result<TradingSettings, Vec<Invalid>> {
         s.accounts.clear();
     }
     for (name, a) in file.accounts {
-        match account(&name, a, &s.instruments) {
-            Ok(a) => s.accounts.push(a),
-            Err(errs) => problems.extend(errs),
-        }
+        let (account, errs) = account(&name, a, &s.instruments);
+        s.accounts.push(account);
+        problems.extend(errs);
     }
-    if problems.is_empty() {
-        Ok(s)
-    } else {
-        Err(problems)
-    }
+    (s, problems)
 }
 
 fn instrument(name: &str, i: InstrumentFile) -> Result<Instrument, Invalid> {
@@ -226,12 +223,8 @@ fn instrument(name: &str, i: InstrumentFile) -> Result<Instrument, Invalid> {
     })
 }
 
-/// One account: every problem of its limits, not just the first.
-fn account(
-    name: &str,
-    a: AccountFile,
-    instruments: &Instruments,
-) -> Result<AccountConfig, Vec<Invalid>> {
+/// One account (bad values left at their defaults) and every problem of its limits.
+fn account(name: &str, a: AccountFile, instruments: &Instruments) -> (AccountConfig, Vec<Invalid>) {
     let mut problems: Vec<Invalid> = Vec::new();
     let field = |f: &str| format!("trading.accounts.{name}.{f}");
     let mut account = default_account(name);
@@ -321,11 +314,7 @@ fn account(
         }
         take(money("daily_loss_limit", &a.daily_loss_limit).map(|m| l.daily_loss_limit = m));
     }
-    if problems.is_empty() {
-        Ok(account)
-    } else {
-        Err(problems)
-    }
+    (account, problems)
 }
 
 /// Validate `[signals.NAME]` against the trading settings, collecting every problem.

@@ -157,7 +157,7 @@ impl TruthSource {
                         tracing::error!(problems = %problems.join("; "), "Truth files do not build; no Truth in force")
                     }
                 }
-                source.reject(problems);
+                source.reject(problems).await;
             }
         }
         let watcher = source.clone();
@@ -187,10 +187,19 @@ impl TruthSource {
         self.changes.subscribe()
     }
 
-    fn reject(&self, problems: Vec<String>) {
-        self.audit
-            .record("engine", "truth.rejected", json!({"problems": problems}));
+    /// Keep the version in force and say why the change was refused: on the audit trail
+    /// (durable before anyone can read the refusal from the API), then in the state.
+    async fn reject(&self, problems: Vec<String>) {
+        self.record("truth.rejected", json!({"problems": problems}))
+            .await;
         self.write().rejected = Some((Utc::now(), problems));
+    }
+
+    /// Put a Truth event on the audit trail and wait until it is durable.
+    async fn record(&self, kind: &str, payload: Value) {
+        if let Err(e) = self.audit.record_durably("engine", kind, payload).await {
+            tracing::error!(error = %e, kind, "Truth audit record not written");
+        }
     }
 
     /// Put `t` in force if it is a new version: store, audit trail, subscribers.
@@ -211,8 +220,7 @@ impl TruthSource {
                 ..TruthDiff::default()
             },
         };
-        self.audit.record(
-            "engine",
+        self.record(
             "truth.changed",
             json!({
                 "version": t.version,
@@ -220,7 +228,8 @@ impl TruthSource {
                 "node_changed": diff.node_changed,
                 "added": diff.added, "removed": diff.removed, "changed": diff.changed,
             }),
-        );
+        )
+        .await;
         tracing::info!(version = %t.version, added = ?diff.added, removed = ?diff.removed, changed = ?diff.changed, "Truth version in force");
         let truth = Arc::new(t);
         {
@@ -251,7 +260,7 @@ impl TruthSource {
                 Ok(t) => self.put(t, &store).await,
                 Err(problems) => {
                     tracing::error!(problems = %problems.join("; "), "Truth change refused; the version in force stays");
-                    self.reject(problems);
+                    self.reject(problems).await;
                 }
             }
         }

@@ -3,6 +3,8 @@
 //! - the engine's capability folders (every directory directly under `sovereign-engine/src`)
 //!   depend on each other without a circle, never reach back to the composition root
 //!   (`engine`, `config`, `Engine`), and their `settings.rs` files are leaves;
+//! - every task the engine starts goes through its tracker (`support::Tasks`): no bare
+//!   `tokio::spawn` outside `support/`, so shutdown can wait for each one;
 //! - every Rust file opens with a `//!` header saying what it is for;
 //! - `sovereign-core` does no I/O and reads no clock outside its `#[cfg(test)]` items.
 //!
@@ -116,6 +118,29 @@ fn capability_settings_are_leaves() {
         "a capability's settings.rs references no `crate::` path",
         "settings import only std, sovereign-core and parsing crates: move the shared type into \
          sovereign-core or into the settings file itself",
+        violations,
+    );
+}
+
+#[test]
+fn every_engine_task_is_tracked() {
+    let (src, _) = engine();
+    let mut violations = Vec::new();
+    for (file, code) in masked_files(&src) {
+        if file.contains("/support/") {
+            continue;
+        }
+        let code = blank_cfg_test_items(&code);
+        for token in ["tokio::spawn", "tokio::task::spawn(", "std::thread::spawn"] {
+            for (at, _) in code.match_indices(token) {
+                violations.push(format!("{file}:{}: `{token}`", line_of(&code, at)));
+            }
+        }
+    }
+    assert_clean(
+        "the engine spawns tasks only on its tracker",
+        "spawn with the `support::Tasks` the capability was given (`tasks.spawn(…)`) and end the \
+         task when `tasks.stopped()` fires",
         violations,
     );
 }
