@@ -71,6 +71,7 @@ use sovereign_engine::trading::Trading;
 use sovereign_engine::truth::TruthSource;
 use sovereign_engine::webhooks::Webhooks;
 use sovereign_engine::Engine;
+use tokio_util::sync::CancellationToken;
 
 use error::{ApiError, Code};
 
@@ -78,6 +79,22 @@ use error::{ApiError, Code};
 /// Cloned once per request by axum, so it is one `Arc`.
 #[derive(Clone)]
 pub struct AppState(Arc<Handles>);
+
+/// Fires when the server begins to shut down: long-lived responses (SSE) end then, so they
+/// never hold the graceful shutdown open.
+#[derive(Clone, Default)]
+pub struct Closing(CancellationToken);
+
+impl Closing {
+    /// Resolves once the server is shutting down.
+    pub async fn closed(&self) {
+        self.0.cancelled().await
+    }
+
+    pub fn close(&self) {
+        self.0.cancel();
+    }
+}
 
 /// Every capability handle the HTTP layer talks to.
 pub struct Handles {
@@ -89,6 +106,7 @@ pub struct Handles {
     pub supervisor: Supervisor,
     pub truth: TruthSource,
     pub audit: Audit,
+    pub closing: Closing,
 }
 
 /// `State<Handle>` for each handle of [`AppState`].
@@ -111,10 +129,11 @@ sub_states! {
     supervisor: Supervisor,
     truth: TruthSource,
     audit: Audit,
+    closing: Closing,
 }
 
 impl AppState {
-    pub fn of(engine: &Engine) -> AppState {
+    pub fn of(engine: &Engine, closing: Closing) -> AppState {
         AppState(Arc::new(Handles {
             executor: engine.executor().clone(),
             webhooks: engine.webhooks().clone(),
@@ -124,6 +143,7 @@ impl AppState {
             supervisor: engine.supervisor().clone(),
             truth: engine.truth().clone(),
             audit: engine.audit().clone(),
+            closing,
         }))
     }
 }
@@ -166,23 +186,29 @@ pub fn app_with(state: AppState, limits: Limits) -> Router {
         .with_state(state)
 }
 
-/// The application router of a running engine.
-pub fn app(engine: &Engine) -> Router {
+/// The application router of a running engine; `closing` ends its streams.
+pub fn app(engine: &Engine, closing: Closing) -> Router {
     let limits = Limits {
         body: engine.settings().server.max_body_bytes,
         webhook_body: engine.webhooks().max_body_bytes(),
     };
-    app_with(AppState::of(engine), limits)
+    app_with(AppState::of(engine, closing), limits)
 }
 
-/// Serve `app` on `listener` until `shutdown` resolves, then finish in-flight requests.
+/// Serve the engine on `listener` until `shutdown` resolves; then end the streams and finish
+/// the requests in flight.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     engine: &Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(engine))
-        .with_graceful_shutdown(shutdown)
+    let closing = Closing::default();
+    let app = app(engine, closing.clone());
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            closing.close();
+        })
         .await
 }
 

@@ -20,6 +20,7 @@ use crate::extract::{parse, ApiQuery};
 use crate::tasks::parse_limit;
 use crate::trading::{event, sse_from};
 use crate::wire::ts;
+use crate::Closing;
 
 // The supervisor's routes and the engine's health.
 crate::routes! {
@@ -241,10 +242,11 @@ pub async fn logs(
     responses((status = 200, description = "server-sent events: `event: line` per log line", content_type = "text/event-stream"), (status = 404, body = ErrorBody)))]
 pub async fn log_stream(
     State(sup): State<Supervisor>,
+    State(closing): State<Closing>,
     Path(name): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let sink = sup.logs(&name).ok_or_else(|| unknown(&name))?;
-    Ok(sse_from(sink.subscribe(), |line: &String| {
+    Ok(sse_from(sink.subscribe(), closing, |line: &String| {
         vec![axum::response::sse::Event::default()
             .event("line")
             .data(line.clone())]
@@ -262,8 +264,11 @@ pub struct TransitionOut {
 
 /// Service transitions: `event: service`, `data: {at, service, from, to, reason}`.
 #[utoipa::path(get, path = "/sse/services", tag = "streams", responses((status = 200, description = "server-sent events: `event: service` per state change", content_type = "text/event-stream")))]
-pub async fn sse_services(State(sup): State<Supervisor>) -> impl IntoResponse {
-    sse_from(sup.events(), |e: &ServiceEvent| {
+pub async fn sse_services(
+    State(sup): State<Supervisor>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(sup.events(), closing, |e: &ServiceEvent| {
         vec![event(
             "service",
             TransitionOut {

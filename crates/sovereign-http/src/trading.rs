@@ -26,6 +26,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
 use crate::extract::{ApiQuery, JsonBody};
 use crate::wire::ts;
+use crate::Closing;
 
 // The trading routes: orders, positions, fills, accounts, risk, market data, signals, streams.
 crate::routes! {
@@ -697,8 +698,11 @@ pub async fn ticks(State(t): State<Trading>, body: axum::body::Bytes) -> ApiResu
 
 /// A server-sent event stream of what `rx` carries, each item rendered into events; a slow
 /// reader gets `event: lagged` with how many items it missed.
+/// The stream ends when the server begins to shut down (`closing`), so an open stream never
+/// holds a graceful shutdown.
 pub(crate) fn sse_from<T, F>(
     rx: broadcast::Receiver<T>,
+    closing: Closing,
     render: F,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
 where
@@ -706,13 +710,17 @@ where
     F: Fn(&T) -> Vec<SseEvent> + Send + 'static,
 {
     let stream = stream::unfold(
-        (rx, render, Vec::<SseEvent>::new()),
-        |(mut rx, render, mut pending)| async move {
+        (rx, render, Vec::<SseEvent>::new(), closing),
+        |(mut rx, render, mut pending, closing)| async move {
             loop {
                 if let Some(ev) = pending.pop() {
-                    return Some((Ok(ev), (rx, render, pending)));
+                    return Some((Ok(ev), (rx, render, pending, closing)));
                 }
-                match rx.recv().await {
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = closing.closed() => return None,
+                };
+                match received {
                     Ok(item) => {
                         pending = render(&item);
                         pending.reverse();
@@ -721,7 +729,7 @@ where
                         let ev = SseEvent::default()
                             .event("lagged")
                             .data(json!({"missed": n}).to_string());
-                        return Some((Ok(ev), (rx, render, pending)));
+                        return Some((Ok(ev), (rx, render, pending, closing)));
                     }
                     Err(broadcast::error::RecvError::Closed) => return None,
                 }
@@ -739,8 +747,11 @@ pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
 
 /// Live prices: `event: tick`, `data: {"symbol","price","bid","ask"}`.
 #[utoipa::path(get, path = "/sse/spot", tag = "streams", responses((status = 200, description = "server-sent events: `event: tick` with symbol, price, bid, ask", content_type = "text/event-stream")))]
-pub async fn sse_spot(State(t): State<Trading>) -> impl IntoResponse {
-    sse_from(t.subscribe_spot(), |ticks: &Arc<Vec<Tick>>| {
+pub async fn sse_spot(
+    State(t): State<Trading>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(t.subscribe_spot(), closing, |ticks: &Arc<Vec<Tick>>| {
         ticks
             .iter()
             .map(|t| {
@@ -760,8 +771,11 @@ pub async fn sse_spot(State(t): State<Trading>) -> impl IntoResponse {
 
 /// Order updates: `event: order`, `data: <order>` after every change.
 #[utoipa::path(get, path = "/sse/orders", tag = "streams", responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
-pub async fn sse_orders(State(t): State<Trading>) -> impl IntoResponse {
-    sse_from(t.subscribe(), |p: &Arc<Published>| {
+pub async fn sse_orders(
+    State(t): State<Trading>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
         p.orders
             .iter()
             .map(|o| event("order", OrderOut::from(o)))
@@ -771,8 +785,11 @@ pub async fn sse_orders(State(t): State<Trading>) -> impl IntoResponse {
 
 /// Fills: `event: fill`, `data: <fill>`.
 #[utoipa::path(get, path = "/sse/fills", tag = "streams", responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
-pub async fn sse_fills(State(t): State<Trading>) -> impl IntoResponse {
-    sse_from(t.subscribe(), |p: &Arc<Published>| {
+pub async fn sse_fills(
+    State(t): State<Trading>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
         p.events
             .iter()
             .filter_map(|e| match e {
@@ -785,8 +802,11 @@ pub async fn sse_fills(State(t): State<Trading>) -> impl IntoResponse {
 
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
 #[utoipa::path(get, path = "/sse/positions", tag = "streams", responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
-pub async fn sse_positions(State(t): State<Trading>) -> impl IntoResponse {
-    sse_from(t.subscribe(), |p: &Arc<Published>| {
+pub async fn sse_positions(
+    State(t): State<Trading>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
         p.positions
             .iter()
             .map(|x| event("position", PositionOut::from(x)))

@@ -35,7 +35,7 @@ impl Fixture {
             ..Settings::default()
         };
         let engine = Engine::start(settings, store).await.expect("engine");
-        let app = sovereign_http::app(&engine);
+        let app = sovereign_http::app(&engine, sovereign_http::Closing::default());
         Fixture { engine, app, dir }
     }
 

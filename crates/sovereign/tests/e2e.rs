@@ -1425,7 +1425,7 @@ async fn shutdown_cancels_an_execute_request_after_the_grace_period() {
 
 /// A SIGTERM'd engine stops every capability and exits only once every task it started has
 /// finished: here a scheduled task firing, a supervised service, an alert channel worker, the
-/// synthetic feed and the Truth-free defaults all running at the signal.
+/// synthetic feed and two open SSE streams at the signal.
 #[tokio::test]
 async fn sigterm_finishes_every_task_the_engine_started() {
     let config = "[server]\nshutdown_timeout = \"1s\"\n\
@@ -1446,6 +1446,18 @@ async fn sigterm_finishes_every_task_the_engine_started() {
         )
         .await;
     assert_eq!(status, 202);
+    // Open streams (a dashboard's) end at the signal; they do not hold the shutdown.
+    let mut streams = Vec::new();
+    for path in ["/sse/spot", "/sse/services"] {
+        let stream = e
+            .http()
+            .get(format!("{}{path}", e.url()))
+            .send()
+            .await
+            .expect("stream");
+        assert_eq!(stream.status(), 200);
+        streams.push(stream);
+    }
     let stopped = e.stop();
     let log = e.stderr();
     assert!(stopped.status.success(), "{stopped:?}\n{log}");
@@ -1453,4 +1465,5 @@ async fn sigterm_finishes_every_task_the_engine_started() {
         log.contains("stopped: every task the engine started has finished"),
         "{log}"
     );
+    drop(streams);
 }
