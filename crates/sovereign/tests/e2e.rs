@@ -1467,3 +1467,46 @@ async fn sigterm_finishes_every_task_the_engine_started() {
     );
     drop(streams);
 }
+
+/// A start that fails says what failed: a journal row that no longer decodes is reported as
+/// the journal, with the row, and the engine exits non-zero without serving.
+#[tokio::test]
+async fn a_corrupt_journal_is_named_as_such_at_start() {
+    let mut e = Engine::start(None);
+    let (status, _) = e
+        .post(
+            "/api/orders",
+            json!({"symbol": "ES", "side": "buy", "qty": "1"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let stopped = e.stop();
+    assert!(stopped.status.success(), "{stopped:?}");
+    let db = e.root().join("data/sovereign.db");
+    let corrupt = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); \
+             c.execute(\"UPDATE journal SET payload = 'not json' WHERE seq = (SELECT max(seq) FROM journal)\"); \
+             c.commit()",
+            db.to_str().expect("path"),
+        ])
+        .status()
+        .expect("python3");
+    assert!(corrupt.success());
+    let data = e.root().join("data");
+    let up = util::run_expecting_exit(&[
+        "up",
+        "--port",
+        "0",
+        "--data-dir",
+        data.to_str().expect("path"),
+    ]);
+    assert_eq!(up.code, Some(1), "{up:?}");
+    assert!(
+        up.stderr
+            .contains("the trading journal could not be replayed: journal entry"),
+        "{}",
+        up.stderr
+    );
+}
