@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sovereign_core::error::Invalid;
 use sovereign_store::{Store, StoreError};
 
 use crate::audit::Audit;
@@ -34,8 +33,8 @@ pub enum StartError {
     HttpClient(String),
     #[error("the trading journal could not be replayed: {0}")]
     Journal(ReplayError),
-    #[error("{0}")]
-    Task(Invalid),
+    #[error("the tasks could not be loaded: {0}")]
+    Tasks(ExecutorError),
 }
 
 fn reading(what: &'static str) -> impl Fn(StoreError) -> StartError {
@@ -59,9 +58,8 @@ pub struct Engine {
     stops: Stops,
 }
 
-/// Each capability's own stop signal (children of the root's).
+/// The stop signals the root fires one at a time (children of its own).
 struct Stops {
-    notify: Tasks,
     truth: Tasks,
     trading: Tasks,
     wiring: Tasks,
@@ -82,7 +80,6 @@ impl Engine {
             .map_err(|e| StartError::HttpClient(crate::support::error_chain(&e)))?;
 
         let stops = Stops {
-            notify: tasks.child(),
             truth: tasks.child(),
             trading: tasks.child(),
             wiring: tasks.child(),
@@ -93,7 +90,7 @@ impl Engine {
             audit.clone(),
             http.clone(),
             &settings.data_dir,
-            stops.notify.clone(),
+            tasks.child(),
         )
         .await
         .map_err(reading("the alert outbox"))?;
@@ -164,17 +161,7 @@ impl Engine {
             tasks.child(),
         )
         .await
-        .map_err(|e| match e {
-            ExecutorError::Invalid(i) => StartError::Task(i),
-            ExecutorError::Store(s) => StartError::Store {
-                what: "tasks",
-                source: s,
-            },
-            other => StartError::Store {
-                what: "tasks",
-                source: StoreError::Database(other.to_string()),
-            },
-        })?;
+        .map_err(StartError::Tasks)?;
         let webhooks = Webhooks::start(
             settings.webhooks.clone(),
             settings.requires_known_source(),
@@ -266,7 +253,6 @@ impl Engine {
         self.trading.stop().await;
         self.stops.truth.stop();
         self.notifier.stop();
-        self.stops.notify.stop();
         self.tasks.stop();
         let left = match tokio::time::timeout(wait, self.tasks.wait()).await {
             Ok(()) => 0,
