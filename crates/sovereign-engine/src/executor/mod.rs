@@ -173,6 +173,7 @@ impl Drop for InflightGuard<'_> {
 #[derive(Clone)]
 pub struct Executor(Arc<Inner>);
 
+/// What every clone of the handle shares.
 pub struct Inner {
     settings: ExecutorSettings,
     store: Store,

@@ -21,7 +21,7 @@ impl Request {
         let spec = HttpRequestSpec::from_payload(payload)?;
         let method = reqwest::Method::from_bytes(spec.method.as_bytes()).map_err(|_| {
             Invalid::new(
-                "invalid_method",
+                "invalid_payload",
                 "payload.method",
                 format!("bad method {}", spec.method),
             )

@@ -822,8 +822,9 @@ impl Actor {
         let tx = self.tx.clone();
         let name = name.to_string();
         let reason = reason.to_string();
+        let stop = self.ctx.tasks.clone();
         self.ctx.tasks.spawn(async move {
-            let run = run_healer(
+            let healing = run_healer(
                 &healer,
                 &dir,
                 &name,
@@ -831,8 +832,12 @@ impl Actor {
                 &reason,
                 &lines,
                 &snapshot,
-            )
-            .await;
+            );
+            // At shutdown a healer still running is abandoned (and killed with its handle).
+            let run = tokio::select! {
+                run = healing => run,
+                _ = stop.stopped() => return,
+            };
             audit.record(
                 "engine",
                 "service.healer",
