@@ -67,7 +67,7 @@ struct Stops {
 
 impl Engine {
     /// Start every capability: audit and notify first (everyone reports through them), then
-    /// Truth, the supervisor, trading, the executor (with its handlers) and webhook intake.
+    /// Truth, trading, the executor (with its handlers), webhook intake, and the supervisor.
     pub async fn start(settings: Settings, store: Store) -> Result<Engine, StartError> {
         // The TLS crypto provider for every outgoing connection (webhooks, alert channels,
         // SMTP); installing it twice is harmless.
@@ -102,36 +102,6 @@ impl Engine {
             stops.truth.clone(),
         )
         .await;
-        let env_source = truth.clone();
-        let supervisor = Supervisor::start(
-            settings.supervisor.clone(),
-            supervisor::Context {
-                audit: audit.clone(),
-                tasks: tasks.child(),
-                notifier: notifier.clone(),
-                http: http.clone(),
-                data_dir: settings.data_dir.clone(),
-                engine_url: settings.url.clone(),
-                truth_env: std::sync::Arc::new(move |component: &str| env_source.env(component)),
-            },
-        );
-        // Services whose component changed restart (when their policy says so).
-        let mut changes = truth.subscribe();
-        let restarter = supervisor.clone();
-        let wiring = stops.wiring.clone();
-        stops.wiring.spawn(async move {
-            loop {
-                tokio::select! {
-                    change = changes.recv() => match change {
-                        Ok(change) => restarter.truth_changed(change.diff.affected(&change.truth.components)),
-                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-                    },
-                    _ = wiring.stopped() => return,
-                }
-            }
-        });
-
         let (trading, replayed) = Trading::start(
             settings.trading.clone(),
             store.clone(),
@@ -149,7 +119,7 @@ impl Engine {
         let handler_context = handlers::Context::new(
             trading.clone(),
             notifier.clone(),
-            http,
+            http.clone(),
             settings.handlers.clone(),
         );
         let executor = Executor::start(
@@ -171,6 +141,38 @@ impl Engine {
         )
         .await
         .map_err(reading("recent webhook deliveries"))?;
+
+        // Services start last: they are the only part that starts processes, so no failure of
+        // the start can leave one running.
+        let env_source = truth.clone();
+        let supervisor = Supervisor::start(
+            settings.supervisor.clone(),
+            supervisor::Context {
+                audit: audit.clone(),
+                tasks: tasks.child(),
+                notifier: notifier.clone(),
+                http,
+                data_dir: settings.data_dir.clone(),
+                engine_url: settings.url.clone(),
+                truth_env: std::sync::Arc::new(move |component: &str| env_source.env(component)),
+            },
+        );
+        // Services whose component changed restart (when their policy says so).
+        let mut changes = truth.subscribe();
+        let restarter = supervisor.clone();
+        let wiring = stops.wiring.clone();
+        stops.wiring.spawn(async move {
+            loop {
+                tokio::select! {
+                    change = changes.recv() => match change {
+                        Ok(change) => restarter.truth_changed(change.diff.affected(&change.truth.components)),
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
+                    _ = wiring.stopped() => return,
+                }
+            }
+        });
 
         let config = settings
             .source
@@ -233,10 +235,11 @@ impl Engine {
         &self.truth
     }
 
-    /// Stop in reverse order of start: no new runs (in-flight ones get `grace`, then are
-    /// canceled and recorded), services dependents first, the trading actor after what was
-    /// queued, the Truth watcher, the alert workers (pending alerts stay in the outbox). Then
-    /// wait for every task the engine started, and close the store. Returns how many tasks
+    /// Stop in reverse order of dependency: no new runs (in-flight ones get `grace`, then are
+    /// canceled and recorded; the services they may call are still up), services dependents
+    /// first, the trading actor after what was queued, the Truth watcher, the alert workers
+    /// (pending alerts stay in the outbox). Then wait for every task the engine started, and
+    /// close the store. Returns how many tasks
     /// were still running when `wait` ran out (0 when every one finished).
     pub async fn shutdown(&self, grace: Duration, wait: Duration) -> usize {
         if let Err(e) = self

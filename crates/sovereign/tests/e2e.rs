@@ -1469,7 +1469,8 @@ async fn sigterm_finishes_every_task_the_engine_started() {
 }
 
 /// A start that fails says what failed: a journal row that no longer decodes is reported as
-/// the journal, with the row, and the engine exits non-zero without serving.
+/// the journal, with the row, and the engine exits non-zero without serving and without having
+/// started any service.
 #[tokio::test]
 async fn a_corrupt_journal_is_named_as_such_at_start() {
     let mut e = Engine::start(None);
@@ -1495,12 +1496,22 @@ async fn a_corrupt_journal_is_named_as_such_at_start() {
         .expect("python3");
     assert!(corrupt.success());
     let data = e.root().join("data");
+    // A service is configured: a failed start must not leave its process behind.
+    let secs = format!("61.{}", std::process::id());
+    let config = e.root().join("with-service.toml");
+    std::fs::write(
+        &config,
+        format!("[services.napper]\ncommand = [\"sleep\", \"{secs}\"]\n"),
+    )
+    .expect("config");
     let up = util::run_expecting_exit(&[
         "up",
         "--port",
         "0",
         "--data-dir",
         data.to_str().expect("path"),
+        "--config",
+        config.to_str().expect("path"),
     ]);
     assert_eq!(up.code, Some(1), "{up:?}");
     assert!(
@@ -1509,4 +1520,10 @@ async fn a_corrupt_journal_is_named_as_such_at_start() {
         "{}",
         up.stderr
     );
+    if util::can_see_processes() {
+        assert!(
+            !util::process_running(&["sleep", &secs]),
+            "no service was started"
+        );
+    }
 }
