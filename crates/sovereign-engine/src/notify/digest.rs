@@ -19,7 +19,6 @@ pub(super) async fn digest_loop(
     mut last_date: Option<chrono::NaiveDate>,
     mut last_id: u64,
 ) {
-    let mut stop = inner.stop.subscribe();
     let d = inner.settings.digest.clone();
     loop {
         let now = Utc::now();
@@ -35,7 +34,7 @@ pub(super) async fn digest_loop(
         let wait = until_next_digest(Utc::now(), d.at, d.tz);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
-            _ = stop.wait_for(|s| *s) => return,
+            _ = inner.tasks.stopped() => return,
         }
     }
 }

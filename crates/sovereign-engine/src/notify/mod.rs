@@ -97,7 +97,6 @@ struct Inner {
     http: reqwest::Client,
     workers: Vec<Worker>,
     accept: Mutex<Accept>,
-    stop: watch::Sender<bool>,
 }
 
 pub(super) struct Worker {
@@ -183,7 +182,6 @@ impl Notifier {
             http,
             workers,
             accept: Mutex::new(Accept { last_id, dedup }),
-            stop: watch::channel(false).0,
         });
 
         let mut orphans = Vec::new();
@@ -357,7 +355,7 @@ impl Notifier {
 
     /// Stop the workers and the digest; what is pending stays in the outbox for the next start.
     pub fn stop(&self) {
-        let _ = self.inner.stop.send(true);
+        self.inner.tasks.stop();
     }
 }
 

@@ -8,7 +8,7 @@ use chrono::Utc;
 use serde_json::json;
 use sovereign_core::notify::{Alert, Priority, RateLimit, RetryDecision};
 use sovereign_store::{DeliveryRecord, DeliveryStatus};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use super::settings::Target;
 use super::{disabled_key, file, Inner, Job};
@@ -18,7 +18,6 @@ use crate::support::lock;
 pub(super) async fn work(inner: Arc<Inner>, i: usize, mut queue: mpsc::UnboundedReceiver<Job>) {
     let ch = &inner.settings.channels[i];
     let mut rate = ch.rate.clone();
-    let mut stop = inner.stop.subscribe();
     let mut written_upto = match &ch.target {
         Target::File { path } => {
             let path = path.clone();
@@ -31,7 +30,7 @@ pub(super) async fn work(inner: Arc<Inner>, i: usize, mut queue: mpsc::Unbounded
     loop {
         let job = tokio::select! {
             j = queue.recv() => match j { Some(j) => j, None => return },
-            _ = stop.wait_for(|s| *s) => return,
+            _ = inner.tasks.stopped() => return,
         };
         if let Some(mut durable) = job.durable.clone() {
             match durable.wait_for(Option::is_some).await.map(|v| *v) {
@@ -55,11 +54,11 @@ pub(super) async fn work(inner: Arc<Inner>, i: usize, mut queue: mpsc::Unbounded
             .await;
             continue;
         }
-        let done = deliver(&inner, i, &mut rate, &job, &mut stop).await;
+        let done = deliver(&inner, i, &mut rate, &job).await;
         if done && matches!(ch.target, Target::File { .. }) {
             written_upto = job.id;
         }
-        if *stop.borrow() {
+        if inner.tasks.is_stopping() {
             return;
         }
     }
@@ -67,13 +66,7 @@ pub(super) async fn work(inner: Arc<Inner>, i: usize, mut queue: mpsc::Unbounded
 
 /// Attempt `job` until it is delivered or given up. Returns whether it was delivered; returns
 /// early (leaving it pending) when the engine stops.
-async fn deliver(
-    inner: &Inner,
-    i: usize,
-    rate: &mut Option<RateLimit>,
-    job: &Job,
-    stop: &mut watch::Receiver<bool>,
-) -> bool {
+async fn deliver(inner: &Inner, i: usize, rate: &mut Option<RateLimit>, job: &Job) -> bool {
     let ch = &inner.settings.channels[i];
     let mut attempts = job.attempts;
     loop {
@@ -87,14 +80,14 @@ async fn deliver(
             while let Err(wait) = r.admit(Utc::now()) {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = stop.wait_for(|s| *s) => return false,
+                    _ = inner.tasks.stopped() => return false,
                 }
             }
         }
         attempts += 1;
         let (outcome, detail) = tokio::select! {
             r = inner.send(ch, job) => r,
-            _ = stop.wait_for(|s| *s) => return false,
+            _ = inner.tasks.stopped() => return false,
         };
         let decision = inner
             .settings
@@ -130,7 +123,7 @@ async fn deliver(
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(after) => {}
-                    _ = stop.wait_for(|s| *s) => return false,
+                    _ = inner.tasks.stopped() => return false,
                 }
             }
             RetryDecision::Disable { reason } => {
