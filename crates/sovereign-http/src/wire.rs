@@ -1,4 +1,5 @@
-//! JSON wire types: the only place that knows field names on the wire. Conversions from engine
+//! JSON wire types shared by several modules (tasks and results, webhooks, health, status); each
+//! capability module keeps its own beside its handlers. Conversions from engine
 //! values live here too, so handlers stay one line of glue each.
 
 use chrono::{DateTime, SecondsFormat, Utc};
