@@ -4,7 +4,7 @@
 //!   is sent on schedule whether or not earlier ones have answered) and prints the latency
 //!   distribution. Peak throughput is measured with `wrk` instead (scripts/bench-http.sh).
 //! - `loadgen startup BIN`: starts `BIN up --port 0` on a fresh data dir, times the first
-//!   `GET /health` 200, then reports idle RSS after a few seconds.
+//!   `GET /health` 200, then reports idle RSS after a few seconds (anonymous and file-backed).
 //! - `loadgen scheduler URL --tasks 10000 --secs 30`: registers `--tasks` tasks due every second,
 //!   then reads their results and reports the firing delay (start − scheduled instant) and the
 //!   engine's CPU use.
@@ -128,10 +128,15 @@ async fn rate(args: &[String]) {
 }
 
 fn rss_kb(pid: u32) -> u64 {
+    status_kb(pid, "VmRSS:")
+}
+
+/// One `… kB` field of `/proc/PID/status` (`VmRSS:`, `RssAnon:`, `RssFile:`).
+fn status_kb(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
+        .find(|l| l.starts_with(field))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
@@ -192,7 +197,12 @@ fn startup(args: &[String]) {
         times.push(t.elapsed().as_micros() as u64);
         if run == 0 {
             std::thread::sleep(Duration::from_secs(5));
-            rss.push(rss_kb(child.id()));
+            let pid = child.id();
+            rss.push((
+                rss_kb(pid),
+                status_kb(pid, "RssAnon:"),
+                status_kb(pid, "RssFile:"),
+            ));
         }
         let _ = std::process::Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
@@ -201,7 +211,10 @@ fn startup(args: &[String]) {
         let _ = std::fs::remove_dir_all(&dir);
     }
     percentiles("spawn -> first /health 200", times);
-    println!("idle RSS after 5 s: {} KiB", rss[0]);
+    let (all, anon, file) = rss[0];
+    println!(
+        "idle RSS after 5 s: {all} KiB (anonymous: heap and stacks {anon} KiB; file-backed: the binary and libraries {file} KiB)"
+    );
 }
 
 async fn scheduler(args: &[String]) {

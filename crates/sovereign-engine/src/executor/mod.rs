@@ -58,11 +58,19 @@ impl From<Invalid> for ExecutorError {
 impl From<StoreError> for ExecutorError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Conflict(what) => ExecutorError::Exists(what),
-            StoreError::NotFound(what) => ExecutorError::UnknownTask(what),
             StoreError::Closed => ExecutorError::ShuttingDown,
             other => ExecutorError::Store(other),
         }
+    }
+}
+
+/// A store error on task `id`'s row: the store's conflict and not-found (a race with another
+/// request) mean what they say for that task.
+fn task_row(id: &str) -> impl Fn(StoreError) -> ExecutorError + '_ {
+    move |e| match e {
+        StoreError::Conflict(_) => ExecutorError::Exists(id.to_string()),
+        StoreError::NotFound(_) => task_not_found(id),
+        other => other.into(),
     }
 }
 
@@ -349,7 +357,10 @@ impl Executor {
         if self.registry().contains_key(&task.id) {
             return Err(ExecutorError::Exists(task.id.to_string()));
         }
-        self.store.insert_task(row_of(&task, None)).await?;
+        self.store
+            .insert_task(row_of(&task, None))
+            .await
+            .map_err(task_row(task.id.as_str()))?;
         self.install(prepared, None);
         self.audit.record(
             "api",
@@ -384,7 +395,10 @@ impl Executor {
         }
         let prepared = self.validate(spec, created_at, Utc::now())?;
         let task = prepared.task.clone();
-        self.store.update_task(row_of(&task, None)).await?;
+        self.store
+            .update_task(row_of(&task, None))
+            .await
+            .map_err(task_row(id))?;
         self.install(prepared, None);
         self.audit.record(
             "api",
@@ -407,7 +421,7 @@ impl Executor {
         if !self.registry().contains_key(&tid) {
             return Err(task_not_found(id));
         }
-        self.store.delete_task(id).await?;
+        self.store.delete_task(id).await.map_err(task_row(id))?;
         self.registry().remove(&tid);
         self.scheduler.remove(tid);
         self.audit
