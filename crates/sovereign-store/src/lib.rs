@@ -14,6 +14,7 @@
 //! - A failed write leaves nothing behind (each write runs in its own savepoint).
 //! - Readers use their own connections and never block the writer (WAL).
 
+mod lock;
 pub mod records;
 mod sqlite;
 
@@ -38,6 +39,9 @@ pub enum StoreError {
     Database(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// Another process holds the data dir's lock.
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -83,9 +87,15 @@ macro_rules! dispatch {
 }
 
 impl Store {
-    /// Open (creating if needed) `sovereign.db` in `dir` and bring its schema up to date.
+    /// Lock `dir` for this process (creating it if needed), open (creating if needed)
+    /// `sovereign.db` in it and bring its schema up to date. `Locked` when another process
+    /// has the data dir open.
     pub fn open_sqlite(dir: &Path, options: SqliteOptions) -> Result<Store, StoreError> {
-        let backend = sqlite::Sqlite::open(&dir.join("sovereign.db"), options)?;
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Database(format!("cannot create data dir {}: {e}", dir.display()))
+        })?;
+        let lock = lock::DirLock::acquire(dir)?;
+        let backend = sqlite::Sqlite::open(&dir.join("sovereign.db"), options, lock)?;
         Ok(Store {
             backend: std::sync::Arc::new(Backend::Sqlite(backend)),
         })

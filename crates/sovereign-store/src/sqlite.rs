@@ -141,6 +141,8 @@ pub(crate) struct Sqlite {
     _checkpointer: mpsc::Sender<()>,
     /// Set for good when a commit or a journal append fails.
     poisoned: Arc<AtomicBool>,
+    /// The data dir's lock, released when the store is dropped.
+    _lock: crate::lock::DirLock,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -194,12 +196,11 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl Sqlite {
-    pub(crate) fn open(path: &Path, options: SqliteOptions) -> Result<Sqlite, StoreError> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Database(format!("cannot create data dir {}: {e}", dir.display()))
-            })?;
-        }
+    pub(crate) fn open(
+        path: &Path,
+        options: SqliteOptions,
+        lock: crate::lock::DirLock,
+    ) -> Result<Sqlite, StoreError> {
         let mut conn = open_connection(path, false)?;
         migrate(&mut conn)?;
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
@@ -234,6 +235,7 @@ impl Sqlite {
             queued: AtomicU64::new(0),
             _checkpointer: checkpointer,
             poisoned,
+            _lock: lock,
         })
     }
 

@@ -344,57 +344,92 @@ fn up(args: UpArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let store = Store::open_sqlite(&args.data_dir, SqliteOptions::default())
-            .with_context(|| format!("cannot open the store in {}", args.data_dir.display()))?;
-        for warning in settings.warnings() {
-            tracing::warn!("{warning}: the service fails when started until this is fixed");
-        }
-        settings.data_dir = args.data_dir.clone();
-        let grace = settings.server.shutdown_timeout;
-        // Bind first: services started by the engine learn its URL (SOVEREIGN_URL), and
-        // connections made before the engine is ready wait in the backlog.
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
-        let local = listener.local_addr().context("listener has no address")?;
-        settings.url = format!("http://{local}");
-        let engine = std::sync::Arc::new(
-            Engine::start(settings, store)
-                .await
-                .context("cannot start the engine")?,
-        );
-        println!(
-            "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
-            env!("CARGO_PKG_VERSION"),
-            args.data_dir.display(),
-            started.elapsed().as_millis()
-        );
-        if !local.ip().is_loopback() {
-            tracing::warn!(%local, "listening beyond loopback: anyone who can reach this address can use the API");
-        }
-        // On a signal, stop the HTTP intake and drain the engine at the same time, so that
-        // requests waiting on a run (POST /execute) end when the grace period does.
-        let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let draining = engine.clone();
-        let drain = tokio::spawn(async move {
-            shutdown_signal().await;
-            let _ = stop_http.send(());
-            tracing::info!("stopping: finishing in-flight runs");
-            draining.shutdown(grace, TASKS_WAIT).await
-        });
-        sovereign_http::serve(listener, &engine, async move {
-            let _ = http_stopped.await;
+    // A start that fails leaves no new, empty data dir behind (once the engine has started,
+    // the data dir holds what it did and is never removed).
+    let fresh = !args.data_dir.exists();
+    let mut running = false;
+    let outcome = runtime.block_on(serve(
+        args.data_dir.clone(),
+        addr,
+        settings,
+        started,
+        &mut running,
+    ));
+    if outcome.is_err() && !running && fresh && dir_holds_only_new_store(&args.data_dir) {
+        let _ = std::fs::remove_dir_all(&args.data_dir);
+    }
+    outcome
+}
+
+/// Whether a data dir created by this start holds nothing but what the store put there.
+fn dir_holds_only_new_store(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries.flatten().all(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name == "LOCK" || name.starts_with("sovereign.db")
         })
-        .await
-        .context("HTTP server failed")?;
-        let left = drain.await.context("shutdown task failed")?;
-        if left > 0 {
-            anyhow::bail!("{left} engine tasks were still running {} s after shutdown began", TASKS_WAIT.as_secs());
-        }
-        tracing::info!("stopped: every task the engine started has finished");
-        Ok(())
     })
+}
+
+async fn serve(
+    data_dir: PathBuf,
+    addr: SocketAddr,
+    mut settings: Settings,
+    started: Instant,
+    running: &mut bool,
+) -> anyhow::Result<()> {
+    // Bind first: a port in use fails before the data dir is touched; services started by
+    // the engine learn its URL (SOVEREIGN_URL); connections made before the engine is
+    // ready wait in the backlog.
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr().context("listener has no address")?;
+    let store = Store::open_sqlite(&data_dir, SqliteOptions::default())
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    for warning in settings.warnings() {
+        tracing::warn!("{warning}: the service fails when started until this is fixed");
+    }
+    settings.data_dir = data_dir.clone();
+    let grace = settings.server.shutdown_timeout;
+    settings.url = format!("http://{local}");
+    let engine = std::sync::Arc::new(
+        Engine::start(settings, store)
+            .await
+            .context("cannot start the engine")?,
+    );
+    *running = true;
+    println!(
+        "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
+        env!("CARGO_PKG_VERSION"),
+        data_dir.display(),
+        started.elapsed().as_millis()
+    );
+    if !local.ip().is_loopback() {
+        tracing::warn!(%local, "listening beyond loopback: anyone who can reach this address can use the API");
+    }
+    // On a signal, stop the HTTP intake and drain the engine at the same time, so that
+    // requests waiting on a run (POST /execute) end when the grace period does.
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let draining = engine.clone();
+    let drain = tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_http.send(());
+        tracing::info!("stopping: finishing in-flight runs");
+        draining.shutdown(grace, TASKS_WAIT).await
+    });
+    sovereign_http::serve(listener, &engine, async move {
+        let _ = http_stopped.await;
+    })
+    .await
+    .context("HTTP server failed")?;
+    let left = drain.await.context("shutdown task failed")?;
+    if left > 0 {
+        anyhow::bail!("{left} engine tasks were still running {} s after shutdown began", TASKS_WAIT.as_secs());
+    }
+    tracing::info!("stopped: every task the engine started has finished");
+    Ok(())
 }
 
 /// How long shutdown waits for the engine's tasks once every capability was told to stop.

@@ -17,6 +17,7 @@ mod supervisor;
 mod tidy;
 mod trading;
 mod truth;
+mod trust;
 mod util;
 
 use std::collections::BTreeSet;
