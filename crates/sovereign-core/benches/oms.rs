@@ -11,7 +11,7 @@ use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughpu
 use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::{PaperConfig, Quote};
-use sovereign_core::trading::oms::{AccountConfig, Oms};
+use sovereign_core::trading::oms::{AccountConfig, Oms, PriceSource};
 use sovereign_core::trading::order::{NewOrder, OrderType, Side, Tif};
 use sovereign_core::trading::risk::{RiskLimits, TradingHours};
 
@@ -66,7 +66,13 @@ fn oms() -> Oms {
         bid: Some(Price(f("4999.75"))),
         ask: Some(Price(f("5000.25"))),
     };
-    oms.on_quote(&Symbol::parse("ES").unwrap(), quote, now, &mut Vec::new());
+    oms.on_quote(
+        &Symbol::parse("ES").unwrap(),
+        quote,
+        PriceSource::External,
+        now,
+        &mut Vec::new(),
+    );
     oms
 }
 

@@ -15,6 +15,7 @@ use crate::error::Invalid;
 use crate::notify::AlertSpec;
 use crate::retry::Backoff;
 use crate::schedule::{parse_duration, Schedule, ScheduleSpec};
+use crate::template::is_template;
 use crate::trading::fixed::{Fixed, Qty};
 use crate::trading::instrument::{Instruments, Symbol};
 use crate::trading::order::{NewOrder, OrderSpec};
@@ -57,16 +58,22 @@ pub enum HandlerKind {
     PlaceOrder,
     Rebalance,
     Notify,
+    Flatten,
+    CancelAll,
+    Hardstop,
 }
 
 impl HandlerKind {
-    pub const ALL: [HandlerKind; 6] = [
+    pub const ALL: [HandlerKind; 9] = [
         HandlerKind::LogSignal,
         HandlerKind::HttpRequest,
         HandlerKind::Command,
         HandlerKind::PlaceOrder,
         HandlerKind::Rebalance,
         HandlerKind::Notify,
+        HandlerKind::Flatten,
+        HandlerKind::CancelAll,
+        HandlerKind::Hardstop,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -77,6 +84,9 @@ impl HandlerKind {
             HandlerKind::PlaceOrder => "place_order",
             HandlerKind::Rebalance => "rebalance",
             HandlerKind::Notify => "notify",
+            HandlerKind::Flatten => "flatten",
+            HandlerKind::CancelAll => "cancel_all",
+            HandlerKind::Hardstop => "hardstop",
         }
     }
 
@@ -356,17 +366,88 @@ fn check_payload(
             rules.check_command(&spec.argv[0])
         }
         HandlerKind::PlaceOrder => {
-            NewOrder::validate(&order_spec_from_payload(payload)?, &rules.instruments)
+            let spec = order_spec_from_payload(payload)?;
+            if spec.fields().iter().any(|f| f.is_some_and(is_template)) {
+                // Rendered and validated at each run.
+                return Ok(());
+            }
+            NewOrder::validate(&spec, &rules.instruments)
                 .map(|_| ())
                 .map_err(|e| e.within("payload"))
         }
         HandlerKind::Rebalance => {
             RebalanceSpec::from_payload(payload, &rules.instruments).map(|_| ())
         }
+        HandlerKind::Flatten | HandlerKind::CancelAll | HandlerKind::Hardstop => {
+            KillSwitchSpec::from_payload(handler, payload).map(|_| ())
+        }
         HandlerKind::Notify => alert_spec_from_payload(payload, "task")
             .and_then(AlertSpec::validate)
             .map(|_| ())
             .map_err(|e| e.within("payload")),
+    }
+}
+
+/// The payload of the kill-switch handlers (`flatten`, `cancel_all`, `hardstop`):
+/// `{"account"?: "paper" | "all", "reason"?: "…"}`. Without an account (or with `all`) they
+/// act on every account; `hardstop` needs a reason (it goes on the audit trail). Both fields
+/// may hold `{{…}}` templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KillSwitchSpec {
+    pub account: Option<String>,
+    pub reason: Option<String>,
+}
+
+impl KillSwitchSpec {
+    pub fn from_payload(handler: HandlerKind, payload: &Value) -> Result<KillSwitchSpec, Invalid> {
+        let empty = serde_json::Map::new();
+        let obj = match payload {
+            Value::Null => &empty,
+            Value::Object(o) => o,
+            _ => {
+                return Err(Invalid::new(
+                    "invalid_payload",
+                    "payload",
+                    format!(
+                        "{} takes an object: {{\"account\"?, \"reason\"?}}",
+                        handler.as_str()
+                    ),
+                ))
+            }
+        };
+        if let Some(k) = obj
+            .keys()
+            .find(|k| !["account", "reason"].contains(&k.as_str()))
+        {
+            return Err(Invalid::new(
+                "unknown_field",
+                format!("payload.{k}"),
+                format!("{} takes account and reason, not {k:?}", handler.as_str()),
+            ));
+        }
+        let text = |k: &str| -> Result<Option<String>, Invalid> {
+            match obj.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) if !s.trim().is_empty() => Ok(Some(s.clone())),
+                Some(_) => Err(Invalid::new(
+                    "invalid_payload",
+                    format!("payload.{k}"),
+                    format!("{k} must be a non-empty string"),
+                )),
+            }
+        };
+        let spec = KillSwitchSpec {
+            account: text("account")?,
+            reason: text("reason")?,
+        };
+        if handler == HandlerKind::Hardstop && spec.reason.is_none() {
+            return Err(Invalid::new(
+                "missing_reason",
+                "payload.reason",
+                "hardstop needs a reason; it is recorded in the audit trail",
+            ));
+        }
+        Ok(spec)
     }
 }
 

@@ -2,13 +2,22 @@
 //!
 //! A template refers to values of a context object by dotted path: `{{payload.symbol}}`,
 //! `{{trigger.kind}}`, `{{trigger.data.price}}`, `{{task_id}}`. Strings are inserted as they are,
-//! other JSON values in their compact JSON form, and a missing path as the empty string. Pure
+//! other JSON values in their compact JSON form, `null` as nothing; a path that names nothing is
+//! an error of the run ([`Missing`]). Pure
 //! string work: no I/O, no escaping decisions beyond that (the caller picks where text goes).
 
 use serde_json::Value;
 
-/// Render every `{{ path }}` in `template` from `ctx`.
-pub fn render(template: &str, ctx: &Value) -> String {
+/// A template named a value the run does not have.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the template names {{{{{path}}}}}, which this run does not have")]
+pub struct Missing {
+    pub path: String,
+}
+
+/// Render every `{{ path }}` in `template` from `ctx`. A path that names nothing is an error
+/// (never an empty string or a `null` sent on); a value that is `null` renders as nothing.
+pub fn render(template: &str, ctx: &Value) -> Result<String, Missing> {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -17,12 +26,10 @@ pub fn render(template: &str, ctx: &Value) -> String {
         match after.find("}}") {
             Some(end) => {
                 let path = after[..end].trim();
-                if let Some(value) = lookup(ctx, path) {
-                    match value {
-                        Value::String(s) => out.push_str(s),
-                        Value::Null => {}
-                        other => out.push_str(&other.to_string()),
-                    }
+                match lookup(ctx, path)? {
+                    Value::String(s) => out.push_str(s),
+                    Value::Null => {}
+                    other => out.push_str(&other.to_string()),
                 }
                 rest = &after[end + 2..];
             }
@@ -33,13 +40,19 @@ pub fn render(template: &str, ctx: &Value) -> String {
         }
     }
     out.push_str(rest);
-    out
+    Ok(out)
+}
+
+/// Whether `text` holds a `{{…}}` template.
+pub fn is_template(text: &str) -> bool {
+    text.find("{{")
+        .is_some_and(|start| text[start..].contains("}}"))
 }
 
 /// Render templates inside every string of a JSON value. A string that is exactly one
 /// `{{path}}` is replaced by the referenced value itself, keeping its JSON type.
-pub fn render_value(value: &Value, ctx: &Value) -> Value {
-    match value {
+pub fn render_value(value: &Value, ctx: &Value) -> Result<Value, Missing> {
+    Ok(match value {
         Value::String(s) => {
             let trimmed = s.trim();
             if let Some(inner) = trimmed
@@ -47,27 +60,36 @@ pub fn render_value(value: &Value, ctx: &Value) -> Value {
                 .and_then(|t| t.strip_suffix("}}"))
             {
                 if !inner.contains("{{") && !inner.contains("}}") {
-                    return lookup(ctx, inner.trim()).cloned().unwrap_or(Value::Null);
+                    return lookup(ctx, inner.trim()).cloned();
                 }
             }
-            Value::String(render(s, ctx))
+            Value::String(render(s, ctx)?)
         }
-        Value::Array(items) => Value::Array(items.iter().map(|v| render_value(v, ctx)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| render_value(v, ctx))
+                .collect::<Result<_, _>>()?,
+        ),
         Value::Object(map) => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), render_value(v, ctx)))
-                .collect(),
+                .map(|(k, v)| Ok((k.clone(), render_value(v, ctx)?)))
+                .collect::<Result<_, Missing>>()?,
         ),
         other => other.clone(),
-    }
+    })
 }
 
-fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(ctx, |v, key| match v {
-        Value::Object(map) => map.get(key),
-        Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
-        _ => None,
-    })
+fn lookup<'a>(ctx: &'a Value, path: &str) -> Result<&'a Value, Missing> {
+    path.split('.')
+        .try_fold(ctx, |v, key| match v {
+            Value::Object(map) => map.get(key),
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        })
+        .ok_or_else(|| Missing {
+            path: path.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -84,13 +106,35 @@ mod tests {
             ("{{payload.symbol}}", "ES"),
             ("/q?s={{ payload.symbol }}&n={{payload.qty}}", "/q?s=ES&n=2"),
             ("{{payload.legs.1}}", "b"),
-            ("{{missing.path}}x", "x"),
             ("{{task_id}}-{{task_id}}", "t1-t1"),
             ("open {{ never closed", "open {{ never closed"),
         ];
         for (template, expected) in cases {
-            assert_eq!(render(template, &ctx), expected, "template {template:?}");
+            assert_eq!(
+                render(template, &ctx).as_deref(),
+                Ok(expected),
+                "template {template:?}"
+            );
         }
+        // A value the run does not have is an error, never an empty string.
+        for (template, path) in [
+            ("{{missing.path}}x", "missing.path"),
+            ("{{payload.legs.7}}", "payload.legs.7"),
+            ("{{payload.symbol.deeper}}", "payload.symbol.deeper"),
+        ] {
+            assert_eq!(
+                render(template, &ctx),
+                Err(Missing { path: path.into() }),
+                "template {template:?}"
+            );
+        }
+        assert_eq!(
+            render_value(&json!({"qty": "{{trigger.data.qty}}"}), &ctx),
+            Err(Missing {
+                path: "trigger.data.qty".into()
+            })
+        );
+        assert!(is_template("a{{b}}") && !is_template("a{{b") && !is_template("ab"));
     }
 
     #[test]
@@ -99,7 +143,7 @@ mod tests {
         let body = json!({"n": "{{payload.qty}}", "o": "{{payload.o}}", "s": "q={{payload.qty}}"});
         assert_eq!(
             render_value(&body, &ctx),
-            json!({"n": 2, "o": {"k": true}, "s": "q=2"})
+            Ok(json!({"n": 2, "o": {"k": true}, "s": "q=2"}))
         );
     }
 }

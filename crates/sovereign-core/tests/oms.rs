@@ -8,9 +8,11 @@ use proptest::prelude::*;
 use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::{PaperConfig, Quote};
-use sovereign_core::trading::oms::{session_close_after, AccountConfig, Event, Oms};
+use sovereign_core::trading::oms::{session_close_after, AccountConfig, Event, Oms, PriceSource};
 use sovereign_core::trading::order::{NewOrder, OrderStatus, OrderType, Side, Tif};
-use sovereign_core::trading::risk::{RiskLimits, StateCommand, TradingHours};
+use sovereign_core::trading::risk::{
+    reduces_only, RiskLimits, StateCommand, TradingHours, TradingState,
+};
 
 fn f(s: &str) -> Fixed {
     Fixed::parse(s).unwrap()
@@ -44,6 +46,7 @@ enum Cmd {
     Modify(usize, i64),
     Flatten,
     Halt,
+    Reduce,
     Resume,
 }
 
@@ -56,6 +59,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         (0usize..20, 1i64..5).prop_map(|(i, q)| Cmd::Modify(i, q)),
         Just(Cmd::Flatten),
         Just(Cmd::Halt),
+        Just(Cmd::Reduce),
         Just(Cmd::Resume),
     ]
 }
@@ -64,7 +68,7 @@ fn cmd() -> impl Strategy<Value = Cmd> {
 fn view(o: &Oms, now: DateTime<Utc>) -> String {
     format!(
         "{:?}\n{:?}\n{:?}\n{:?}",
-        o.orders(None, None, usize::MAX),
+        o.orders(&Default::default(), usize::MAX),
         o.positions(None),
         o.accounts(now),
         o.fills(None, usize::MAX)
@@ -103,17 +107,30 @@ proptest! {
             match c {
                 Cmd::Quote(d) => {
                     mid += d;
-                    live.on_quote(&es, Quote { last: Some(px(mid)), bid: Some(px(mid - 1)), ask: Some(px(mid + 1)) }, now, &mut out);
+                    live.on_quote(&es, Quote { last: Some(px(mid)), bid: Some(px(mid - 1)), ask: Some(px(mid + 1)) }, PriceSource::Synthetic, now, &mut out);
                 }
                 Cmd::Market(b, q) => { let _ = live.submit(order(b, q, OrderType::Market, None), now, &mut out); }
                 Cmd::Limit(b, q, off) => { let _ = live.submit(order(b, q, OrderType::Limit, Some(px(mid + off))), now, &mut out); }
                 Cmd::Cancel(i) => { let _ = live.cancel(i as u64 + 1, "test", now, &mut out); }
                 Cmd::Modify(i, q) => { let _ = live.modify(i as u64 + 1, Some(Qty(Fixed::from_int(q).unwrap())), None, None, now, &mut out); }
-                Cmd::Flatten => { live.flatten(None, now, &mut out); }
-                Cmd::Halt => { let _ = live.set_state("paper", &StateCommand::Hardstop { reason: "t".into() }, now, &mut out); }
-                Cmd::Resume => { let _ = live.set_state("paper", &StateCommand::Resume { reason: "t".into() }, now, &mut out); }
+                Cmd::Flatten => { let _ = live.flatten(None, now, &mut out); }
+                Cmd::Reduce => { let _ = live.set_state(Some("paper"), &StateCommand::Reduce { reason: "t".into() }, now, &mut out); }
+                Cmd::Halt => { let _ = live.set_state(Some("paper"), &StateCommand::Hardstop { reason: "t".into() }, now, &mut out); }
+                Cmd::Resume => { let _ = live.set_state(Some("paper"), &StateCommand::Resume { reason: "t".into() }, now, &mut out); }
             }
             journal.extend(out);
+            // The kill switch leaves nothing working that its state forbids.
+            let state = live.accounts(now)[0].state;
+            let position = live.position_qty("paper", &es);
+            for o in live.working_orders() {
+                let mut rest = o.request.clone();
+                rest.qty = o.leaves_qty();
+                prop_assert!(state != TradingState::Halted, "order {} works on a halted account", o.id);
+                prop_assert!(
+                    state != TradingState::Reducing || reduces_only(&rest, position),
+                    "order {} would increase the {} position of a reducing account", o.id, position
+                );
+            }
         }
         let mut rebuilt = oms(limits);
         for e in &journal {
@@ -121,9 +138,9 @@ proptest! {
         }
         // Quotes that led to no fill are not journaled; compare with the live last price applied.
         let last = live.quote(&es).unwrap_or_default();
-        rebuilt.on_quote(&es, last, now, &mut Vec::new());
+        rebuilt.on_quote(&es, last, PriceSource::Synthetic, now, &mut Vec::new());
         let mut live_again = live;
-        live_again.on_quote(&es, last, now, &mut Vec::new());
+        live_again.on_quote(&es, last, PriceSource::Synthetic, now, &mut Vec::new());
         prop_assert_eq!(view(&live_again, now), view(&rebuilt, now));
     }
 }
@@ -174,6 +191,7 @@ fn day_orders_expire_at_their_session_close() {
             bid: Some(Price(f("4999.75"))),
             ask: Some(Price(f("5000.25"))),
         },
+        PriceSource::External,
         t0(),
         &mut out,
     );
@@ -217,4 +235,45 @@ fn day_orders_expire_at_their_session_close() {
         OrderStatus::Accepted,
         "gtc stays"
     );
+}
+
+#[test]
+fn an_external_price_takes_a_symbol_from_the_synthetic_feed_for_good() {
+    let mut o = oms(RiskLimits::default());
+    let es = Symbol::parse("ES").unwrap();
+    let q = |p: &str| Quote {
+        last: Some(Price(f(p))),
+        bid: None,
+        ask: None,
+    };
+    let now = t0();
+    let mut journal = Vec::new();
+    assert!(o.on_quote(&es, q("5000"), PriceSource::Synthetic, now, &mut journal));
+    assert!(
+        journal.is_empty(),
+        "a synthetic price alone is not journaled"
+    );
+    assert!(o.on_quote(&es, q("4000"), PriceSource::External, now, &mut journal));
+    assert_eq!(
+        journal.len(),
+        1,
+        "the first external price is journaled: {journal:?}"
+    );
+    assert!(!o.on_quote(&es, q("5001"), PriceSource::Synthetic, now, &mut journal));
+    assert_eq!(o.quote(&es).unwrap().last, Some(Price(f("4000"))));
+    // A restart (replay) keeps the symbol external and its price.
+    let mut rebuilt = oms(RiskLimits::default());
+    for e in &journal {
+        rebuilt.apply(e);
+    }
+    assert!(rebuilt.is_external(&es));
+    assert!(!rebuilt.on_quote(&es, q("5001"), PriceSource::Synthetic, now, &mut Vec::new()));
+    assert_eq!(rebuilt.quote(&es).unwrap().last, Some(Price(f("4000"))));
+    // mark_prices journals only what moved since the last mark.
+    let mut out = Vec::new();
+    o.mark_prices(now, &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    o.on_quote(&es, q("4001"), PriceSource::External, now, &mut Vec::new());
+    o.mark_prices(now, &mut out);
+    assert_eq!(out.len(), 1, "{out:?}");
 }

@@ -114,7 +114,12 @@ impl Engine {
         if replayed > 0 {
             tracing::info!(events = replayed, "trading state rebuilt from the journal");
         }
-        let signals = Signals::new(settings.signals.clone(), trading.clone(), audit.clone());
+        let signals = Signals::new(
+            settings.signals.clone(),
+            trading.clone(),
+            audit.clone(),
+            notifier.clone(),
+        );
 
         let handler_context = handlers::Context::new(
             trading.clone(),

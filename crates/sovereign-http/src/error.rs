@@ -70,6 +70,7 @@ codes! {
     AlreadyExists = "already_exists", CONFLICT;
     TaskDisabled = "task_disabled", CONFLICT;
     OrderNotOpen = "order_not_open", CONFLICT;
+    ClientOrderIdConflict = "client_order_id_conflict", CONFLICT;
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
     StoreUnavailable = "store_unavailable", SERVICE_UNAVAILABLE;
@@ -227,6 +228,9 @@ impl From<TradingError> for ApiError {
             }
             TradingError::Oms(OmsError::NotOpen { .. }) => {
                 ApiError::new(Code::OrderNotOpen, message).field("id")
+            }
+            TradingError::Oms(OmsError::ClientOrderIdConflict { .. }) => {
+                ApiError::new(Code::ClientOrderIdConflict, message).field("client_order_id")
             }
             TradingError::Oms(OmsError::Denied(d)) => {
                 ApiError::domain(StatusCode::UNPROCESSABLE_ENTITY, d.code.code(), message)

@@ -10,6 +10,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sovereign_engine::executor::{Executor, RunContext};
+use sovereign_engine::trading::Trading;
 use sovereign_store::ResultFilter;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
@@ -65,8 +66,17 @@ pub async fn health(State(x): State<Executor>) -> Response {
 }
 
 #[utoipa::path(get, path = "/status", tag = "executor", responses((status = 200, body = StatusOut)))]
-pub async fn status(State(x): State<Executor>) -> ApiResult<Json<StatusOut>> {
+pub async fn status(
+    State(x): State<Executor>,
+    State(t): State<Trading>,
+) -> ApiResult<Json<StatusOut>> {
     let st = x.status().await?;
+    let external_symbols = t
+        .external_symbols()
+        .await?
+        .iter()
+        .map(|s| s.as_str().to_string())
+        .collect();
     Ok(Json(StatusOut {
         sovereignty_level: "local".into(),
         version: VERSION.into(),
@@ -89,6 +99,10 @@ pub async fn status(State(x): State<Executor>) -> ApiResult<Json<StatusOut>> {
             webhooks: st.store.webhooks,
             commits: st.store.commits,
             writes: st.store.writes,
+        },
+        feed: FeedOut {
+            synthetic: t.synthetic_feed(),
+            external_symbols,
         },
     }))
 }

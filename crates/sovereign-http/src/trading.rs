@@ -15,7 +15,9 @@ use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::trading::fixed::{Fixed, Price, Qty};
 use sovereign_core::trading::instrument::Symbol;
-use sovereign_core::trading::oms::{AccountView, Event, FillRecord, PositionView};
+use sovereign_core::trading::oms::{
+    AccountView, Event, FillRecord, OrderFilter, PositionView, PriceSource,
+};
 use sovereign_core::trading::order::{NewOrder, Order, OrderSpec, OrderStatus};
 use sovereign_core::trading::risk::StateCommand;
 use sovereign_engine::trading::signals::{SignalRequest, Signals};
@@ -25,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
 use crate::extract::{ApiQuery, JsonBody};
+use crate::tasks::parse_limit;
 use crate::wire::ts;
 use crate::Closing;
 
@@ -44,6 +47,7 @@ crate::routes! {
     hardstop,
     resume,
     ticks,
+    quotes,
     signal,
     sse_spot,
     sse_orders,
@@ -325,16 +329,31 @@ pub struct RiskList {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StateIn {
-    /// Default `paper`.
+    /// One account; absent or `"all"`: every account at once (the kill switch).
     pub account: Option<String>,
     pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StateOut {
+    /// The account, or `all`.
+    pub account: String,
+    /// The state now; with `all`, the state every account is in (or `mixed`).
+    pub trading_state: String,
+    /// Whether any account's state changed.
+    pub changed: bool,
+    /// Working orders canceled because the new state no longer allows them.
+    pub canceled: Vec<String>,
+    /// Each account the command reached.
+    pub accounts: Vec<AccountStateOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountStateOut {
     pub account: String,
     pub trading_state: String,
     pub changed: bool,
+    pub canceled: Vec<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -348,7 +367,7 @@ pub struct ModifyIn {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSelector {
-    /// Only this account (default: every account).
+    /// Only this account (absent or `"all"`: every account).
     pub account: Option<String>,
 }
 
@@ -360,7 +379,8 @@ pub struct TickIn {
     pub bid: Option<DecimalIn>,
     pub ask: Option<DecimalIn>,
     pub size: Option<DecimalIn>,
-    /// RFC 3339; informational.
+    /// When the price was seen (RFC 3339; default: now). Fills and halts the tick causes
+    /// carry this time, so a replay keeps the recorded times. At most a minute ahead.
     pub ts: Option<String>,
 }
 
@@ -376,14 +396,19 @@ pub enum TicksIn {
 pub struct OrderQuery {
     pub status: Option<String>,
     pub symbol: Option<String>,
-    pub limit: Option<usize>,
+    pub account: Option<String>,
+    /// The order (of each account) with this client order id.
+    pub client_order_id: Option<String>,
+    /// 1 to 100000 (default 1000).
+    pub limit: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct AccountQuery {
     pub account: Option<String>,
-    pub limit: Option<usize>,
+    /// 1 to 100000 (default 1000).
+    pub limit: Option<String>,
 }
 
 fn order_id(text: &str) -> Result<u64, ApiError> {
@@ -449,9 +474,15 @@ pub async fn list_orders(
         None => None,
     };
     let symbol = q.symbol.as_deref().map(Symbol::parse).transpose()?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let limit = parse_limit(q.limit.as_deref(), 1000, 100_000)?;
+    let filter = OrderFilter {
+        status,
+        symbol,
+        account: one_account(q.account),
+        client_order_id: q.client_order_id,
+    };
     let orders: Vec<OrderOut> = t
-        .orders(status, symbol, limit)
+        .orders(filter, limit)
         .await?
         .iter()
         .map(OrderOut::from)
@@ -516,7 +547,9 @@ fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Ok(crate::extract::parse_object::<AccountSelector>(body)?.account)
+    Ok(one_account(
+        crate::extract::parse_object::<AccountSelector>(body)?.account,
+    ))
 }
 
 #[utoipa::path(post, path = "/api/orders/cancel-all", tag = "trading", request_body = Option<AccountSelector>,
@@ -550,10 +583,12 @@ pub async fn positions(
     State(t): State<Trading>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<PositionList>> {
+    let limit = parse_limit(q.limit.as_deref(), 100_000, 100_000)?;
     let positions: Vec<PositionOut> = t
-        .positions(q.account)
+        .positions(one_account(q.account))
         .await?
         .iter()
+        .take(limit)
         .map(PositionOut::from)
         .collect();
     Ok(Json(PositionList {
@@ -567,9 +602,9 @@ pub async fn fills(
     State(t): State<Trading>,
     ApiQuery(q): ApiQuery<AccountQuery>,
 ) -> ApiResult<Json<FillList>> {
-    let limit = q.limit.unwrap_or(1000).clamp(1, 100_000);
+    let limit = parse_limit(q.limit.as_deref(), 1000, 100_000)?;
     let fills: Vec<FillOut> = t
-        .fills(q.account, limit)
+        .fills(one_account(q.account), limit)
         .await?
         .iter()
         .map(FillOut::from)
@@ -619,20 +654,36 @@ pub async fn risk(State(t): State<Trading>) -> ApiResult<Json<RiskList>> {
     Ok(Json(RiskList { accounts }))
 }
 
+/// `None` for every account: an absent account or `"all"`.
+fn one_account(account: Option<String>) -> Option<String> {
+    account.filter(|a| a != "all")
+}
+
 async fn change_state(t: &Trading, body: StateIn, cmd: StateCommand) -> ApiResult<Json<StateOut>> {
-    let account = body.account.unwrap_or_else(|| "paper".into());
-    let change = t.set_state(account.clone(), cmd).await?;
-    let state = t
-        .accounts()
-        .await?
-        .into_iter()
-        .find(|a| a.account.name == account)
-        .map(|a| a.state.as_str().to_string())
-        .unwrap_or_default();
+    let account = one_account(body.account);
+    let outcomes = t.set_state(account.clone(), cmd).await?;
+    let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>();
+    let accounts: Vec<AccountStateOut> = outcomes
+        .iter()
+        .map(|o| AccountStateOut {
+            account: o.account.clone(),
+            trading_state: o.state.as_str().into(),
+            changed: o.change.is_some(),
+            canceled: ids(&o.canceled),
+        })
+        .collect();
+    let trading_state = match accounts.split_first() {
+        Some((first, rest)) if rest.iter().all(|a| a.trading_state == first.trading_state) => {
+            first.trading_state.clone()
+        }
+        _ => "mixed".into(),
+    };
     Ok(Json(StateOut {
-        account,
-        trading_state: state,
-        changed: change.is_some(),
+        account: account.unwrap_or_else(|| "all".into()),
+        trading_state,
+        changed: accounts.iter().any(|a| a.changed),
+        canceled: accounts.iter().flat_map(|a| a.canceled.clone()).collect(),
+        accounts,
     }))
 }
 
@@ -660,6 +711,28 @@ pub async fn resume(
     change_state(&t, body, cmd).await
 }
 
+/// A tick's own time: RFC 3339, not more than a minute ahead of this machine's clock.
+fn tick_time(
+    text: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let at = chrono::DateTime::parse_from_rfc3339(text)
+        .map_err(|e| {
+            ApiError::new(
+                Code::InvalidTime,
+                format!("ts {text:?} is not an RFC 3339 time such as 2026-03-01T14:30:00Z ({e})"),
+            )
+        })?
+        .with_timezone(&chrono::Utc);
+    if at > now + chrono::Duration::minutes(1) {
+        return Err(ApiError::new(
+            Code::InvalidTime,
+            format!("ts {text:?} is in the future"),
+        ));
+    }
+    Ok(at)
+}
+
 #[utoipa::path(post, path = "/api/market/ticks", tag = "trading", request_body = TicksIn,
     responses((status = 200, description = "how many ticks were applied"), (status = 400, body = ErrorBody)))]
 pub async fn ticks(State(t): State<Trading>, body: axum::body::Bytes) -> ApiResult<Json<Value>> {
@@ -668,6 +741,7 @@ pub async fn ticks(State(t): State<Trading>, body: axum::body::Bytes) -> ApiResu
         TicksIn::Batch(v) | TicksIn::Wrapped { ticks: v } => v,
     };
     let instruments = t.instruments();
+    let now = chrono::Utc::now();
     // Validate the whole batch first: a bad row applies nothing.
     let mut batch = Vec::with_capacity(list.len());
     for (i, t) in list.iter().enumerate() {
@@ -688,10 +762,55 @@ pub async fn ticks(State(t): State<Trading>, body: axum::body::Bytes) -> ApiResu
                 .as_ref()
                 .map(|d| decimal("size", d).map(Qty))
                 .transpose()?,
+            source: PriceSource::External,
+            at: t
+                .ts
+                .as_deref()
+                .map(|text| tick_time(text, now).map_err(|e| e.field(format!("ticks[{i}].ts"))))
+                .transpose()?,
         });
     }
     let n = t.ticks(batch).await?;
     Ok(Json(json!({"applied": n})))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteOut {
+    pub symbol: String,
+    pub last: Option<String>,
+    pub bid: Option<String>,
+    pub ask: Option<String>,
+    /// `external` (pushed, replayed) or `synthetic` (the engine's random walk).
+    pub source: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QuoteList {
+    pub quotes: Vec<QuoteOut>,
+}
+
+#[utoipa::path(get, path = "/api/market/quotes", tag = "trading",
+    responses((status = 200, body = QuoteList, description = "the last price of every symbol that has one")))]
+pub async fn quotes(State(t): State<Trading>) -> ApiResult<Json<QuoteList>> {
+    let external = t.external_symbols().await?;
+    let quotes = t
+        .quotes()
+        .await?
+        .into_iter()
+        .map(|(symbol, q)| QuoteOut {
+            source: if external.contains(&symbol) {
+                "external"
+            } else {
+                "synthetic"
+            }
+            .into(),
+            symbol: symbol.as_str().to_string(),
+            last: q.last.map(|p| p.to_string()),
+            bid: q.bid.map(|p| p.to_string()),
+            ask: q.ask.map(|p| p.to_string()),
+        })
+        .collect();
+    Ok(Json(QuoteList { quotes }))
 }
 
 // ----- SSE ----------------------------------------------------------------------------------
@@ -842,16 +961,20 @@ pub struct SignalOut {
     pub duplicate: bool,
     /// The orders placed (a risk denial shows as status `denied` with its code).
     pub orders: Vec<OrderOut>,
+    /// With 422: the risk rule that denied an order of the signal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorDetail>,
 }
 
 #[utoipa::path(post, path = "/api/signals/{strategy}", tag = "trading", params(("strategy" = String, Path)),
     request_body = SignalIn,
-    responses((status = 200, body = SignalOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = SignalOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 422, body = SignalOut, description = "pre-trade risk denied an order of the signal: the orders and the rule")))]
 pub async fn signal(
     State(signals): State<Signals>,
     Path(strategy): Path<String>,
     JsonBody(body): JsonBody<SignalIn>,
-) -> ApiResult<Json<SignalOut>> {
+) -> ApiResult<Response> {
     use sovereign_core::trading::order::OrderType;
     use sovereign_core::trading::signal::{Action, Signal};
     // The secret first: an unauthenticated sender learns nothing about the alert's validity.
@@ -892,7 +1015,28 @@ pub async fn signal(
             },
         )
         .await?;
-    Ok(Json(SignalOut {
+    // Answered like an order: a risk denial (also of a repeat) is 422 with the rule.
+    let error = outcome.orders.iter().find_map(|o| {
+        let (code, message) = match &o.denial {
+            Some(d) => (d.code.code().to_string(), d.message.clone()),
+            None if o.order.status == OrderStatus::Denied => (
+                o.order.reject_code.clone().unwrap_or_default(),
+                o.order.reject_reason.clone().unwrap_or_default(),
+            ),
+            None => return None,
+        };
+        Some(ErrorDetail {
+            code,
+            message,
+            field: None,
+        })
+    });
+    let status = if error.is_some() {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
+    let out = SignalOut {
         strategy,
         duplicate: outcome.duplicate,
         orders: outcome
@@ -900,7 +1044,9 @@ pub async fn signal(
             .iter()
             .map(|o| OrderOut::from(&o.order))
             .collect(),
-    }))
+        error,
+    };
+    Ok((status, Json(out)).into_response())
 }
 
 #[cfg(test)]

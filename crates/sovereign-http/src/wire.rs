@@ -275,6 +275,17 @@ pub struct StatusOut {
     pub scheduler: SchedulerOut,
     pub tasks: TaskCounts,
     pub store: StoreOut,
+    pub feed: FeedOut,
+}
+
+/// Where prices come from.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FeedOut {
+    /// Whether the synthetic random-walk feed runs (`[trading] synthetic_feed`).
+    pub synthetic: bool,
+    /// Symbols an external price (pushed, replayed) has reached: the synthetic feed no longer
+    /// moves them.
+    pub external_symbols: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -141,8 +141,8 @@ pub(crate) struct Sqlite {
     _checkpointer: mpsc::Sender<()>,
     /// Set for good when a commit or a journal append fails.
     poisoned: Arc<AtomicBool>,
-    /// The data dir's lock, released when the store is dropped.
-    _lock: crate::lock::DirLock,
+    /// The data dir's lock, released once the writer has closed (or when the store is dropped).
+    lock: Mutex<Option<crate::lock::DirLock>>,
 }
 
 fn open_connection(path: &Path, read_only: bool) -> Result<Connection, StoreError> {
@@ -235,7 +235,7 @@ impl Sqlite {
             queued: AtomicU64::new(0),
             _checkpointer: checkpointer,
             poisoned,
-            _lock: lock,
+            lock: Mutex::new(Some(lock)),
         })
     }
 
@@ -484,6 +484,8 @@ impl Sqlite {
         if self.queue.send(Job::Close(tx)).is_ok() {
             let _ = rx.await;
         }
+        // Nothing writes any more: another engine may have the data dir.
+        drop(self.lock.lock().unwrap_or_else(|e| e.into_inner()).take());
     }
 
     pub(crate) async fn list_tasks(&self) -> Result<Vec<TaskRow>, StoreError> {

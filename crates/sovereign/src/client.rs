@@ -539,7 +539,7 @@ pub struct OrderArgs {
     /// Time in force (the engine's default is day).
     #[arg(long, value_enum)]
     pub tif: Option<Tif>,
-    /// Account (the engine's default is paper).
+    /// One account; without it (or with `all`), every account.
     #[arg(long)]
     pub account: Option<String>,
     /// Makes the submission idempotent: the same id answers with the existing order.
@@ -566,7 +566,7 @@ pub struct StateArgs {
     /// Why (kept in the journal); required.
     #[arg(long)]
     pub reason: String,
-    /// Account (the engine's default is paper).
+    /// One account; without it (or with `all`), every account.
     #[arg(long)]
     pub account: Option<String>,
     #[command(flatten)]
@@ -584,6 +584,7 @@ pub enum Trading {
     Hardstop(StateArgs),
     Resume(StateArgs),
     Flatten(Option<String>),
+    CancelAll(Option<String>),
 }
 
 /// The `POST /api/orders` body; the order type follows from which prices are given.
@@ -746,6 +747,16 @@ async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Optio
             api.call(Method::POST, "/api/risk/resume", Some(state_body(a)))
                 .await?,
             state_table,
+            None,
+        ),
+        Trading::CancelAll(account) => (
+            api.call(
+                Method::POST,
+                "/api/orders/cancel-all",
+                Some(account_body(account)),
+            )
+            .await?,
+            canceled_table,
             None,
         ),
         Trading::Flatten(account) => {
@@ -924,17 +935,39 @@ fn accounts_table(v: &Value) -> String {
 }
 
 /// `paper: halted`, or `paper: halted (unchanged)` when it already was.
+/// One line per account: its state, and the working orders the change canceled.
 fn state_table(v: &Value) -> String {
-    let unchanged = if v["changed"].as_bool() == Some(false) {
-        " (unchanged)"
+    list(v, "accounts")
+        .iter()
+        .map(|a| {
+            let unchanged = if a["changed"].as_bool() == Some(false) {
+                " (unchanged)"
+            } else {
+                ""
+            };
+            let canceled = list(a, "canceled");
+            let canceled = if canceled.is_empty() {
+                String::new()
+            } else {
+                let ids: Vec<String> = canceled.iter().map(s).collect();
+                format!("; canceled {}", ids.join(", "))
+            };
+            format!(
+                "{}: {}{unchanged}{canceled}\n",
+                s(&a["account"]),
+                s(&a["trading_state"])
+            )
+        })
+        .collect()
+}
+
+fn canceled_table(v: &Value) -> String {
+    let ids: Vec<String> = list(v, "canceled").iter().map(s).collect();
+    if ids.is_empty() {
+        "no working orders\n".into()
     } else {
-        ""
-    };
-    format!(
-        "{}: {}{unchanged}\n",
-        s(&v["account"]),
-        s(&v["trading_state"])
-    )
+        format!("canceled {}\n", ids.join(", "))
+    }
 }
 
 #[cfg(test)]

@@ -152,10 +152,21 @@ enum Command {
         #[command(flatten)]
         client: client::ClientArgs,
     },
-    /// Halt trading on an account: new orders are denied until `resume`.
+    /// The kill switch: halt trading and cancel every working order.
+    ///
+    /// Without `--account` (or with `--account all`) every account at once. New orders are
+    /// denied until `resume`; only closing orders from `flatten` pass.
     Hardstop(client::StateArgs),
-    /// Resume trading on a halted account.
+    /// Resume trading on a halted account (without `--account`: every account).
     Resume(client::StateArgs),
+    /// Cancel every working order (of one account, or of all).
+    CancelAll {
+        /// Only this account (default: every account).
+        #[arg(long)]
+        account: Option<String>,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Close every position with market orders.
     ///
     /// Prints the closing orders. Exits 3 if pre-trade risk denies one of them, 1 if the venue
@@ -247,6 +258,9 @@ fn main() -> ExitCode {
         Command::Hardstop(args) => trading(client::Trading::Hardstop(args.clone()), &args.client),
         Command::Resume(args) => trading(client::Trading::Resume(args.clone()), &args.client),
         Command::Flatten { account, client } => trading(client::Trading::Flatten(account), &client),
+        Command::CancelAll { account, client } => {
+            trading(client::Trading::CancelAll(account), &client)
+        }
         Command::Replay(args) => replay::run(&args),
         Command::Check { config } => check(&config),
         Command::Openapi => {
@@ -426,7 +440,10 @@ async fn serve(
     .context("HTTP server failed")?;
     let left = drain.await.context("shutdown task failed")?;
     if left > 0 {
-        anyhow::bail!("{left} engine tasks were still running {} s after shutdown began", TASKS_WAIT.as_secs());
+        anyhow::bail!(
+            "{left} engine tasks were still running {} s after shutdown began",
+            TASKS_WAIT.as_secs()
+        );
     }
     tracing::info!("stopped: every task the engine started has finished");
     Ok(())

@@ -16,8 +16,8 @@ mod notify;
 mod supervisor;
 mod tidy;
 mod trading;
-mod truth;
 mod trust;
+mod truth;
 mod util;
 
 use std::collections::BTreeSet;

@@ -200,12 +200,24 @@ pub enum Event {
         change: StateChange,
         at: DateTime<Utc>,
     },
-    /// The market price a decision was made on (kept so a restart knows the last prices).
+    /// The market price a decision was made on, or the last price now and then (kept so a
+    /// restart knows the last prices). `external`: the symbol's prices come from outside (a
+    /// pushed or replayed tick), so synthetic prices no longer apply to it.
     Mark {
         symbol: Symbol,
         quote: Quote,
+        external: bool,
         at: DateTime<Utc>,
     },
+}
+
+/// Where a price comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PriceSource {
+    /// The engine's own random walk: only for symbols no outside price has reached.
+    Synthetic,
+    /// A pushed or replayed tick, a venue's feed.
+    External,
 }
 
 /// Why a command was refused outright (nothing changed).
@@ -221,12 +233,57 @@ pub enum OmsError {
     NotOpen { id: u64, status: OrderStatus },
     #[error("{}", .0.message)]
     Denied(RiskDenial),
+    #[error("client order id {client_order_id:?} is already order {order_id}, with other fields")]
+    ClientOrderIdConflict {
+        client_order_id: String,
+        order_id: u64,
+    },
 }
 
 impl From<Invalid> for OmsError {
     fn from(e: Invalid) -> Self {
         OmsError::Invalid(e)
     }
+}
+
+/// Which orders a listing shows; every field that is set must match.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub symbol: Option<Symbol>,
+    pub account: Option<String>,
+    pub client_order_id: Option<String>,
+}
+
+impl OrderFilter {
+    fn matches(&self, o: &Order) -> bool {
+        let r = &o.request;
+        self.status.is_none_or(|s| o.status == s)
+            && self.symbol.as_ref().is_none_or(|s| &r.symbol == s)
+            && self.account.as_ref().is_none_or(|a| &r.account == a)
+            && self
+                .client_order_id
+                .as_ref()
+                .is_none_or(|c| r.client_order_id.as_ref() == Some(c))
+    }
+}
+
+/// The cancel reason of working orders canceled because their account was halted.
+pub const CANCELED_HALTED: &str = "account halted";
+/// The cancel reason of working orders canceled because their account went reduce-only and
+/// they would have increased exposure.
+pub const CANCELED_REDUCING: &str = "account reducing: the order would increase exposure";
+
+/// What a trading-state command did to one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateOutcome {
+    pub account: String,
+    /// The state the account is in now.
+    pub state: TradingState,
+    /// The change, when the state changed.
+    pub change: Option<StateChange>,
+    /// Working orders canceled because the state no longer allows them.
+    pub canceled: Vec<u64>,
 }
 
 /// The answer to a submit.
@@ -285,6 +342,8 @@ pub struct Oms {
     quotes: Map<Symbol, Quote>,
     /// The last quote journaled per symbol (a `Mark` is written only when it changes).
     marked: Map<Symbol, Quote>,
+    /// Symbols an external price has reached: synthetic prices are ignored for them.
+    external: std::collections::BTreeSet<Symbol>,
     fills: Chunked<FillRecord>,
     next_order_id: u64,
     next_fill_id: u64,
@@ -334,6 +393,7 @@ impl Oms {
             client_ids: Map::default(),
             quotes: Map::default(),
             marked: Map::default(),
+            external: Default::default(),
             fills: Chunked::default(),
             next_order_id: 1,
             next_fill_id: 1,
@@ -369,14 +429,20 @@ impl Oms {
             return Err(OmsError::UnknownAccount(new.account.clone()));
         }
         if let Some(coid) = &new.client_order_id {
-            if let Some(id) = self.client_ids.get(&(new.account.clone(), coid.clone())) {
-                if let Some(order) = self.orders.get(id) {
-                    return Ok(Submitted {
-                        order: order.clone(),
-                        duplicate: true,
-                        denial: None,
+            if let Some(order) = self.order_by_client_id(&new.account, coid) {
+                // The same order again is the order already placed (idempotent); a different
+                // order under the same id is refused, as FIX venues do.
+                if order.request != new {
+                    return Err(OmsError::ClientOrderIdConflict {
+                        client_order_id: coid.clone(),
+                        order_id: order.id,
                     });
                 }
+                return Ok(Submitted {
+                    order: order.clone(),
+                    duplicate: true,
+                    denial: None,
+                });
             }
         }
         let instruments = Arc::clone(&self.instruments);
@@ -541,6 +607,7 @@ impl Oms {
                     Event::Mark {
                         symbol: instrument.symbol.clone(),
                         quote,
+                        external: self.external.contains(&instrument.symbol),
                         at: now,
                     },
                     out,
@@ -634,6 +701,14 @@ impl Oms {
             out,
         );
         self.check_loss(&account, now, out);
+        if self
+            .books
+            .get(&account)
+            .is_some_and(|b| b.state == TradingState::Reducing)
+        {
+            // The position moved: a working order that reduced it may now flip it.
+            self.enforce_state(&account, now, out);
+        }
     }
 
     /// Halt an account whose day P&L breached its loss limit.
@@ -659,7 +734,50 @@ impl Oms {
                 },
                 out,
             );
+            self.enforce_state(account, now, out);
         }
+    }
+
+    /// Cancel the account's working orders its trading state no longer allows: every one when
+    /// `halted`, those that would increase exposure when `reducing`. Returns their ids.
+    fn enforce_state(
+        &mut self,
+        account: &str,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Vec<u64> {
+        let Some(book) = self.books.get(account) else {
+            return Vec::new();
+        };
+        let (state, positions) = (book.state, &book.positions);
+        let reason = match state {
+            TradingState::Active => return Vec::new(),
+            TradingState::Halted => CANCELED_HALTED,
+            TradingState::Reducing => CANCELED_REDUCING,
+        };
+        let mut ids: Vec<u64> = self
+            .working
+            .values()
+            .flatten()
+            .copied()
+            .filter(|id| {
+                self.orders.get(id).is_some_and(|o| {
+                    let r = &o.request;
+                    r.account == account
+                        && (state == TradingState::Halted || {
+                            let position = positions.get(&r.symbol).map_or(Qty::ZERO, |p| p.qty);
+                            let mut rest = r.clone();
+                            rest.qty = o.leaves_qty();
+                            !risk::reduces_only(&rest, position)
+                        })
+                })
+            })
+            .collect();
+        ids.sort_unstable();
+        for id in &ids {
+            let _ = self.cancel(*id, reason, now, out);
+        }
+        ids
     }
 
     /// Cancel a working order.
@@ -776,13 +894,22 @@ impl Oms {
             .ok_or(OmsError::UnknownOrder(id))
     }
 
+    /// `UnknownAccount` unless `account` is `None` (every account) or one this OMS has.
+    pub fn check_account(&self, account: Option<&str>) -> Result<(), OmsError> {
+        match account {
+            Some(a) if !self.books.contains_key(a) => Err(OmsError::UnknownAccount(a.to_string())),
+            _ => Ok(()),
+        }
+    }
+
     /// Cancel every working order (of one account, or all).
     pub fn cancel_all(
         &mut self,
         account: Option<&str>,
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
-    ) -> Vec<u64> {
+    ) -> Result<Vec<u64>, OmsError> {
+        self.check_account(account)?;
         let mut ids: Vec<u64> = self
             .working
             .values()
@@ -798,7 +925,7 @@ impl Oms {
         for id in &ids {
             let _ = self.cancel(*id, "cancel_all", now, out);
         }
-        ids
+        Ok(ids)
     }
 
     /// Cancel working orders and close every position with market orders (of one account, or
@@ -808,8 +935,8 @@ impl Oms {
         account: Option<&str>,
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
-    ) -> Vec<Submitted> {
-        self.cancel_all(account, now, out);
+    ) -> Result<Vec<Submitted>, OmsError> {
+        self.cancel_all(account, now, out)?;
         let mut targets: Vec<(String, Symbol, Qty)> = self
             .books
             .iter()
@@ -822,7 +949,7 @@ impl Oms {
             })
             .collect();
         targets.sort();
-        targets
+        Ok(targets
             .into_iter()
             .filter_map(|(account, symbol, qty)| {
                 let order = NewOrder {
@@ -842,7 +969,7 @@ impl Oms {
                 };
                 self.submit_as(order, now, out, true).ok()
             })
-            .collect()
+            .collect())
     }
 
     /// Expire `day` orders whose session has closed: at the account's trading-hours end (in its
@@ -879,13 +1006,22 @@ impl Oms {
     }
 
     /// New market data for a symbol: remember it, then let the venue work that symbol's orders.
+    /// A synthetic price for a symbol an external price has reached is ignored (returns
+    /// false); the first external price of a symbol is journaled at once, so a restart keeps
+    /// the synthetic feed off it.
     pub fn on_quote(
         &mut self,
         symbol: &Symbol,
         quote: Quote,
+        source: PriceSource,
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
-    ) {
+    ) -> bool {
+        let first_external = match source {
+            PriceSource::Synthetic if self.external.contains(symbol) => return false,
+            PriceSource::Synthetic => false,
+            PriceSource::External => !self.external.contains(symbol),
+        };
         let merged = {
             let prev = self.quotes.get(symbol).copied().unwrap_or_default();
             Quote {
@@ -895,9 +1031,20 @@ impl Oms {
             }
         };
         self.quotes.insert(symbol.clone(), merged);
+        if first_external {
+            self.emit(
+                Event::Mark {
+                    symbol: symbol.clone(),
+                    quote: merged,
+                    external: true,
+                    at: now,
+                },
+                out,
+            );
+        }
         let instruments = Arc::clone(&self.instruments);
         let Some(instrument) = instruments.get(symbol) else {
-            return;
+            return true;
         };
         let ids: Vec<u64> = self.working.get(symbol).cloned().unwrap_or_default();
         for id in ids {
@@ -912,32 +1059,93 @@ impl Oms {
         for a in accounts {
             self.check_loss(&a, now, out);
         }
+        true
     }
 
-    /// Operator trading-state command (hardstop, reduce, resume).
-    pub fn set_state(
-        &mut self,
-        account: &str,
-        cmd: &StateCommand,
-        now: DateTime<Utc>,
-        out: &mut Vec<Event>,
-    ) -> Result<Option<StateChange>, OmsError> {
-        let book = self
-            .books
-            .get(account)
-            .ok_or_else(|| OmsError::UnknownAccount(account.to_string()))?;
-        let change = risk::apply_state(book.state, cmd)?;
-        if let Some(change) = &change {
+    /// Journal the last price of every symbol whose price moved since its last `Mark`, so a
+    /// restart resumes from it (called now and then, and at shutdown).
+    pub fn mark_prices(&mut self, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let mut moved: Vec<(Symbol, Quote)> = self
+            .quotes
+            .iter()
+            .filter(|(s, q)| self.marked.get(*s) != Some(*q))
+            .map(|(s, q)| (s.clone(), *q))
+            .collect();
+        moved.sort_by(|a, b| a.0.cmp(&b.0));
+        for (symbol, quote) in moved {
+            let external = self.external.contains(&symbol);
             self.emit(
-                Event::StateChanged {
-                    account: account.to_string(),
-                    change: change.clone(),
+                Event::Mark {
+                    symbol,
+                    quote,
+                    external,
                     at: now,
                 },
                 out,
             );
         }
-        Ok(change)
+    }
+
+    /// Symbols whose prices come from outside (the synthetic feed no longer moves them).
+    pub fn external_symbols(&self) -> impl Iterator<Item = &Symbol> {
+        self.external.iter()
+    }
+
+    pub fn is_external(&self, symbol: &Symbol) -> bool {
+        self.external.contains(symbol)
+    }
+
+    /// Operator trading-state command (hardstop, reduce, resume) for one account, or for every
+    /// account when `account` is `None`. Entering `halted` cancels every working order of the
+    /// account and `reducing` those that would increase exposure — also when the account was
+    /// already in that state, so pressing HARDSTOP again still stops whatever is working.
+    pub fn set_state(
+        &mut self,
+        account: Option<&str>,
+        cmd: &StateCommand,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<Vec<StateOutcome>, OmsError> {
+        self.check_account(account)?;
+        let mut names: Vec<String> = match account {
+            Some(a) => vec![a.to_string()],
+            None => self.books.keys().cloned().collect(),
+        };
+        names.sort();
+        // Judge every account first: a refused command (no reason) changes none of them.
+        let mut changes = Vec::with_capacity(names.len());
+        for name in &names {
+            let state = self
+                .books
+                .get(name)
+                .map_or(TradingState::Active, |b| b.state);
+            changes.push(risk::apply_state(state, cmd)?);
+        }
+        let mut outcomes = Vec::with_capacity(names.len());
+        for (name, change) in names.into_iter().zip(changes) {
+            if let Some(change) = &change {
+                self.emit(
+                    Event::StateChanged {
+                        account: name.clone(),
+                        change: change.clone(),
+                        at: now,
+                    },
+                    out,
+                );
+            }
+            let canceled = self.enforce_state(&name, now, out);
+            let state = self
+                .books
+                .get(&name)
+                .map_or(TradingState::Active, |b| b.state);
+            outcomes.push(StateOutcome {
+                account: name,
+                state,
+                change,
+                canceled,
+            });
+        }
+        Ok(outcomes)
     }
 
     // ----- events ---------------------------------------------------------------------------
@@ -1034,9 +1242,17 @@ impl Oms {
                     b.state = change.to;
                 }
             }
-            Event::Mark { symbol, quote, .. } => {
+            Event::Mark {
+                symbol,
+                quote,
+                external,
+                ..
+            } => {
                 self.quotes.insert(symbol.clone(), *quote);
                 self.marked.insert(symbol.clone(), *quote);
+                if *external {
+                    self.external.insert(symbol.clone());
+                }
             }
         }
     }
@@ -1047,18 +1263,34 @@ impl Oms {
         self.orders.get(&id)
     }
 
-    /// Orders, newest first, optionally filtered.
-    pub fn orders(
-        &self,
-        status: Option<OrderStatus>,
-        symbol: Option<&Symbol>,
-        limit: usize,
-    ) -> Vec<Order> {
+    /// The order an account's client order id names.
+    pub fn order_by_client_id(&self, account: &str, client_order_id: &str) -> Option<&Order> {
+        let id = self
+            .client_ids
+            .get(&(account.to_string(), client_order_id.to_string()))?;
+        self.orders.get(id)
+    }
+
+    /// Orders, newest first, filtered.
+    pub fn orders(&self, filter: &OrderFilter, limit: usize) -> Vec<Order> {
+        if let Some(coid) = &filter.client_order_id {
+            // Found through the index: the order an account's client order id names.
+            let mut found: Vec<Order> = self
+                .client_ids
+                .iter()
+                .filter(|((a, c), _)| c == coid && filter.account.as_ref().is_none_or(|f| f == a))
+                .filter_map(|(_, id)| self.orders.get(id))
+                .filter(|o| filter.matches(o))
+                .cloned()
+                .collect();
+            found.sort_by_key(|o| std::cmp::Reverse(o.id));
+            found.truncate(limit);
+            return found;
+        }
         self.orders
             .values()
             .rev()
-            .filter(|o| status.is_none_or(|s| o.status == s))
-            .filter(|o| symbol.is_none_or(|s| &o.request.symbol == s))
+            .filter(|o| filter.matches(o))
             .take(limit)
             .cloned()
             .collect()
@@ -1170,6 +1402,18 @@ impl Oms {
             })
             .collect();
         v.sort_by(|a, b| a.account.name.cmp(&b.account.name));
+        v
+    }
+
+    /// The working (open) orders, in id order.
+    pub fn working_orders(&self) -> Vec<&Order> {
+        let mut v: Vec<&Order> = self
+            .working
+            .values()
+            .flatten()
+            .filter_map(|id| self.orders.get(id))
+            .collect();
+        v.sort_by_key(|o| o.id);
         v
     }
 

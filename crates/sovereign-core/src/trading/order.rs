@@ -271,6 +271,23 @@ pub struct OrderSpec {
     pub client_order_id: Option<String>,
 }
 
+impl OrderSpec {
+    /// Every field's text (absent optional ones as `None`).
+    pub fn fields(&self) -> [Option<&str>; 9] {
+        [
+            self.account.as_deref(),
+            Some(&self.symbol),
+            Some(&self.side),
+            Some(&self.qty),
+            self.order_type.as_deref(),
+            self.limit_price.as_deref(),
+            self.stop_price.as_deref(),
+            self.tif.as_deref(),
+            self.client_order_id.as_deref(),
+        ]
+    }
+}
+
 /// A validated new order: every field on its grid, prices present exactly where the type needs them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOrder {

@@ -38,13 +38,20 @@ impl Action {
 pub struct StrategyRule {
     pub name: String,
     pub account: String,
-    /// Ticker → instrument, e.g. `ES1!` → `ES`. Unmapped tickers are used as symbols.
+    /// Ticker → instrument, e.g. `ES1!` → `ES`: the tickers this strategy trades.
     pub symbols: Vec<(String, Symbol)>,
+    /// Tickers not in `symbols` are taken as symbols themselves (otherwise refused).
+    pub passthrough: bool,
+    /// Round the alert's prices onto the tick grid, never to a worse price: buy limits and
+    /// sell stops down, sell limits and buy stops up (otherwise a price off the grid is refused).
+    pub round_to_tick: bool,
     /// Fixed quantity per signal; `None` = take the signal's `contracts`/`qty`.
     pub fixed_qty: Option<Qty>,
     /// An opposite signal closes the position and opens the new side in one order.
     pub reverse: bool,
-    /// Use the signal's `price`/`order_type` (limit orders); otherwise market.
+    /// An alert with a `price` but no `order_type` becomes a limit order at that price
+    /// (otherwise a market order; the price is then the bar's close, for information). An
+    /// explicit `order_type` is always honoured.
     pub use_signal_price: bool,
     pub tif: Tif,
 }
@@ -71,9 +78,47 @@ impl StrategyRule {
             .iter()
             .find(|(t, _)| t.eq_ignore_ascii_case(ticker))
             .map(|(_, s)| s.to_string());
+        if mapped.is_none() && !self.passthrough {
+            let known: Vec<&str> = self.symbols.iter().map(|(t, _)| t.as_str()).collect();
+            return Err(Invalid::new(
+                "unknown_ticker",
+                "ticker",
+                format!(
+                    "strategy {:?} does not trade {ticker:?} (its tickers: {}); map it in [signals.{}.symbols] or set passthrough = true",
+                    self.name,
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") },
+                    self.name
+                ),
+            ));
+        }
         instruments
             .find(mapped.as_deref().unwrap_or(ticker))
             .map_err(|e| Invalid::new(e.code, "ticker", e.message))
+    }
+
+    /// The alert's price as an order price: on the tick grid, or rounded onto it toward the
+    /// passive side when the strategy says `round_to_tick`.
+    fn order_price(
+        &self,
+        price: Price,
+        instrument: &Instrument,
+        up: bool,
+    ) -> Result<Price, Invalid> {
+        let price = if self.round_to_tick {
+            let step = instrument.tick_size.0.raw();
+            let raw = price.0.raw();
+            let rem = raw.rem_euclid(step);
+            let down = raw - rem;
+            Price(Fixed::from_raw(if up && rem != 0 {
+                down.saturating_add(step)
+            } else {
+                down
+            }))
+        } else {
+            price
+        };
+        instrument.check_price(price, "price")?;
+        Ok(price)
     }
 
     /// The orders that carry out `signal` given the current signed `position`.
@@ -116,16 +161,41 @@ impl StrategyRule {
             Action::Buy => (Side::Buy, qty),
             Action::Sell => (Side::Sell, qty),
         };
-        let (order_type, limit_price) =
-            match (self.use_signal_price, signal.order_type, signal.price) {
-                (true, Some(OrderType::Limit), Some(p)) | (true, None, Some(p))
-                    if signal.action != Action::Exit =>
-                {
-                    instrument.check_price(p, "price")?;
-                    (OrderType::Limit, Some(p))
-                }
-                _ => (OrderType::Market, None),
-            };
+        // The order is what the alert says, or refused: never a different kind of order.
+        let buy = side == Side::Buy;
+        let (order_type, limit_price, stop_price) = match (signal.order_type, signal.price) {
+            (Some(OrderType::Market), _) => (OrderType::Market, None, None),
+            (Some(OrderType::StopLimit), _) => {
+                return Err(Invalid::new(
+                    "unsupported_order_type",
+                    "order_type",
+                    "a stop_limit order needs a stop and a limit price; an alert carries one price: send limit or stop",
+                ))
+            }
+            (Some(kind), None) => {
+                return Err(Invalid::new(
+                    "missing_price",
+                    "price",
+                    format!("a {} alert needs a price", kind.as_str()),
+                ))
+            }
+            (Some(OrderType::Limit), Some(p)) => (
+                OrderType::Limit,
+                Some(self.order_price(p, instrument, !buy)?),
+                None,
+            ),
+            (Some(OrderType::Stop), Some(p)) => (
+                OrderType::Stop,
+                None,
+                Some(self.order_price(p, instrument, buy)?),
+            ),
+            (None, Some(p)) if self.use_signal_price && signal.action != Action::Exit => (
+                OrderType::Limit,
+                Some(self.order_price(p, instrument, !buy)?),
+                None,
+            ),
+            (None, _) => (OrderType::Market, None, None),
+        };
         Ok(vec![NewOrder {
             account: self.account.clone(),
             symbol: instrument.symbol.clone(),
@@ -133,7 +203,7 @@ impl StrategyRule {
             qty: amount,
             order_type,
             limit_price,
-            stop_price: None,
+            stop_price,
             tif: if order_type == OrderType::Market {
                 Tif::Ioc
             } else {
@@ -232,10 +302,128 @@ mod tests {
             account: "paper".into(),
             symbols: vec![("ES1!".into(), Symbol::parse("ES").unwrap())],
             fixed_qty: fixed.map(|q| Qty::parse(q).unwrap()),
+            passthrough: false,
+            round_to_tick: false,
             reverse,
             use_signal_price: false,
             tif: Tif::Day,
         }
+    }
+
+    #[test]
+    fn the_alert_order_type_is_honoured_or_refused() {
+        let set = Instruments::builtin();
+        let es = rule(true, None).instrument("ES1!", &set).unwrap().clone();
+        let p = |s: &str| Price(Fixed::parse(s).unwrap());
+        let sig = |a: Action, t: Option<OrderType>, price: Option<&str>| Signal {
+            ticker: "ES1!".into(),
+            action: a,
+            qty: Some(Qty::parse("1").unwrap()),
+            price: price.map(p),
+            order_type: t,
+        };
+        let rounding = StrategyRule {
+            round_to_tick: true,
+            ..rule(true, None)
+        };
+        let implicit = StrategyRule {
+            use_signal_price: true,
+            ..rule(true, None)
+        };
+        use OrderType as T;
+        // (rule, signal) → (type, limit, stop) or the refusal's code
+        type Want = Result<(OrderType, Option<&'static str>, Option<&'static str>), &'static str>;
+        let cases: Vec<(&StrategyRule, Signal, Want)> = vec![
+            (
+                &rounding,
+                sig(Action::Buy, None, Some("5000.1")),
+                Ok((T::Market, None, None)),
+            ),
+            (
+                &implicit,
+                sig(Action::Buy, None, Some("5000")),
+                Ok((T::Limit, Some("5000"), None)),
+            ),
+            (
+                &implicit,
+                sig(Action::Exit, None, Some("5000")),
+                Ok((T::Market, None, None)),
+            ),
+            (
+                &rounding,
+                sig(Action::Buy, Some(T::Market), Some("1")),
+                Ok((T::Market, None, None)),
+            ),
+            (
+                &rounding,
+                sig(Action::Buy, Some(T::Limit), Some("5000.1")),
+                Ok((T::Limit, Some("5000"), None)),
+            ),
+            (
+                &rounding,
+                sig(Action::Sell, Some(T::Limit), Some("5000.1")),
+                Ok((T::Limit, Some("5000.25"), None)),
+            ),
+            (
+                &rounding,
+                sig(Action::Buy, Some(T::Stop), Some("5000.1")),
+                Ok((T::Stop, None, Some("5000.25"))),
+            ),
+            (
+                &rounding,
+                sig(Action::Sell, Some(T::Stop), Some("5000.1")),
+                Ok((T::Stop, None, Some("5000"))),
+            ),
+            (
+                &rounding,
+                sig(Action::Sell, Some(T::Stop), Some("5000.25")),
+                Ok((T::Stop, None, Some("5000.25"))),
+            ),
+            (
+                &implicit,
+                sig(Action::Buy, Some(T::Limit), Some("5000.1")),
+                Err("price_off_tick"),
+            ),
+            (
+                &implicit,
+                sig(Action::Buy, Some(T::Stop), None),
+                Err("missing_price"),
+            ),
+            (
+                &implicit,
+                sig(Action::Buy, Some(T::StopLimit), Some("5000")),
+                Err("unsupported_order_type"),
+            ),
+        ];
+        for (i, (r, s, want)) in cases.into_iter().enumerate() {
+            let got = r
+                .plan(&s, &es, Qty::parse("-1").unwrap())
+                .map(|o| {
+                    let o = &o[0];
+                    (o.order_type, o.limit_price, o.stop_price)
+                })
+                .map_err(|e| e.code);
+            let want = want.map(|(t, l, st)| (t, l.map(p), st.map(p)));
+            assert_eq!(got, want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn only_mapped_tickers_trade_unless_passed_through() {
+        let set = Instruments::builtin();
+        assert_eq!(
+            rule(true, None).instrument("ES", &set).unwrap_err().code,
+            "unknown_ticker"
+        );
+        let open = StrategyRule {
+            passthrough: true,
+            ..rule(true, None)
+        };
+        assert_eq!(open.instrument("ES", &set).unwrap().symbol.as_str(), "ES");
+        assert_eq!(
+            open.instrument("ZZ", &set).unwrap_err().code,
+            "unknown_symbol"
+        );
     }
 
     #[test]

@@ -21,7 +21,11 @@ pub(super) async fn run(
     ctx.rules
         .check_command(&spec.argv[0])
         .map_err(|e| Failure::new(e.message))?;
-    let argv: Vec<String> = spec.argv.iter().map(|a| render(a, template)).collect();
+    // The program itself is never templated: it is what the allow-list approved.
+    let mut argv = vec![spec.argv[0].clone()];
+    for a in &spec.argv[1..] {
+        argv.push(render(a, template)?);
+    }
     let mut cmd = tokio::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .stdin(Stdio::null())
@@ -30,7 +34,7 @@ pub(super) async fn run(
         .process_group(0)
         .kill_on_drop(true);
     for (k, v) in &spec.env {
-        cmd.env(k, render(v, template));
+        cmd.env(k, render(v, template)?);
     }
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);

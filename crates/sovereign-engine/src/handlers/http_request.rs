@@ -32,15 +32,20 @@ impl Request {
 
 pub(super) async fn run(ctx: &Context, req: &Request, template: &Value) -> Result<Value, Failure> {
     let spec = &req.spec;
-    let url = render(&spec.url, template);
+    let url = render(&spec.url, template)?;
     let mut call = ctx.http.request(req.method.clone(), &url);
     for (k, v) in &spec.headers {
-        call = call.header(k.as_str(), render(v, template));
+        call = call.header(k.as_str(), render(v, template)?);
     }
     if let Some(timeout) = spec.timeout {
         call = call.timeout(timeout);
     }
-    match spec.body.as_ref().map(|b| render_value(b, template)) {
+    match spec
+        .body
+        .as_ref()
+        .map(|b| render_value(b, template))
+        .transpose()?
+    {
         Some(Value::String(text)) => call = call.body(text),
         Some(body) => call = call.json(&body),
         None => {}

@@ -9,6 +9,7 @@
 
 mod command;
 mod http_request;
+mod kill_switch;
 mod log_signal;
 mod notify;
 mod place_order;
@@ -18,8 +19,10 @@ pub mod settings;
 use serde_json::Value;
 use sovereign_core::error::Invalid;
 use sovereign_core::task::{
-    order_spec_from_payload, CommandSpec, HandlerKind, HandlerRules, RebalanceSpec, Task,
+    order_spec_from_payload, CommandSpec, HandlerKind, HandlerRules, KillSwitchSpec, RebalanceSpec,
+    Task,
 };
+use sovereign_core::template::Missing;
 use sovereign_core::trading::order::OrderSpec;
 
 use crate::notify::Notifier;
@@ -72,6 +75,7 @@ pub enum Action {
     Rebalance(RebalanceSpec),
     /// The payload is a template rendered at each run, so it is parsed then.
     Notify,
+    KillSwitch(kill_switch::Switch, KillSwitchSpec),
 }
 
 /// A handler that did not succeed.
@@ -89,6 +93,13 @@ impl Failure {
     }
 }
 
+/// A template that names a value the run lacks fails the run: nothing is sent.
+impl From<Missing> for Failure {
+    fn from(e: Missing) -> Failure {
+        Failure::new(format!("{e}; nothing was sent"))
+    }
+}
+
 /// Parse a validated task's payload into the action its runs perform.
 pub fn prepare(ctx: &Context, task: &Task) -> Result<Action, Invalid> {
     Ok(match task.handler {
@@ -103,6 +114,17 @@ pub fn prepare(ctx: &Context, task: &Task) -> Result<Action, Invalid> {
             ctx.trading.instruments(),
         )?),
         HandlerKind::Notify => Action::Notify,
+        HandlerKind::Flatten | HandlerKind::CancelAll | HandlerKind::Hardstop => {
+            let switch = match task.handler {
+                HandlerKind::Flatten => kill_switch::Switch::Flatten,
+                HandlerKind::CancelAll => kill_switch::Switch::CancelAll,
+                _ => kill_switch::Switch::Hardstop,
+            };
+            Action::KillSwitch(
+                switch,
+                KillSwitchSpec::from_payload(task.handler, &task.payload)?,
+            )
+        }
     })
 }
 
@@ -120,5 +142,6 @@ pub async fn run(
         Action::PlaceOrder(spec) => place_order::run(ctx, spec, template).await,
         Action::Rebalance(spec) => rebalance::run(ctx, spec).await,
         Action::Notify => notify::run(ctx, task, template).await,
+        Action::KillSwitch(switch, spec) => kill_switch::run(ctx, *switch, spec, template).await,
     }
 }

@@ -9,7 +9,7 @@ use super::{Context, Failure};
 use crate::notify::Raised;
 
 pub(super) async fn run(ctx: &Context, task: &Task, template: &Value) -> Result<Value, Failure> {
-    let payload = render_value(&task.payload, template);
+    let payload = render_value(&task.payload, template)?;
     let mut spec =
         alert_spec_from_payload(&payload, "tasks").map_err(|e| Failure::new(e.to_string()))?;
     if let Value::Null = spec.context {

@@ -126,7 +126,12 @@ fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
             *at,
             json!({"account": account, "from": change.from.as_str(), "to": change.to.as_str(), "reason": change.reason}),
         ),
-        Event::Mark { symbol, quote, at } => (
+        Event::Mark {
+            symbol,
+            quote,
+            external,
+            at,
+        } => (
             "mark",
             *at,
             json!({
@@ -134,6 +139,7 @@ fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
                 "last": quote.last.map(|p| p.to_string()),
                 "bid": quote.bid.map(|p| p.to_string()),
                 "ask": quote.ask.map(|p| p.to_string()),
+                "external": external,
             }),
         ),
     }
@@ -366,6 +372,10 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                     bid: r.opt_fixed("bid")?.map(Price),
                     ask: r.opt_fixed("ask")?.map(Price),
                 },
+                external: obj
+                    .get("external")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
                 at: entry.at,
             },
             other => return Err(format!("unknown kind {other:?}")),

@@ -18,7 +18,7 @@ pub mod signals;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::notify::{truncate_chars, Alert, Priority};
@@ -26,9 +26,10 @@ use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::Quote;
 use sovereign_core::trading::oms::{
-    AccountView, Event, FillRecord, Oms, OmsError, PositionView, Submitted,
+    AccountView, Event, FillRecord, Oms, OmsError, OrderFilter, PositionView, PriceSource,
+    StateOutcome, Submitted, CANCELED_HALTED, CANCELED_REDUCING,
 };
-use sovereign_core::trading::order::{NewOrder, Order, OrderStatus};
+use sovereign_core::trading::order::{NewOrder, Order, OrderUpdate};
 use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
 use sovereign_store::{Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -68,7 +69,14 @@ pub struct Tick {
     pub bid: Option<Price>,
     pub ask: Option<Price>,
     pub size: Option<Qty>,
+    pub source: PriceSource,
+    /// When the price was seen (a replayed tick's own time); `None`: now. What the tick
+    /// causes (fills, a halt) carries this time.
+    pub at: Option<DateTime<Utc>>,
 }
+
+/// How often the last prices are journaled, so a restart resumes from them.
+const MARK_EVERY: u32 = 60;
 
 /// A durable-write future the caller awaits before it answers anyone.
 type Durable = std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send>>;
@@ -98,7 +106,7 @@ enum Command {
     },
     CancelAll(Option<String>, Reply<Vec<u64>>),
     Flatten(Option<String>, Reply<Vec<Submitted>>),
-    SetState(String, StateCommand, Reply<Option<StateChange>>),
+    SetState(Option<String>, StateCommand, Reply<Vec<StateOutcome>>),
     Ticks(Vec<Tick>, Option<Reply<usize>>),
     Planned(Planner, Reply<Vec<Submitted>>),
     /// Time passes: expire day orders whose session closed.
@@ -127,6 +135,7 @@ pub struct Shared {
     instruments: Arc<Instruments>,
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
+    synthetic_feed: bool,
 }
 
 impl Trading {
@@ -159,6 +168,12 @@ impl Trading {
                 }
             }
         }
+        // The synthetic walk resumes from the last journaled prices.
+        let last_prices: Vec<(Symbol, Price)> = oms
+            .quotes()
+            .into_iter()
+            .filter_map(|(s, q)| Some((s, q.last?)))
+            .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
@@ -175,6 +190,7 @@ impl Trading {
             events: events.clone(),
             spot: spot.clone(),
             failed: failed.clone(),
+            clock_ticks: 0,
         };
         tasks.spawn(actor.run(rx));
         let clock = tx.clone();
@@ -198,11 +214,13 @@ impl Trading {
             instruments,
             events,
             spot,
+            synthetic_feed: settings.synthetic_feed,
         }));
         if settings.synthetic_feed {
             tasks.spawn(feed::run(
                 trading.clone(),
                 settings.instruments,
+                last_prices,
                 settings.feed_interval,
                 Utc::now().timestamp_micros() as u64,
                 tasks.clone(),
@@ -280,11 +298,12 @@ impl Trading {
         self.call(|r| Command::Flatten(account, r)).await
     }
 
+    /// Change one account's trading state, or every account's (`None`).
     pub async fn set_state(
         &self,
-        account: String,
+        account: Option<String>,
         cmd: StateCommand,
-    ) -> Result<Option<StateChange>, TradingError> {
+    ) -> Result<Vec<StateOutcome>, TradingError> {
         self.call(|r| Command::SetState(account, cmd, r)).await
     }
 
@@ -339,19 +358,25 @@ impl Trading {
 
     pub async fn orders(
         &self,
-        status: Option<OrderStatus>,
-        symbol: Option<Symbol>,
+        filter: OrderFilter,
         limit: usize,
     ) -> Result<Vec<Order>, TradingError> {
-        self.read(move |o| o.orders(status, symbol.as_ref(), limit))
-            .await
+        self.read(move |o| {
+            o.check_account(filter.account.as_deref())?;
+            Ok(o.orders(&filter, limit))
+        })
+        .await?
     }
 
     pub async fn positions(
         &self,
         account: Option<String>,
     ) -> Result<Vec<PositionView>, TradingError> {
-        self.read(move |o| o.positions(account.as_deref())).await
+        self.read(move |o| {
+            o.check_account(account.as_deref())?;
+            Ok(o.positions(account.as_deref()))
+        })
+        .await?
     }
 
     pub async fn fills(
@@ -359,11 +384,25 @@ impl Trading {
         account: Option<String>,
         limit: usize,
     ) -> Result<Vec<FillRecord>, TradingError> {
-        self.read(move |o| o.fills(account.as_deref(), limit)).await
+        self.read(move |o| {
+            o.check_account(account.as_deref())?;
+            Ok(o.fills(account.as_deref(), limit))
+        })
+        .await?
     }
 
     pub async fn accounts(&self) -> Result<Vec<AccountView>, TradingError> {
         self.read(|o| o.accounts(Utc::now())).await
+    }
+
+    /// Symbols whose prices come from outside: the synthetic feed no longer moves them.
+    pub async fn external_symbols(&self) -> Result<Vec<Symbol>, TradingError> {
+        self.read(|o| o.external_symbols().cloned().collect()).await
+    }
+
+    /// Whether the synthetic feed runs (for the symbols no external price has reached).
+    pub fn synthetic_feed(&self) -> bool {
+        self.synthetic_feed
     }
 
     pub async fn quotes(&self) -> Result<Vec<(Symbol, Quote)>, TradingError> {
@@ -391,6 +430,8 @@ struct Actor {
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
     publish: mpsc::UnboundedSender<(Durable, Published)>,
+    /// Clock commands seen (prices are journaled every `MARK_EVERY`).
+    clock_ticks: u32,
 }
 
 /// Deliver published batches to subscribers in the order they were queued, each once durable.
@@ -437,6 +478,13 @@ impl Actor {
                     continue;
                 }
                 Command::Stop(done) => {
+                    // The last prices, so the next start resumes from them.
+                    let mut out = Vec::new();
+                    self.oms.mark_prices(Utc::now(), &mut out);
+                    if !out.is_empty() {
+                        let (tx, _rx) = oneshot::channel();
+                        self.commit(out, tx, Ok(()));
+                    }
                     // Answered once everything decided so far is durable.
                     self.after_durable(Box::new(move || {
                         let _ = done.send(());
@@ -476,31 +524,46 @@ impl Actor {
                     self.commit(out, reply, r);
                 }
                 Command::CancelAll(account, reply) => {
-                    let r = Ok(self.oms.cancel_all(account.as_deref(), now, &mut out));
+                    let r = self
+                        .oms
+                        .cancel_all(account.as_deref(), now, &mut out)
+                        .map_err(TradingError::from);
                     self.commit(out, reply, r);
                 }
                 Command::Flatten(account, reply) => {
-                    let r = Ok(self.oms.flatten(account.as_deref(), now, &mut out));
+                    let r = self
+                        .oms
+                        .flatten(account.as_deref(), now, &mut out)
+                        .map_err(TradingError::from);
                     self.commit(out, reply, r);
                 }
                 Command::SetState(account, cmd, reply) => {
                     let r = self
                         .oms
-                        .set_state(&account, &cmd, now, &mut out)
+                        .set_state(account.as_deref(), &cmd, now, &mut out)
                         .map_err(TradingError::from);
                     self.commit(out, reply, r);
                 }
-                Command::Ticks(ticks, reply) => {
-                    for t in &ticks {
+                Command::Ticks(mut ticks, reply) => {
+                    ticks.retain(|t| {
                         let quote = Quote {
                             last: Some(t.price),
                             bid: t.bid,
                             ask: t.ask,
                         };
-                        self.oms.on_quote(&t.symbol, quote, now, &mut out);
-                    }
+                        let taken = t.source == PriceSource::External
+                            && !self.oms.is_external(&t.symbol);
+                        let at = t.at.unwrap_or(now);
+                        let applied = self.oms.on_quote(&t.symbol, quote, t.source, at, &mut out);
+                        if taken {
+                            tracing::info!(symbol = %t.symbol, "an external price arrived: the synthetic feed stops for this symbol");
+                        }
+                        applied
+                    });
                     let n = ticks.len();
-                    let _ = self.spot.send(Arc::new(ticks));
+                    if n > 0 {
+                        let _ = self.spot.send(Arc::new(ticks));
+                    }
                     match reply {
                         Some(reply) => self.commit(out, reply, Ok(n)),
                         None => {
@@ -522,6 +585,10 @@ impl Actor {
                 }
                 Command::Clock => {
                     self.oms.expire_day_orders(now, &mut out);
+                    self.clock_ticks = self.clock_ticks.wrapping_add(1);
+                    if self.clock_ticks.is_multiple_of(MARK_EVERY) {
+                        self.oms.mark_prices(now, &mut out);
+                    }
                     if !out.is_empty() {
                         let (tx, _rx) = oneshot::channel();
                         self.commit(out, tx, Ok(()));
@@ -583,6 +650,22 @@ impl Actor {
             .store
             .append_journal(vec![journal::encode_batch(&events)]);
         for e in &events {
+            if let Event::OrderUpdated {
+                order_id,
+                update: OrderUpdate::Canceled { reason },
+                at,
+            } = e
+            {
+                if reason == CANCELED_HALTED || reason == CANCELED_REDUCING {
+                    // What the kill switch canceled is on the audit trail, one record each.
+                    self.audit.record_at(
+                        *at,
+                        "engine",
+                        "trading.order_canceled",
+                        json!({"order_id": order_id.to_string(), "reason": reason}),
+                    );
+                }
+            }
             if let Event::StateChanged {
                 account,
                 change,

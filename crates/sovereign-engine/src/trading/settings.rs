@@ -57,8 +57,13 @@ pub struct SignalFile {
     pub qty: Option<String>,
     /// An opposite alert closes and reverses the position (default true).
     pub reverse: Option<bool>,
-    /// Use the alert's price as a limit (default false: market orders).
+    /// An alert with a price but no order_type becomes a limit order (default false: market).
     pub use_signal_price: Option<bool>,
+    /// Tickers not in `symbols` are taken as symbols (default false: refused, `unknown_ticker`).
+    pub passthrough: Option<bool>,
+    /// Round alert prices onto the tick grid toward the passive side (default false: a price
+    /// off the grid is refused).
+    pub round_to_tick: Option<bool>,
     pub tif: Option<String>,
     pub dedup_window: Option<String>,
 }
@@ -402,6 +407,8 @@ fn strategy(
             name: name.to_string(),
             account,
             symbols,
+            passthrough: f.passthrough.unwrap_or(false),
+            round_to_tick: f.round_to_tick.unwrap_or(false),
             fixed_qty,
             reverse: f.reverse.unwrap_or(true),
             use_signal_price: f.use_signal_price.unwrap_or(false),

@@ -1,6 +1,9 @@
 //! Strategy signals: authenticate an alert, drop repeats, and submit the orders its strategy's
 //! rule plans — through pre-trade risk like every other order.
 //!
+//! An accepted signal is on the audit trail with its orders; one that risk denies raises a P1
+//! alert from `signals` naming the strategy and the rule.
+//!
 //! Repeats are caught twice: in memory within the strategy's dedup window, and (for alerts with
 //! an id or time) by the orders' client order ids, which survive restarts.
 
@@ -8,14 +11,17 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
+use serde_json::json;
 use sovereign_core::error::Invalid;
+use sovereign_core::notify::{truncate_chars, Alert, Priority, MAX_TITLE};
 use sovereign_core::trading::oms::Submitted;
-use sovereign_core::trading::signal::Signal;
+use sovereign_core::trading::signal::{Action, Signal};
 use sovereign_core::webhook::{constant_time_eq, DedupWindow};
 
 use super::settings::StrategySettings;
 use super::{Trading, TradingError};
 use crate::audit::Audit;
+use crate::notify::Notifier;
 use crate::support::{lock, once};
 
 /// Every way a signal can be refused.
@@ -67,6 +73,7 @@ struct Inner {
     dedup: Mutex<HashMap<String, DedupWindow>>,
     trading: Trading,
     audit: Audit,
+    notifier: Notifier,
 }
 
 impl Signals {
@@ -74,6 +81,7 @@ impl Signals {
         strategies: BTreeMap<String, StrategySettings>,
         trading: Trading,
         audit: Audit,
+        notifier: Notifier,
     ) -> Signals {
         let dedup = strategies
             .iter()
@@ -84,6 +92,7 @@ impl Signals {
             dedup: Mutex::new(dedup),
             trading,
             audit,
+            notifier,
         }))
     }
 
@@ -145,7 +154,20 @@ impl Signals {
             .map(|d| format!("{d}/{}/{:?}", req.signal.ticker, req.signal.action));
         let signal = req.signal;
         let client_id = key.as_ref().map(|k| format!("sig:{strategy}:{k}"));
+        let client_prefix = client_id.clone();
+        let (ticker, action) = (signal.ticker.clone(), signal.action);
         let place = self.0.trading.submit_planned(Box::new(move |oms| {
+            if let Some(c) = &client_id {
+                // A repeat (after a restart, past the dedup window): the orders it placed then,
+                // whatever the position is now.
+                let placed: Vec<_> = (0..)
+                    .map_while(|i| oms.order_by_client_id(&rule.account, &format!("{c}:{i}")))
+                    .map(|o| o.request.clone())
+                    .collect();
+                if !placed.is_empty() {
+                    return Ok(placed);
+                }
+            }
             let position = oms.position_qty(&rule.account, &instrument.symbol);
             let mut orders = rule.plan(&signal, &instrument, position)?;
             for (i, o) in orders.iter_mut().enumerate() {
@@ -165,14 +187,75 @@ impl Signals {
             None => Some(place.await),
         };
         let Some(placed) = placed else {
+            // A repeat within the dedup window: answered with the orders the first placed.
+            let (account, prefix) = (settings.rule.account.clone(), client_prefix);
+            let orders = match prefix {
+                Some(c) => self
+                    .0
+                    .trading
+                    .read(move |oms| {
+                        (0..)
+                            .map_while(|i| oms.order_by_client_id(&account, &format!("{c}:{i}")))
+                            .map(|o| Submitted {
+                                order: o.clone(),
+                                duplicate: true,
+                                denial: None,
+                            })
+                            .collect()
+                    })
+                    .await
+                    .map_err(SignalError::Trading)?,
+                None => Vec::new(),
+            };
             return Ok(SignalOutcome {
                 duplicate: true,
-                orders: Vec::new(),
+                orders,
             });
         };
         let orders = placed.map_err(SignalError::Trading)?;
         let duplicate = !orders.is_empty() && orders.iter().all(|o| o.duplicate);
+        if !duplicate {
+            self.report(strategy, &ticker, action, &orders);
+        }
         Ok(SignalOutcome { duplicate, orders })
+    }
+
+    /// An accepted signal goes on the audit trail with the orders it placed; a risk denial
+    /// also raises a P1 alert naming the strategy and the rule.
+    fn report(&self, strategy: &str, ticker: &str, action: Action, orders: &[Submitted]) {
+        let action = format!("{action:?}").to_ascii_lowercase();
+        let ids: Vec<String> = orders.iter().map(|o| o.order.id.to_string()).collect();
+        self.0.audit.record(
+            "signal",
+            "signal.accepted",
+            json!({"strategy": strategy, "ticker": ticker, "action": action, "orders": ids}),
+        );
+        for o in orders {
+            let Some(denial) = &o.denial else { continue };
+            let code = denial.code.code();
+            tracing::warn!(
+                strategy,
+                ticker,
+                rule = code,
+                "signal denied by risk: {}",
+                denial.message
+            );
+            self.0.notifier.raise_in_background(
+                Alert {
+                    priority: Priority::P1,
+                    source: "signals".into(),
+                    title: truncate_chars(
+                        &format!("{strategy}: {action} {ticker} denied by risk ({code})"),
+                        MAX_TITLE,
+                    ),
+                    message: denial.message.clone(),
+                    context: json!({"strategy": strategy, "ticker": ticker, "action": action,
+                                    "rule": code, "order_id": o.order.id.to_string()}),
+                    dedup_key: None,
+                },
+                "signals",
+            );
+        }
     }
 
     fn admit(&self, strategy: &str, key: &str) -> bool {

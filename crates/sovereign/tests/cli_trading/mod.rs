@@ -403,7 +403,8 @@ async fn cli_trading_hardstop_resume_flatten() {
     let resumed = ok_json(&e, &["resume", "--reason", "y", "--account", "paper"]);
     assert_eq!(
         resumed,
-        json!({"account": "paper", "trading_state": "active", "changed": true})
+        json!({"account": "paper", "trading_state": "active", "changed": true, "canceled": [],
+               "accounts": [{"account": "paper", "trading_state": "active", "changed": true, "canceled": []}]})
     );
     let accounts = ok_json(&e, &["accounts"]);
     assert_eq!(
@@ -426,8 +427,8 @@ async fn cli_trading_hardstop_resume_flatten() {
         ),
         (o["id"].as_str().unwrap(), "1", "5000.25")
     );
-    let other = ok_json(&e, &["fills", "--account", "nobody"]);
-    assert_eq!(other["count"], 0, "{other}");
+    let line = fails(&e, 1, &["fills", "--account", "nobody"]);
+    assert!(line.starts_with("error: unknown_account: "), "{line}");
 
     // Flatten sells the 3 at the bid; afterwards there is nothing left to flatten.
     let closing = table(&ok(&e, &["flatten"]).stdout);

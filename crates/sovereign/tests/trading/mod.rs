@@ -432,15 +432,17 @@ async fn trading_client_order_id_is_idempotent() {
     assert_eq!(first["status"], "filled");
     let second = submit(&e, 200, order_in).await;
     assert_eq!(second, first, "the same order back, unchanged");
-    // Even a different body under the same id is the same order, never a second one.
+    // A different order under the same id is refused (409), never a second order.
     let third = submit(
         &e,
-        200,
+        409,
         json!({"symbol": "ES", "side": "buy", "qty": "3", "client_order_id": "abc-1"}),
     )
     .await;
-    assert_eq!(third["id"], first["id"]);
-    assert_eq!(third["qty"], "1");
+    assert_eq!(
+        third["error"]["code"], "client_order_id_conflict",
+        "{third}"
+    );
 
     assert_eq!(ids(&orders(&e, "").await), vec![first["id"].clone()]);
     assert_eq!(fills(&e).await.len(), 1);
@@ -548,9 +550,11 @@ async fn trading_hardstop_and_resume() {
 
     let (status, stop) = e.post("/api/risk/hardstop", json!({"reason": "x"})).await;
     assert_eq!(status, 200, "{stop}");
+    // No account: every account (here only paper); the resting order is canceled.
     assert_eq!(
         stop,
-        json!({"account": "paper", "trading_state": "halted", "changed": true})
+        json!({"account": "all", "trading_state": "halted", "changed": true, "canceled": ["1"],
+               "accounts": [{"account": "paper", "trading_state": "halted", "changed": true, "canceled": ["1"]}]})
     );
     let (_, again) = e.post("/api/risk/hardstop", json!({"reason": "x"})).await;
     assert_eq!(again["changed"], false, "already halted: {again}");
@@ -565,11 +569,9 @@ async fn trading_hardstop_and_resume() {
         "trading_halted",
     )
     .await;
-    let (status, canceled) = e
-        .delete(&format!("/api/orders/{}", resting["id"].as_str().unwrap()))
-        .await;
-    assert_eq!(status, 200, "{canceled}");
-    assert_eq!(canceled["status"], "canceled");
+    let canceled = order(&e, &resting["id"]).await;
+    assert_eq!(canceled["status"], "canceled", "{canceled}");
+    assert_eq!(canceled["cancel_reason"], "account halted", "{canceled}");
 
     // Resuming needs a reason.
     let (status, body) = e.post("/api/risk/resume", json!({"reason": ""})).await;
@@ -586,10 +588,8 @@ async fn trading_hardstop_and_resume() {
         .post("/api/risk/resume", json!({"reason": "checked"}))
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body,
-        json!({"account": "paper", "trading_state": "active", "changed": true})
-    );
+    assert_eq!(body["trading_state"], "active", "{body}");
+    assert_eq!(body["changed"], true, "{body}");
     let filled = submit(&e, 201, json!({"symbol": "ES", "side": "buy", "qty": "1"})).await;
     assert_eq!(filled["status"], "filled");
 
@@ -672,17 +672,15 @@ async fn trading_risk_applies_to_changes_and_repeats() {
         "refused changes change nothing"
     );
 
-    // While halted no change passes, but a cancel does.
+    // A halt cancels the working order, so nothing is left to change.
     e.post("/api/risk/hardstop", json!({"reason": "test"}))
         .await;
     let (status, body) = e.patch(&path, json!({"qty": "2"})).await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (422, Some("trading_halted")),
+        (409, Some("order_not_open")),
         "{body}"
     );
-    let (status, _) = e.delete(&path).await;
-    assert_eq!(status, 200);
     e.post("/api/risk/resume", json!({"reason": "test"})).await;
 
     // Repeating a denied order's client id answers like the original: 422 with the reason.
@@ -955,8 +953,6 @@ async fn trading_state_survives_restart() {
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = e.post("/api/risk/hardstop", json!({"reason": "eod"})).await;
-    assert_eq!(status, 200);
     // The market moves after the last fill (not journaled; excluded from the comparison).
     tick(&e, "ES", "5003", "5002.75", "5003.25").await;
 
@@ -965,7 +961,6 @@ async fn trading_state_survives_restart() {
     // NQ: sold 2 @ 17999.75, commission 2.5.
     let a = account(&e).await;
     assert_eq!(a["cash"], "99967.5", "{a}");
-    assert_eq!(a["trading_state"], "halted", "{a}");
     assert_eq!(a["open_orders"], 2, "{a}");
     let es = position(&e, "ES").await;
     assert_eq!(
@@ -992,7 +987,7 @@ async fn trading_state_survives_restart() {
     assert_eq!(after["accounts"], before["accounts"]);
     assert_eq!(after["risk"], before["risk"]);
 
-    // Still idempotent, still halted, and ids go on where they stopped.
+    // Still idempotent, and the restored resting order still works: a tick through it fills it.
     let again = submit(
         &e,
         200,
@@ -1000,13 +995,24 @@ async fn trading_state_survives_restart() {
     )
     .await;
     assert_eq!(again["id"], buy["id"]);
-    let max_id = before["orders"]["orders"]
+    tick(&e, "ES", "4990", "4989.75", "4990").await;
+    let filled = order(&e, &resting["id"]).await;
+    assert_eq!(filled["status"], "filled", "{filled}");
+    assert_eq!(filled["filled_qty"], "2", "{filled}");
+    assert_eq!(filled["avg_fill_price"], "4990", "{filled}");
+
+    // A halt survives a restart too, and ids go on where they stopped.
+    let (status, _) = e.post("/api/risk/hardstop", json!({"reason": "eod"})).await;
+    assert_eq!(status, 200);
+    let max_id = book(&e).await["orders"]["orders"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| o["id"].as_str().unwrap().parse::<u64>().unwrap())
         .max()
         .unwrap();
+    let e = e.restart();
+    assert_eq!(account(&e).await["trading_state"], "halted");
     let next = denied(
         &e,
         json!({"symbol": "ES", "side": "buy", "qty": "1"}),
@@ -1014,14 +1020,6 @@ async fn trading_state_survives_restart() {
     )
     .await;
     assert_eq!(next["order"]["id"], (max_id + 1).to_string());
-    // The restored resting order still works: resume, and a tick through it fills it.
-    let (status, _) = e.post("/api/risk/resume", json!({"reason": "sod"})).await;
-    assert_eq!(status, 200);
-    tick(&e, "ES", "4990", "4989.75", "4990").await;
-    let filled = order(&e, &resting["id"]).await;
-    assert_eq!(filled["status"], "filled", "{filled}");
-    assert_eq!(filled["filled_qty"], "2", "{filled}");
-    assert_eq!(filled["avg_fill_price"], "4990", "{filled}");
 }
 
 // ----- 6. reliability: SIGKILL mid-stream ---------------------------------------------------
@@ -1252,7 +1250,7 @@ async fn trading_acknowledged_orders_survive_sigkill() {
 
 /// A raw HTTP/1.1 reader of one SSE stream: its lines arrive on a channel. The headers have
 /// been read (so the engine has subscribed) when this returns.
-fn sse(e: &Engine, path: &str) -> mpsc::Receiver<String> {
+pub(crate) fn sse(e: &Engine, path: &str) -> mpsc::Receiver<String> {
     let addr = e.url().trim_start_matches("http://").to_string();
     let mut stream = TcpStream::connect(&addr).expect("connect");
     stream
@@ -1452,7 +1450,7 @@ async fn trading_signals_map_reverse_exit_and_dedup() {
     assert_eq!(a["duplicate"], false);
     assert_eq!(position(&e, "ES").await["qty"], "2");
 
-    // The same alert again: acknowledged, not traded.
+    // The same alert again: acknowledged with the orders it placed, not traded again.
     let again = alert(
         &e,
         "esb",
@@ -1461,7 +1459,7 @@ async fn trading_signals_map_reverse_exit_and_dedup() {
     )
     .await;
     assert_eq!(again["duplicate"], true);
-    assert!(placed(&again).is_empty());
+    assert_eq!(again["orders"][0]["id"], a["orders"][0]["id"], "{again}");
     assert_eq!(position(&e, "ES").await["qty"], "2");
 
     // Opposite signal reverses: sell 2 to close + 1 to open short, in one order.
@@ -1510,7 +1508,7 @@ async fn trading_signals_map_reverse_exit_and_dedup() {
             "esb",
             400,
             json!({"ticker": "ZZ1!", "action": "buy", "contracts": 1, "secret": secret}),
-            "unknown_symbol",
+            "unknown_ticker",
         ),
         (
             "esb",
