@@ -93,6 +93,127 @@ impl AuditRecord {
     }
 }
 
+/// A record of a hash chain: its number, its link to the previous record, its own hash, and
+/// whether that hash is the hash of its content. The audit trail and the trading journal are
+/// both such chains, checked by the same [`verify`].
+pub trait Link {
+    fn seq(&self) -> u64;
+    fn prev(&self) -> &str;
+    fn hash(&self) -> &str;
+    fn self_consistent(&self) -> bool;
+}
+
+impl Link for AuditRecord {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn prev(&self) -> &str {
+        &self.prev
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn self_consistent(&self) -> bool {
+        AuditRecord::self_consistent(self)
+    }
+}
+
+/// One row of the trading journal as chained: the stored event text is hashed exactly as
+/// stored (`seq`, time in microseconds, kind, `prev` and the payload, one per line).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalLink {
+    pub seq: u64,
+    pub at_micros: i64,
+    pub kind: String,
+    pub payload: String,
+    pub prev: String,
+    pub hash: String,
+}
+
+/// The hash of a journal row.
+pub fn journal_hash(seq: u64, at_micros: i64, kind: &str, payload: &str, prev: &str) -> String {
+    let mut h = Sha256::new();
+    for part in [
+        seq.to_string().as_bytes(),
+        b"\n",
+        at_micros.to_string().as_bytes(),
+        b"\n",
+        kind.as_bytes(),
+        b"\n",
+        prev.as_bytes(),
+        b"\n",
+        payload.as_bytes(),
+    ] {
+        h.update(part);
+    }
+    hex::encode(h.finalize())
+}
+
+impl Link for JournalLink {
+    fn seq(&self) -> u64 {
+        self.seq
+    }
+    fn prev(&self) -> &str {
+        &self.prev
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn self_consistent(&self) -> bool {
+        journal_hash(
+            self.seq,
+            self.at_micros,
+            &self.kind,
+            &self.payload,
+            &self.prev,
+        ) == self.hash
+    }
+}
+
+/// The audit record kind that pins the trading journal's head (`journal_seq`, `journal_hash`)
+/// into the audit trail, so an anchor of the trail covers the journal too.
+pub const JOURNAL_CHECKPOINT: &str = "trading.journal_checkpoint";
+
+/// Check the trading journal against the audit trail's checkpoints of it: every checkpointed
+/// row must be there with the checkpointed hash (`journal` already verified as a chain, from
+/// its first row).
+pub fn check_checkpoints(journal: &[JournalLink], audit: &[AuditRecord]) -> Result<(), Tamper> {
+    for r in audit.iter().filter(|r| r.kind == JOURNAL_CHECKPOINT) {
+        let (Some(seq), Some(hash)) = (
+            r.payload["journal_seq"].as_u64(),
+            r.payload["journal_hash"].as_str(),
+        ) else {
+            continue;
+        };
+        match journal.iter().position(|j| j.seq == seq) {
+            Some(p) if journal[p].hash == hash => {}
+            Some(p) => {
+                return Err(Tamper {
+                    kind: TamperKind::Changed,
+                    position: p,
+                    seq,
+                    message: format!(
+                        "the journal up to row {seq} was rewritten: audit record {} holds another hash for it",
+                        r.seq
+                    ),
+                })
+            }
+            None => {
+                return Err(Tamper {
+                    kind: TamperKind::Removed,
+                    position: journal.len(),
+                    seq,
+                    message: format!(
+                        "audit record {} checkpoints journal row {seq}, which is gone",
+                        r.seq
+                    ),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
 /// What went wrong with a chain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TamperKind {
@@ -154,8 +275,8 @@ pub struct Head {
 /// Check a chain from its first record (or from `start`, the record just before `records[0]`,
 /// when verifying a tail), optionally against an anchored head. Returns the head, or the first
 /// problem.
-pub fn verify(
-    records: &[AuditRecord],
+pub fn verify<R: Link>(
+    records: &[R],
     start: Option<(u64, &str)>,
     anchor: Option<(u64, &str)>,
 ) -> Result<Head, Tamper> {
@@ -172,40 +293,40 @@ pub fn verify(
         })
     };
     for (i, r) in records.iter().enumerate() {
-        if r.seq != expect_seq {
-            if r.seq > expect_seq {
+        if r.seq() != expect_seq {
+            if r.seq() > expect_seq {
                 // A gap: is a later record the missing one (reordering), or is it gone?
-                if records[i..].iter().any(|x| x.seq == expect_seq) {
+                if records[i..].iter().any(|x| x.seq() == expect_seq) {
                     return tamper(
                         TamperKind::Reordered,
                         i,
-                        r.seq,
-                        format!("record {} comes before record {expect_seq}", r.seq),
+                        r.seq(),
+                        format!("record {} comes before record {expect_seq}", r.seq()),
                     );
                 }
                 return tamper(
                     TamperKind::Removed,
                     i,
                     expect_seq,
-                    format!("records {expect_seq}..{} are missing", r.seq - 1),
+                    format!("records {expect_seq}..{} are missing", r.seq() - 1),
                 );
             }
             // A number seen before: one of the two was slipped in. Otherwise: out of order.
-            if !records[..i].iter().any(|x| x.seq == r.seq) {
+            if !records[..i].iter().any(|x| x.seq() == r.seq()) {
                 return tamper(
                     TamperKind::Reordered,
                     i,
-                    r.seq,
-                    format!("record {} appears after record {}", r.seq, expect_seq - 1),
+                    r.seq(),
+                    format!("record {} appears after record {}", r.seq(), expect_seq - 1),
                 );
             }
             return tamper(
                 TamperKind::Inserted,
                 i,
-                r.seq,
+                r.seq(),
                 format!(
                     "a record numbered {} follows record {}",
-                    r.seq,
+                    r.seq(),
                     expect_seq - 1
                 ),
             );
@@ -214,29 +335,29 @@ pub fn verify(
             return tamper(
                 TamperKind::Changed,
                 i,
-                r.seq,
+                r.seq(),
                 "its content does not match its hash".into(),
             );
         }
-        if r.prev != expect_prev {
+        if r.prev() != expect_prev {
             // The record is whole but does not link to its predecessor: the predecessor was
             // rewritten (hash recomputed), or this record was put in its place.
             return match i.checked_sub(1) {
                 Some(p) => tamper(
                     TamperKind::Changed,
                     p,
-                    records[p].seq,
+                    records[p].seq(),
                     "it was rewritten: the next record no longer links to it".into(),
                 ),
                 None => tamper(
                     TamperKind::Inserted,
                     i,
-                    r.seq,
+                    r.seq(),
                     "it does not link to the chain before it".into(),
                 ),
             };
         }
-        expect_prev = r.hash.clone();
+        expect_prev = r.hash().to_string();
         expect_seq += 1;
     }
     let head = Head {
@@ -245,9 +366,9 @@ pub fn verify(
         records: records.len(),
     };
     if let Some((seq, hash)) = anchor {
-        let at = records.iter().position(|r| r.seq == seq);
+        let at = records.iter().position(|r| r.seq() == seq);
         match at {
-            Some(p) if records[p].hash == hash => {}
+            Some(p) if records[p].hash() == hash => {}
             Some(p) => {
                 return tamper(
                     TamperKind::Changed,

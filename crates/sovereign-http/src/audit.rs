@@ -4,6 +4,7 @@
 use axum::extract::State;
 use axum::Json;
 use serde_json::Value;
+use sovereign_core::audit::{Head, Tamper};
 use sovereign_engine::audit::Audit;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
@@ -81,21 +82,35 @@ pub async fn audit(
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct VerifyOut {
+    /// Both chains verify, and the journal matches the trail's checkpoints of it.
     pub ok: bool,
+    /// The audit trail's verdict (these fields), and the trading journal's (`journal`).
     pub records: usize,
     pub head_seq: Option<u64>,
     pub head_hash: Option<String>,
     /// `changed`, `removed`, `inserted`, `reordered` when not ok.
     pub problem: Option<String>,
     pub problem_seq: Option<u64>,
+    /// What is wrong, naming the chain (the trail first).
+    pub message: Option<String>,
+    pub journal: ChainOut,
+}
+
+/// One chain's verdict.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ChainOut {
+    pub ok: bool,
+    pub records: usize,
+    pub head_seq: Option<u64>,
+    pub head_hash: Option<String>,
+    pub problem: Option<String>,
+    pub problem_seq: Option<u64>,
     pub message: Option<String>,
 }
 
-#[utoipa::path(get, path = "/api/audit/verify", tag = "audit",
-    responses((status = 200, body = VerifyOut, description = "the verdict on the stored trail")))]
-pub async fn audit_verify(State(a): State<Audit>) -> ApiResult<Json<VerifyOut>> {
-    Ok(Json(match a.verify().await? {
-        Ok(head) => VerifyOut {
+fn chain_out(verdict: Result<Head, (Tamper, usize)>, what: &str) -> ChainOut {
+    match verdict {
+        Ok(head) => ChainOut {
             ok: true,
             records: head.records,
             head_seq: Some(head.seq).filter(|s| *s > 0),
@@ -104,14 +119,32 @@ pub async fn audit_verify(State(a): State<Audit>) -> ApiResult<Json<VerifyOut>> 
             problem_seq: None,
             message: None,
         },
-        Err((t, records)) => VerifyOut {
+        Err((t, records)) => ChainOut {
             ok: false,
             records,
             head_seq: None,
             head_hash: None,
             problem: Some(t.kind.as_str().into()),
             problem_seq: Some(t.seq),
-            message: Some(t.to_string()),
+            message: Some(format!("{what}{t}")),
         },
+    }
+}
+
+#[utoipa::path(get, path = "/api/audit/verify", tag = "audit",
+    responses((status = 200, body = VerifyOut, description = "the verdict on the stored trail and the trading journal")))]
+pub async fn audit_verify(State(a): State<Audit>) -> ApiResult<Json<VerifyOut>> {
+    let verdict = a.verify().await?;
+    let trail = chain_out(verdict.audit, "");
+    let journal = chain_out(verdict.journal, "trading journal: ");
+    Ok(Json(VerifyOut {
+        ok: trail.ok && journal.ok,
+        records: trail.records,
+        head_seq: trail.head_seq,
+        head_hash: trail.head_hash,
+        problem: trail.problem.or_else(|| journal.problem.clone()),
+        problem_seq: trail.problem_seq.or(journal.problem_seq),
+        message: trail.message.or_else(|| journal.message.clone()),
+        journal,
     }))
 }

@@ -220,6 +220,23 @@ impl Store {
         dispatch!(self, b => b.list_audit(after_seq, limit).await)
     }
 
+    /// Journal rows with `seq > after_seq` as hash-chained (`sovereign_core::audit::Link`),
+    /// oldest first, at most `limit`.
+    pub async fn read_journal_links(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<sovereign_core::audit::JournalLink>, StoreError> {
+        dispatch!(self, b => b.read_journal_links(after_seq, limit).await)
+    }
+
+    /// Pin the journal's head into the audit trail (a `trading.journal_checkpoint` record),
+    /// behind every write queued so far; nothing when the head has not moved since the last
+    /// checkpoint. Not awaited.
+    pub fn checkpoint_journal(&self, at: chrono::DateTime<chrono::Utc>) {
+        dispatch!(self, b => b.checkpoint_journal(at))
+    }
+
     /// Journal entries with `seq > after_seq`, oldest first, at most `limit`.
     pub async fn read_journal(
         &self,

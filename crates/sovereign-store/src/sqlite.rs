@@ -93,6 +93,10 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         document TEXT NOT NULL
     );",
+    // 6: the journal is hash-chained like the audit trail (rows from before are chained at
+    // open, see `chain_journal`)
+    "ALTER TABLE journal ADD COLUMN prev TEXT;
+     ALTER TABLE journal ADD COLUMN hash TEXT;",
 ];
 
 enum WriteOp {
@@ -107,6 +111,10 @@ enum WriteOp {
         keep: Option<usize>,
     },
     AppendJournal(Vec<JournalEntry>),
+    /// Pin the journal's head into the audit trail (nothing when it has not moved).
+    CheckpointJournal {
+        at: DateTime<Utc>,
+    },
     AppendAudit {
         at: DateTime<Utc>,
         actor: String,
@@ -211,9 +219,13 @@ impl Sqlite {
         let commits = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(AtomicU64::new(0));
         let poisoned = Arc::new(AtomicBool::new(false));
-        let audit_head = load_audit_head(&conn)?;
+        let heads = Heads {
+            audit: load_audit_head(&conn)?,
+            journal: chain_journal(&conn)?,
+            checkpointed: None,
+        };
         let writer = Writer {
-            audit_head,
+            heads,
             conn,
             rx,
             poisoned: poisoned.clone(),
@@ -448,6 +460,37 @@ impl Sqlite {
         .await
     }
 
+    /// Journal rows as chained, for verification.
+    pub(crate) async fn read_journal_links(
+        &self,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<sovereign_core::audit::JournalLink>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, at, kind, payload, prev, hash FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after_seq as i64, limit as i64], |r| {
+                Ok(sovereign_core::audit::JournalLink {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    at_micros: r.get(1)?,
+                    kind: r.get(2)?,
+                    payload: r.get(3)?,
+                    prev: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    hash: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    /// Queue a checkpoint of the journal's head into the audit trail (behind every write
+    /// queued before it).
+    pub(crate) fn checkpoint_journal(&self, at: DateTime<Utc>) {
+        drop(self.queue_write(WriteOp::CheckpointJournal { at }));
+    }
+
     pub(crate) async fn read_journal(
         &self,
         after_seq: i64,
@@ -674,8 +717,8 @@ impl Sqlite {
 
 struct Writer {
     conn: Connection,
-    /// The audit chain's last record (seq, hash), so each append links to it.
-    audit_head: Option<(u64, String)>,
+    /// The chains' heads, so each append links to them.
+    heads: Heads,
     poisoned: Arc<AtomicBool>,
     rx: mpsc::Receiver<Job>,
     max_batch: usize,
@@ -725,7 +768,7 @@ impl Writer {
             let mut results = Vec::with_capacity(batch.len());
             for (op, _) in batch.iter() {
                 let mut sp = tx.savepoint()?;
-                let r = apply(&sp, op, &mut self.audit_head);
+                let r = apply(&sp, op, &mut self.heads);
                 if r.is_err() && matches!(op, WriteOp::AppendJournal(_)) {
                     self.poisoned.store(true, Ordering::Release);
                 }
@@ -749,8 +792,9 @@ impl Writer {
             }
             Err(e) => {
                 self.poisoned.store(true, Ordering::Release);
-                // The chain head may have moved past what was committed: read it back.
-                self.audit_head = load_audit_head(&self.conn).unwrap_or(None);
+                // The chain heads may have moved past what was committed: read them back.
+                self.heads.audit = load_audit_head(&self.conn).unwrap_or(None);
+                self.heads.journal = load_journal_head(&self.conn).unwrap_or(None);
                 self.writes.fetch_add(n, Ordering::Release);
                 tracing::error!(error = %e, writes = n, "store commit failed");
                 let msg = e.to_string();
@@ -762,6 +806,55 @@ impl Writer {
     }
 }
 
+/// Where the writer's hash chains end.
+struct Heads {
+    /// The audit trail's last record (seq, hash).
+    audit: Option<(u64, String)>,
+    /// The journal's last row (seq, hash).
+    journal: Option<(u64, String)>,
+    /// The journal row last pinned into the audit trail by this writer.
+    checkpointed: Option<u64>,
+}
+
+fn load_journal_head(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+    Ok(c.query_row(
+        "SELECT seq, hash FROM journal WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+        [],
+        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
+    )
+    .optional()?)
+}
+
+/// Chain the journal rows written before the journal was chained (once, at open), and return
+/// the head.
+fn chain_journal(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+    let mut head = load_journal_head(c)?;
+    let unchained: Vec<(i64, i64, String, String)> = {
+        let mut stmt = c.prepare(
+            "SELECT seq, at, kind, payload FROM journal WHERE hash IS NULL ORDER BY seq",
+        )?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        rows.collect::<Result<_, _>>()?
+    };
+    if unchained.is_empty() {
+        return Ok(head);
+    }
+    let tx = c.unchecked_transaction()?;
+    for (seq, at, kind, payload) in unchained {
+        let prev = head
+            .as_ref()
+            .map_or(sovereign_core::audit::GENESIS.to_string(), |h| h.1.clone());
+        let hash = sovereign_core::audit::journal_hash(seq as u64, at, &kind, &payload, &prev);
+        tx.execute(
+            "UPDATE journal SET prev = ?1, hash = ?2 WHERE seq = ?3",
+            params![prev, hash, seq],
+        )?;
+        head = Some((seq as u64, hash));
+    }
+    tx.commit()?;
+    Ok(head)
+}
+
 fn load_audit_head(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
     Ok(c.query_row(
         "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
@@ -771,11 +864,7 @@ fn load_audit_head(c: &Connection) -> Result<Option<(u64, String)>, StoreError> 
     .optional()?)
 }
 
-fn apply(
-    c: &Connection,
-    op: &WriteOp,
-    audit_head: &mut Option<(u64, String)>,
-) -> Result<u64, StoreError> {
+fn apply(c: &Connection, op: &WriteOp, heads: &mut Heads) -> Result<u64, StoreError> {
     match op {
         WriteOp::InsertTask(row) => {
             let exists = c
@@ -883,12 +972,44 @@ fn apply(
             Ok(n)
         }
         WriteOp::AppendJournal(entries) => {
-            let mut stmt =
-                c.prepare_cached("INSERT INTO journal (at, kind, payload) VALUES (?1, ?2, ?3)")?;
+            let mut stmt = c.prepare_cached(
+                "INSERT INTO journal (seq, at, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            // The head moves only once every row is in (a failed write rolls back whole).
+            let mut head = heads.journal.clone();
             for e in entries {
-                stmt.execute(params![e.at.timestamp_micros(), e.kind, e.payload])?;
+                let (seq, prev) = match &head {
+                    Some((seq, hash)) => (*seq + 1, hash.clone()),
+                    None => (1, sovereign_core::audit::GENESIS.to_string()),
+                };
+                let at = e.at.timestamp_micros();
+                let hash = sovereign_core::audit::journal_hash(seq, at, &e.kind, &e.payload, &prev);
+                stmt.execute(params![seq as i64, at, e.kind, e.payload, prev, hash])?;
+                head = Some((seq, hash));
             }
+            heads.journal = head;
             Ok(entries.len() as u64)
+        }
+        WriteOp::CheckpointJournal { at } => {
+            let Some((seq, hash)) = heads.journal.clone() else {
+                return Ok(0);
+            };
+            if heads.checkpointed == Some(seq) {
+                return Ok(0);
+            }
+            let payload = serde_json::json!({"journal_seq": seq, "journal_hash": hash});
+            let audit_seq = apply(
+                c,
+                &WriteOp::AppendAudit {
+                    at: *at,
+                    actor: "engine".into(),
+                    kind: sovereign_core::audit::JOURNAL_CHECKPOINT.into(),
+                    payload,
+                },
+                heads,
+            )?;
+            heads.checkpointed = Some(seq);
+            Ok(audit_seq)
         }
         WriteOp::AppendAudit {
             at,
@@ -896,7 +1017,7 @@ fn apply(
             kind,
             payload,
         } => {
-            let (seq, prev) = match audit_head {
+            let (seq, prev) = match &heads.audit {
                 Some((seq, hash)) => (*seq + 1, hash.clone()),
                 None => (1, sovereign_core::audit::GENESIS.to_string()),
             };
@@ -907,7 +1028,7 @@ fn apply(
                 "INSERT INTO audit (seq, at, actor, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![seq as i64, at.timestamp_micros(), actor, kind, payload.to_string(), prev, hash])?;
-            *audit_head = Some((seq, hash));
+            heads.audit = Some((seq, hash));
             Ok(seq)
         }
         WriteOp::Alert(op) => alerts::apply(c, op),

@@ -199,7 +199,18 @@ async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {
             .unwrap_or("the trail does not verify")
             .to_string())
     };
-    report(verdict)
+    report(verdict)?;
+    // The trading journal's head, behind the trail's.
+    let journal = &v["journal"];
+    match journal["head_seq"].as_u64() {
+        Some(seq) => println!(
+            "ok: trading journal {} rows, head {seq} {}",
+            journal["records"].as_u64().unwrap_or(0),
+            journal["head_hash"].as_str().unwrap_or("")
+        ),
+        None => println!("ok: the trading journal is empty"),
+    }
+    Ok(())
 }
 
 fn report(verdict: Result<(usize, u64, String), String>) -> anyhow::Result<()> {

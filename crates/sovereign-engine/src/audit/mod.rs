@@ -2,11 +2,13 @@
 //! not awaited), read records back, and verify the stored chain (`sovereign_core::audit`).
 //!
 //! Every capability that records actions holds an [`Audit`] handle; the store chains the
-//! records (it keeps the head), so concurrent appends still form one chain.
+//! records (it keeps the head), so concurrent appends still form one chain. The trading
+//! journal is a hash chain of its own; checkpoints of its head on the trail
+//! (`trading.journal_checkpoint`) tie the two, and `verify` checks all three.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use sovereign_core::audit::{AuditRecord, Head, Tamper};
+use sovereign_core::audit::{self, AuditRecord, Head, JournalLink, Tamper};
 use sovereign_store::{Store, StoreError};
 
 use crate::support::Tasks;
@@ -57,9 +59,16 @@ impl Audit {
         self.store.list_audit(since, limit).await
     }
 
-    /// Read the whole stored trail and verify its chain: the head, or where it was tampered
-    /// with (and how many records were read).
-    pub async fn verify(&self) -> Result<Result<Head, (Tamper, usize)>, StoreError> {
+    /// Pin the trading journal's head into the trail (queued behind everything before it;
+    /// nothing when the journal has not moved since the last checkpoint).
+    pub fn checkpoint_journal(&self) {
+        self.store.checkpoint_journal(Utc::now());
+    }
+
+    /// Read the whole stored trail and the whole trading journal and verify both chains, and
+    /// the journal against the trail's checkpoints of it (so an anchor of the trail proves the
+    /// trading history too).
+    pub async fn verify(&self) -> Result<Verdict, StoreError> {
         let mut all: Vec<AuditRecord> = Vec::new();
         loop {
             let after = all.last().map_or(0, |r| r.seq);
@@ -69,6 +78,30 @@ impl Audit {
             }
             all.extend(page);
         }
-        Ok(sovereign_core::audit::verify(&all, None, None).map_err(|t| (t, all.len())))
+        let mut journal: Vec<JournalLink> = Vec::new();
+        loop {
+            let after = journal.last().map_or(0, |r| r.seq);
+            let page = self.store.read_journal_links(after, 10_000).await?;
+            if page.is_empty() {
+                break;
+            }
+            journal.extend(page);
+        }
+        let audit = audit::verify(&all, None, None).map_err(|t| (t, all.len()));
+        let journal_verdict = audit::verify(&journal, None, None)
+            .and_then(|head| audit::check_checkpoints(&journal, &all).map(|()| head))
+            .map_err(|t| (t, journal.len()));
+        Ok(Verdict {
+            audit,
+            journal: journal_verdict,
+        })
     }
+}
+
+/// The verdict on both chains: each its head, or the first problem (and how many records
+/// were read).
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub audit: Result<Head, (Tamper, usize)>,
+    pub journal: Result<Head, (Tamper, usize)>,
 }

@@ -485,6 +485,7 @@ impl Actor {
                         let (tx, _rx) = oneshot::channel();
                         self.commit(out, tx, Ok(()));
                     }
+                    self.audit.checkpoint_journal();
                     // Answered once everything decided so far is durable.
                     self.after_durable(Box::new(move || {
                         let _ = done.send(());
@@ -588,6 +589,8 @@ impl Actor {
                     self.clock_ticks = self.clock_ticks.wrapping_add(1);
                     if self.clock_ticks.is_multiple_of(MARK_EVERY) {
                         self.oms.mark_prices(now, &mut out);
+                        // Now and then the trail pins the journal's head.
+                        self.audit.checkpoint_journal();
                     }
                     if !out.is_empty() {
                         let (tx, _rx) = oneshot::channel();
@@ -649,6 +652,7 @@ impl Actor {
         let durable = self
             .store
             .append_journal(vec![journal::encode_batch(&events)]);
+        let mut audited = false;
         for e in &events {
             if let Event::OrderUpdated {
                 order_id,
@@ -657,6 +661,7 @@ impl Actor {
             } = e
             {
                 if reason == CANCELED_HALTED || reason == CANCELED_REDUCING {
+                    audited = true;
                     // What the kill switch canceled is on the audit trail, one record each.
                     self.audit.record_at(
                         *at,
@@ -673,6 +678,7 @@ impl Actor {
             } = e
             {
                 // Trading-state changes go on the audit trail, right behind their journal row.
+                audited = true;
                 let actor = if change.reason.starts_with("daily loss") {
                     "engine"
                 } else {
@@ -686,6 +692,10 @@ impl Actor {
                 );
                 self.alert_state_change(account, change);
             }
+        }
+        if audited {
+            // The trail pins the journal row it speaks of.
+            self.audit.checkpoint_journal();
         }
         if self.events.receiver_count() > 0 {
             // Subscribers hear of the events once they are durable (a barrier queued behind

@@ -230,6 +230,7 @@ impl Signals {
             "signal.accepted",
             json!({"strategy": strategy, "ticker": ticker, "action": action, "orders": ids}),
         );
+        self.0.audit.checkpoint_journal();
         for o in orders {
             let Some(denial) = &o.denial else { continue };
             let code = denial.code.code();

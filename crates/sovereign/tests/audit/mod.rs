@@ -30,11 +30,12 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         .await;
     e.delete("/api/tasks/t1").await;
 
-    // Records are queued behind the actions; wait until all six are there. The halt also raises
-    // an alert, whose record follows once the alert is in the outbox (it may pass the delete).
+    // Records are queued behind the actions; wait until all seven are there (the halt pins the
+    // journal's head with a checkpoint). The halt also raises an alert, whose record follows
+    // once the alert is in the outbox (it may pass the delete).
     let list = crate::util::wait_for("audit records", crate::util::PATIENCE, || async {
         let r = records(&e).await;
-        (r.len() >= 6).then_some(r)
+        (r.len() >= 7).then_some(r)
     })
     .await;
     let alert = list.iter().find(|r| r["kind"] == "alert.raised").unwrap();
@@ -58,6 +59,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
             "task.registered",
             "webhook.rejected",
             "trading.state_changed",
+            "trading.journal_checkpoint",
             "task.deleted"
         ]
     );
@@ -95,7 +97,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     let ok = cli(&["audit", "verify", "--url", &url]);
     assert!(ok.ok(), "{ok:?}");
     assert!(
-        ok.stdout.starts_with("ok: 6 records, head 6 "),
+        ok.stdout.starts_with("ok: 7 records, head 7 "),
         "{}",
         ok.stdout
     );
@@ -106,7 +108,8 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     let offline = cli(&["audit", "verify", &file_s]);
     assert!(offline.ok(), "{offline:?}");
     assert_eq!(
-        offline.stdout, ok.stdout,
+        offline.stdout,
+        ok.stdout.lines().next().unwrap_or_default().to_string() + "\n",
         "the file and the engine agree on the head"
     );
 
@@ -180,8 +183,8 @@ async fn audit_trail_records_actions_and_catches_tampering() {
         anchors.to_str().unwrap(),
     ]);
     assert!(anchored.ok(), "{anchored:?}");
-    let head_file = anchors.join("audit-head-6.json");
-    let head_anchor = anchors.join("audit-head-6.json.anchor.yaml");
+    let head_file = anchors.join("audit-head-7.json");
+    let head_anchor = anchors.join("audit-head-7.json.anchor.yaml");
     let checked = cli(&[
         "anchor",
         "verify",
@@ -190,7 +193,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     ]);
     assert!(checked.ok(), "{checked:?}");
     let truncated = e.root().join("audit-truncated.jsonl");
-    write_lines(&truncated, &lines[..5]);
+    write_lines(&truncated, &lines[..6]);
     let plain = cli(&["audit", "verify", truncated.to_str().unwrap()]);
     assert!(
         plain.ok(),
@@ -205,7 +208,7 @@ async fn audit_trail_records_actions_and_catches_tampering() {
     ]);
     assert_eq!(against_head.code, Some(4), "{against_head:?}");
     assert!(
-        against_head.stderr.contains("record 6 (removed)"),
+        against_head.stderr.contains("record 7 (removed)"),
         "{}",
         against_head.stderr
     );

@@ -695,3 +695,102 @@ async fn the_kill_switch_handlers_cancel_flatten_and_halt() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], "missing_reason", "{answer}");
 }
+
+// ----- the trading journal on the tamper-evident record -------------------------------------
+
+#[tokio::test]
+async fn audit_verify_proves_the_trading_journal_and_catches_a_rewritten_one() {
+    let e = Engine::start(Some(NO_FEED));
+    tick(&e, "ES", "5000").await;
+    for _ in 0..3 {
+        post_ok(
+            &e,
+            "/api/orders",
+            json!({"symbol": "ES", "side": "buy", "qty": "1"}),
+            201,
+        )
+        .await;
+    }
+    // A halt pins the journal's head into the audit trail.
+    post_ok(&e, "/api/risk/hardstop", json!({"reason": "check"}), 200).await;
+    let url = e.url().to_string();
+    let verdict = util::wait_for("a journal checkpoint", PATIENCE, || async {
+        let v = get_ok(&e, "/api/audit/verify").await;
+        let audit = get_ok(&e, "/api/audit?limit=1000").await;
+        audit["records"]
+            .as_array()?
+            .iter()
+            .any(|r| r["kind"] == "trading.journal_checkpoint")
+            .then_some(v)
+    })
+    .await;
+    assert_eq!(verdict["ok"], true, "{verdict}");
+    assert_eq!(verdict["journal"]["ok"], true, "{verdict}");
+    let rows = verdict["journal"]["records"].as_u64().unwrap_or(0);
+    assert!(
+        rows >= 5,
+        "ticks, orders and the halt are journaled: {verdict}"
+    );
+    let ok = util::cli(&["audit", "verify", "--url", &url]);
+    assert!(ok.ok(), "{ok:?}");
+    assert!(ok.stdout.contains("ok: trading journal "), "{}", ok.stdout);
+
+    // Change one row: its hash no longer matches.
+    let db = e.root().join("data").join("sovereign.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .unwrap();
+    let original: String = conn
+        .query_row("SELECT payload FROM journal WHERE seq = 2", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    conn.execute(
+        "UPDATE journal SET payload = replace(payload, '\"1\"', '\"9\"') WHERE seq = 2",
+        [],
+    )
+    .unwrap();
+    let caught = util::cli(&["audit", "verify", "--url", &url]);
+    assert_eq!(caught.code, Some(4), "{caught:?}");
+    assert!(
+        caught
+            .stderr
+            .contains("trading journal: record 2 (changed)"),
+        "{}",
+        caught.stderr
+    );
+
+    // Re-hash the whole journal after the change: the chain holds, the trail's checkpoint
+    // does not.
+    let rows: Vec<(i64, i64, String, String)> = {
+        let mut stmt = conn
+            .prepare("SELECT seq, at, kind, payload FROM journal ORDER BY seq")
+            .unwrap();
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    };
+    let mut prev = sovereign_core::audit::GENESIS.to_string();
+    for (seq, at, kind, payload) in rows {
+        let hash = sovereign_core::audit::journal_hash(seq as u64, at, &kind, &payload, &prev);
+        conn.execute(
+            "UPDATE journal SET prev = ?1, hash = ?2 WHERE seq = ?3",
+            rusqlite::params![prev, hash, seq],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    assert_ne!(original, "", "row 2 existed");
+    drop(conn);
+    let forged = get_ok(&e, "/api/audit/verify").await;
+    assert_eq!(forged["ok"], false, "{forged}");
+    assert_eq!(forged["journal"]["problem"], "changed", "{forged}");
+    assert!(
+        forged["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rewritten"),
+        "{forged}"
+    );
+}
