@@ -159,7 +159,10 @@ impl Engine {
                 http,
                 data_dir: settings.data_dir.clone(),
                 engine_url: settings.url.clone(),
-                truth_env: std::sync::Arc::new(move |component: &str| env_source.env(component)),
+                truth_env: std::sync::Arc::new(move |component: &str| {
+                    let (vars, secrets) = env_source.env(component);
+                    supervisor::InjectedEnv { vars, secrets }
+                }),
             },
         );
         // Services whose component changed restart (when their policy says so).

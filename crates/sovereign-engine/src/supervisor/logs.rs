@@ -1,5 +1,6 @@
 //! A service's captured output: timestamped lines appended to `NAME.log` (rotated by size to
 //! `NAME.log.1` … `NAME.log.K`), the last lines kept in memory for `logs?tail=`, and a live feed.
+//! Every secret value the service was given is masked (`***`) before a line is stored or served.
 
 use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
@@ -25,7 +26,12 @@ struct Inner {
     file: Option<File>,
     size: u64,
     ring: VecDeque<String>,
+    /// Secret values to mask, longest first (so a secret inside another is masked whole).
+    secrets: Vec<String>,
 }
+
+/// Values shorter than this are not masked: they would mask ordinary text.
+const MIN_SECRET_LEN: usize = 4;
 
 impl LogSink {
     pub fn new(dir: &Path, name: &str, max_bytes: u64, keep: usize) -> LogSink {
@@ -39,6 +45,7 @@ impl LogSink {
                 file: None,
                 size,
                 ring: VecDeque::with_capacity(64),
+                secrets: Vec::new(),
             }),
             live: broadcast::channel(1024).0,
         }
@@ -48,14 +55,30 @@ impl LogSink {
         &self.path
     }
 
+    /// Mask these values in every line from now on (the secrets the next process is given).
+    pub fn mask(&self, secrets: Vec<String>) {
+        let mut secrets: Vec<String> = secrets
+            .into_iter()
+            .filter(|s| s.len() >= MIN_SECRET_LEN)
+            .collect();
+        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+        secrets.dedup();
+        crate::support::lock(&self.inner).secrets = secrets;
+    }
+
     /// Record one line from `stream` (`out`, `err`, or `sovereign` for the supervisor's notes).
     pub fn line(&self, stream: &str, text: &str) {
-        let line = format!(
-            "{} {stream} {}",
-            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-            text.trim_end_matches(['\r', '\n'])
-        );
         let mut inner = crate::support::lock(&self.inner);
+        let mut text = text.trim_end_matches(['\r', '\n']).to_string();
+        for secret in &inner.secrets {
+            if text.contains(secret.as_str()) {
+                text = text.replace(secret.as_str(), sovereign_core::redact::MASK);
+            }
+        }
+        let line = format!(
+            "{} {stream} {text}",
+            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        );
         if inner.ring.len() == RING {
             inner.ring.pop_front();
         }

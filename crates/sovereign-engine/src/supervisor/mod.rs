@@ -125,8 +125,17 @@ enum Msg {
     Shutdown(oneshot::Sender<()>),
 }
 
-/// A Truth component's `env` variables by component name.
-pub type TruthEnv = Arc<dyn Fn(&str) -> BTreeMap<String, String> + Send + Sync>;
+/// A Truth component's `env` variables by component name, and which of their values are
+/// secrets (masked in the service's captured output).
+pub type TruthEnv = Arc<dyn Fn(&str) -> InjectedEnv + Send + Sync>;
+
+/// The environment a Truth component gives a service.
+#[derive(Debug, Clone, Default)]
+pub struct InjectedEnv {
+    pub vars: BTreeMap<String, String>,
+    /// The values that are secrets.
+    pub secrets: Vec<String>,
+}
 
 /// What the supervisor needs from the rest of the engine.
 #[derive(Clone)]
@@ -681,12 +690,20 @@ impl Actor {
             }
         }
         let spec = u.spec.clone();
+        let injected = (self.ctx.truth_env)(spec.truth.as_deref().unwrap_or_default());
+        // Every secret value this process is given is masked in what it prints.
+        let mut secrets = injected.secrets.clone();
+        secrets.extend(
+            spec.env
+                .iter()
+                .filter(|(k, _)| sovereign_core::redact::is_secret_key(k))
+                .map(|(_, v)| v.clone()),
+        );
+        u.log.mask(secrets);
         let mut cmd = tokio::process::Command::new(&spec.argv[0]);
         cmd.args(&spec.argv[1..])
             .current_dir(&spec.cwd)
-            .envs((self.ctx.truth_env)(
-                spec.truth.as_deref().unwrap_or_default(),
-            ))
+            .envs(&injected.vars)
             .envs(&spec.env)
             .env("SOVEREIGN_SERVICE", name)
             .env("SOVEREIGN_URL", &self.ctx.engine_url)

@@ -175,12 +175,20 @@ impl TruthSource {
     }
 
     /// A component's environment in the version in force (empty when there is none).
-    pub fn env(&self, component: &str) -> BTreeMap<String, String> {
-        lock_read(&self.state)
-            .truth
-            .as_ref()
-            .and_then(|t| t.components.get(component).map(|c| c.env.clone()))
-            .unwrap_or_default()
+    /// A component's `env` variables, and which of their values are secrets (a secret-looking
+    /// key, or one the component lists in `secrets`).
+    pub fn env(&self, component: &str) -> (BTreeMap<String, String>, Vec<String>) {
+        let state = lock_read(&self.state);
+        let Some(c) = state.truth.as_ref().and_then(|t| t.components.get(component)) else {
+            return Default::default();
+        };
+        let secrets = c
+            .env
+            .iter()
+            .filter(|(k, _)| sovereign_core::redact::is_secret_key(k) || c.secrets.contains(*k))
+            .map(|(_, v)| v.clone())
+            .collect();
+        (c.env.clone(), secrets)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<TruthChange> {
