@@ -594,6 +594,16 @@ async fn webhooks_route_authenticate_and_dedup() {
         (unknown["tasks"].clone(), unknown["skipped"].clone()),
         (json!([]), json!(["nope"]))
     );
+    // The record says why nothing ran.
+    let (_, recorded) = e.get("/api/webhooks?limit=10").await;
+    let row = recorded["webhooks"]
+        .as_array()
+        .and_then(|v| v.iter().find(|w| w["webhook_id"] == unknown["webhook_id"]).cloned())
+        .unwrap_or_default();
+    assert!(
+        row["reason"].as_str().unwrap_or_default().contains("\"nope\""),
+        "{recorded}"
+    );
 
     // Routing by a config rule, with the URL token.
     let (status, hook) = e

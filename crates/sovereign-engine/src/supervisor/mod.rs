@@ -700,6 +700,8 @@ impl Actor {
                 .map(|(_, v)| v.clone()),
         );
         u.log.mask(secrets);
+        // A new process has not beaten yet: the last heartbeat was the old process's.
+        *lock(&u.beat) = None;
         let mut cmd = tokio::process::Command::new(&spec.argv[0]);
         cmd.args(&spec.argv[1..])
             .current_dir(&spec.cwd)

@@ -192,8 +192,16 @@ impl Webhooks {
                 }
             }
             let started: Vec<String> = run.iter().map(|t| t.task.id.to_string()).collect();
+            // A route (or `data.trigger`) that names no runnable task is recorded with why.
+            let reason = (!skipped.is_empty()).then(|| {
+                let names: Vec<String> = skipped.iter().map(|t| format!("{t:?}")).collect();
+                format!(
+                    "not run: {} (no such task, or disabled)",
+                    names.join(", ")
+                )
+            });
             this.store
-                .insert_webhook(record(WebhookStatus::Accepted, None, started.clone()))
+                .insert_webhook(record(WebhookStatus::Accepted, reason, started.clone()))
                 .await
                 .map(|_| (run, started, skipped))
         };

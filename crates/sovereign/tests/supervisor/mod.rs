@@ -415,6 +415,18 @@ health = {{ type = "redis_key", url = "redis://127.0.0.1:{}", key = "bridge:hear
         .call(reqwest::Method::POST, "/api/heartbeats/feed", None, &[])
         .await;
     assert_eq!(status, 200, "an empty beat is a beat");
+    let beating = wait_state(&e, "feed", "healthy").await;
+    // A restart clears the last heartbeat: it was the old process's.
+    let (status, body) = e.post("/api/services/feed/restart", json!({})).await;
+    assert_eq!(status, 200, "{body}");
+    let restarted = wait_for("the feed's new process", PATIENCE, || async {
+        let s = service(&e, "feed").await;
+        (s["pid"] != beating["pid"] && !s["pid"].is_null()).then_some(s)
+    })
+    .await;
+    assert!(restarted["heartbeat"].is_null(), "{restarted}");
+    assert_ne!(restarted["state"], "healthy", "{restarted}");
+    e.post("/api/heartbeats/feed", json!({})).await;
     wait_state(&e, "feed", "healthy").await;
     let (status, body) = e.post("/api/heartbeats/nope", json!({})).await;
     assert_eq!(
