@@ -4,8 +4,10 @@
 //! Hashing streams the file (1 MiB reads) with a progress line on a terminal. Signatures are
 //! Ed25519 from a key file (`anchor keygen`; ring) or OpenPGP made by the user's own `gpg`
 //! (`--sign --key KEYID`; `--status-fd`, requiring `SIG_CREATED` / `GOODSIG` + `VALIDSIG`).
-//! Exit codes of `verify`: 0 intact, 3 the file changed (size or hash), 5 the signature is bad,
-//! 1 the anchor or the file cannot be read (or the anchor is malformed).
+//! `verify` trusts a signature only when it was made by a key the user names (`--trusted-key`,
+//! `--trusted-gpg`): the key an anchor carries proves nothing by itself.
+//! Exit codes of `verify`: 0 intact, 3 the file changed (size or hash), 5 the signature is bad
+//! or by an untrusted key, 1 the anchor or the file cannot be read (or the anchor is malformed).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -68,9 +70,90 @@ pub enum AnchorCommand {
         #[command(flatten)]
         client: crate::client::ClientArgs,
     },
-    /// Check FILE against ANCHOR: size, SHA-256 and signature.
-    /// Exit 0 intact, 3 file changed, 5 signature bad, 1 anchor malformed or unreadable.
-    Verify { anchor: PathBuf, file: PathBuf },
+    /// Check FILE against ANCHOR: size, SHA-256, and a signature by a key you trust.
+    ///
+    /// An anchor carries the public key that signed it, so anyone can sign a forged one with a
+    /// fresh key: a signature counts only when made by a key given here. Exit 0 intact, 3 file
+    /// changed, 5 signature bad or by an untrusted key, 1 anchor malformed or unreadable.
+    Verify {
+        anchor: PathBuf,
+        file: PathBuf,
+        /// A file of trusted keys: Ed25519 public keys in hex (as `anchor keygen` prints them)
+        /// or `anchor keygen` key files, and `openpgp FINGERPRINT` lines; `#` comments.
+        /// Repeatable. Default: the file named by SOVEREIGN_TRUSTED_KEYS.
+        #[arg(long = "trusted-key", value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
+        /// An OpenPGP key id or fingerprint whose signatures are trusted. Repeatable.
+        #[arg(long = "trusted-gpg", value_name = "ID")]
+        trusted_gpg: Vec<String>,
+    },
+}
+
+/// The keys whose signatures `verify` accepts.
+#[derive(Debug, Default)]
+struct Trusted {
+    /// Ed25519 public keys, lower-case hex.
+    ed25519: Vec<String>,
+    /// OpenPGP key ids or fingerprints, upper-case hex without spaces.
+    openpgp: Vec<String>,
+}
+
+impl Trusted {
+    fn load(files: &[PathBuf], gpg: &[String]) -> anyhow::Result<Trusted> {
+        let mut trusted = Trusted {
+            openpgp: gpg.iter().map(|k| normal_fpr(k)).collect(),
+            ..Trusted::default()
+        };
+        let mut files = files.to_vec();
+        if files.is_empty() {
+            if let Some(path) = std::env::var_os("SOVEREIGN_TRUSTED_KEYS") {
+                files.push(PathBuf::from(path));
+            }
+        }
+        for path in &files {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the trusted keys {}", path.display()))?;
+            for (n, line) in text.lines().enumerate() {
+                let line = line.split('#').next().unwrap_or_default().trim();
+                if line.is_empty() {
+                    continue;
+                }
+                let bad = || anyhow!("{}:{}: not a trusted key (an Ed25519 public key in hex, an `anchor keygen` key file, or `openpgp FINGERPRINT`)", path.display(), n + 1);
+                if let Some(fpr) = line.strip_prefix("openpgp ") {
+                    trusted.openpgp.push(normal_fpr(fpr));
+                } else if line.len() == 64 && hex::decode(line).is_ok() {
+                    trusted.ed25519.push(line.to_ascii_lowercase());
+                } else {
+                    // A key file from `anchor keygen`: trust its public half.
+                    let bytes = hex::decode(line).map_err(|_| bad())?;
+                    let pair = Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| bad())?;
+                    trusted.ed25519.push(hex::encode(pair.public_key().as_ref()));
+                }
+            }
+        }
+        Ok(trusted)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.ed25519.is_empty() && self.openpgp.is_empty()
+    }
+
+    /// Whether gpg's VALIDSIG fingerprints (signing key, primary key) match a trusted id: the
+    /// whole fingerprint or its key id (the last 16 or 8 hex digits).
+    fn trusts_gpg(&self, fingerprints: &[String]) -> bool {
+        self.openpgp.iter().any(|want| {
+            want.len() >= 8 && fingerprints.iter().any(|f| f.ends_with(want.as_str()))
+        })
+    }
+}
+
+fn normal_fpr(text: &str) -> String {
+    text.trim()
+        .trim_start_matches("0x")
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_uppercase()
 }
 
 pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
@@ -84,7 +167,18 @@ pub fn run(cmd: AnchorCommand) -> anyhow::Result<()> {
             key,
             sign_with,
         } => generate(&files, &output, &purpose, &signer(sign, key, sign_with)?),
-        AnchorCommand::Verify { anchor, file } => verify(&anchor, &file),
+        AnchorCommand::Verify {
+            anchor,
+            file,
+            trusted_keys,
+            trusted_gpg,
+        } => {
+            let trusted = Trusted::load(&trusted_keys, &trusted_gpg).map_err(|e| Reported {
+                exit: 1,
+                line: format!("{e:#}"),
+            })?;
+            verify(&anchor, &file, &trusted)
+        }
         AnchorCommand::Audit {
             output,
             purpose,
@@ -294,7 +388,9 @@ fn gpg_sign(key: &str, text: &str) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-fn gpg_verify(armored: &str, text: &str) -> anyhow::Result<bool> {
+/// Verify with gpg: `None` unless gpg reports a good, valid signature; else the signing and
+/// primary key fingerprints from `VALIDSIG`.
+fn gpg_verify(armored: &str, text: &str) -> anyhow::Result<Option<Vec<String>>> {
     let dir = std::env::temp_dir().join(format!("sovereign-anchor-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (sig, data) = (dir.join("sig.asc"), dir.join("data"));
@@ -310,11 +406,22 @@ fn gpg_verify(armored: &str, text: &str) -> anyhow::Result<bool> {
     let out = out?;
     let status = String::from_utf8_lossy(&out.stdout);
     let good = status.lines().any(|l| l.starts_with("[GNUPG:] GOODSIG "));
-    let valid = status.lines().any(|l| l.starts_with("[GNUPG:] VALIDSIG "));
-    Ok(out.status.success() && good && valid)
+    let valid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("[GNUPG:] VALIDSIG "))
+        .map(|rest| {
+            // VALIDSIG <fpr> <date> … <primary-key-fpr> (the 10th field).
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            [fields.first(), fields.get(9)]
+                .into_iter()
+                .flatten()
+                .map(|f| f.to_ascii_uppercase())
+                .collect::<Vec<_>>()
+        });
+    Ok(valid.filter(|_| out.status.success() && good))
 }
 
-fn verify(anchor_path: &Path, file: &Path) -> anyhow::Result<()> {
+fn verify(anchor_path: &Path, file: &Path, trusted: &Trusted) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(anchor_path).map_err(|e| Reported {
         exit: 1,
         line: format!("{}: cannot read the anchor: {e}", anchor_path.display()),
@@ -357,7 +464,20 @@ fn verify(anchor_path: &Path, file: &Path) -> anyhow::Result<()> {
         }
         .into()
     };
+    let untrusted = |key: &str| -> anyhow::Error {
+        let hint = if trusted.is_empty() {
+            "; no trusted key was given (--trusted-key FILE, --trusted-gpg ID)"
+        } else {
+            ""
+        };
+        bad(format!("signed by an untrusted key ({key}){hint}"))
+    };
     let signature_note = match &anchor.signature {
+        None if !trusted.is_empty() => {
+            return Err(bad(
+                "the anchor is unsigned, and a signature by a trusted key was asked for".into(),
+            ))
+        }
         None => "unsigned".to_string(),
         Some(Signature::Ed25519 { public_key, value }) => {
             let key =
@@ -366,18 +486,26 @@ fn verify(anchor_path: &Path, file: &Path) -> anyhow::Result<()> {
             signature::UnparsedPublicKey::new(&signature::ED25519, key)
                 .verify(signed.as_bytes(), &sig)
                 .map_err(|_| bad("the Ed25519 signature does not match the anchor".into()))?;
-            format!("Ed25519 signature good (key {public_key})")
+            if !trusted.ed25519.contains(&public_key.to_ascii_lowercase()) {
+                return Err(untrusted(public_key));
+            }
+            format!("Ed25519 signature good, by a trusted key ({public_key})")
         }
         Some(Signature::OpenPgp { key, armored }) => {
-            if !gpg_verify(armored, &signed).map_err(|e| Reported {
+            let Some(fingerprints) = gpg_verify(armored, &signed).map_err(|e| Reported {
                 exit: 1,
                 line: format!("{e:#}"),
-            })? {
+            })?
+            else {
                 return Err(bad(format!(
                     "gpg does not report a good, valid signature (key {key})"
                 )));
+            };
+            if !trusted.trusts_gpg(&fingerprints) {
+                return Err(untrusted(&fingerprints.join(", ")));
             }
-            format!("OpenPGP signature good (key {key})")
+            let by = fingerprints.first().map_or(key.as_str(), String::as_str);
+            format!("OpenPGP signature good, by a trusted key ({by})")
         }
     };
     println!(

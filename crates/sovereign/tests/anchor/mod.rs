@@ -15,7 +15,7 @@ struct Run {
 
 fn run(dir: &Path, gnupg: Option<&Path>, args: &[&str]) -> Run {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args);
+    cmd.current_dir(dir).args(args).env_remove("SOVEREIGN_TRUSTED_KEYS");
     if let Some(home) = gnupg {
         cmd.env("GNUPGHOME", home);
     }
@@ -98,7 +98,41 @@ fn ed25519_anchors_catch_each_kind_of_failure() {
     let big = std::fs::read_to_string(dir.join("anchors/big.bin.anchor.yaml")).unwrap();
     assert!(big.contains(&format!("sha256: {expected}")), "{big}");
 
+    // Only a key the user trusts makes a signature count: the key file itself, or a keys file
+    // with its public half.
     let ok = run(
+        &dir,
+        None,
+        &[
+            "anchor",
+            "verify",
+            "anchors/report.csv.anchor.yaml",
+            "report.csv",
+            "--trusted-key",
+            "desk.key",
+        ],
+    );
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(
+        ok.stdout.contains("Ed25519 signature good, by a trusted key"),
+        "{}",
+        ok.stdout
+    );
+    std::fs::write(dir.join("trusted.keys"), format!("# the desk\n{public}\n")).unwrap();
+    let listed = run(
+        &dir,
+        None,
+        &[
+            "anchor",
+            "verify",
+            "anchors/report.csv.anchor.yaml",
+            "report.csv",
+            "--trusted-key",
+            "trusted.keys",
+        ],
+    );
+    assert_eq!(listed.code, Some(0), "{}", listed.stderr);
+    let unnamed = run(
         &dir,
         None,
         &[
@@ -108,11 +142,49 @@ fn ed25519_anchors_catch_each_kind_of_failure() {
             "report.csv",
         ],
     );
-    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_eq!(unnamed.code, Some(5), "{}", unnamed.stderr);
     assert!(
-        ok.stdout.contains("Ed25519 signature good"),
+        one_line(&unnamed).contains("signed by an untrusted key"),
         "{}",
-        ok.stdout
+        unnamed.stderr
+    );
+    // A forger signs a doctored anchor with a fresh key: a good signature, an untrusted key.
+    let forger = run(&dir, None, &["anchor", "keygen", "--output", "forger.key"]);
+    assert_eq!(forger.code, Some(0), "{}", forger.stderr);
+    std::fs::write(dir.join("fake.csv"), "date,pnl\n2026-11-24,9999.99\n").unwrap();
+    let forged = run(
+        &dir,
+        None,
+        &[
+            "anchor",
+            "generate",
+            "fake.csv",
+            "--output",
+            "forged",
+            "--purpose",
+            "month-end statement",
+            "--sign-with",
+            "forger.key",
+        ],
+    );
+    assert_eq!(forged.code, Some(0), "{}", forged.stderr);
+    let caught = run(
+        &dir,
+        None,
+        &[
+            "anchor",
+            "verify",
+            "forged/fake.csv.anchor.yaml",
+            "fake.csv",
+            "--trusted-key",
+            "trusted.keys",
+        ],
+    );
+    assert_eq!(caught.code, Some(5), "{}", caught.stderr);
+    assert!(
+        one_line(&caught).contains("signed by an untrusted key"),
+        "{}",
+        caught.stderr
     );
 
     // The file changed: exit 3.
@@ -270,16 +342,59 @@ fn gpg_anchors_are_signed_and_verified_by_the_real_gpg() {
         "{text}"
     );
 
+    // The key's fingerprint, as the user would copy it from `gpg --list-keys`.
+    let listing = Command::new("gpg")
+        .env("GNUPGHOME", &home)
+        .args(["--batch", "--with-colons", "--list-keys", "anchor@example.test"])
+        .output()
+        .unwrap();
+    let fpr = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
+        .expect("a fingerprint");
     let ok = run(
+        &dir,
+        Some(&home),
+        &[
+            "anchor",
+            "verify",
+            "a/ledger.txt.anchor.yaml",
+            "ledger.txt",
+            "--trusted-gpg",
+            &fpr,
+        ],
+    );
+    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert!(
+        ok.stdout.contains("OpenPGP signature good, by a trusted key"),
+        "{}",
+        ok.stdout
+    );
+    // The long key id works too; an unnamed key does not.
+    let key_id = &fpr[fpr.len() - 16..];
+    let by_id = run(
+        &dir,
+        Some(&home),
+        &[
+            "anchor",
+            "verify",
+            "a/ledger.txt.anchor.yaml",
+            "ledger.txt",
+            "--trusted-gpg",
+            key_id,
+        ],
+    );
+    assert_eq!(by_id.code, Some(0), "{}", by_id.stderr);
+    let unnamed = run(
         &dir,
         Some(&home),
         &["anchor", "verify", "a/ledger.txt.anchor.yaml", "ledger.txt"],
     );
-    assert_eq!(ok.code, Some(0), "{}", ok.stderr);
+    assert_eq!(unnamed.code, Some(5), "{}", unnamed.stderr);
     assert!(
-        ok.stdout.contains("OpenPGP signature good"),
+        one_line(&unnamed).contains("signed by an untrusted key"),
         "{}",
-        ok.stdout
+        unnamed.stderr
     );
 
     // A changed anchor no longer matches gpg's signature.
