@@ -178,11 +178,24 @@ fn router(limits: Limits) -> Router<AppState> {
         .merge(webhooks::router().layer(DefaultBodyLimit::max(limits.webhook_body)))
 }
 
+/// The header every answer carries, so a client knows it talks to a Sovereign engine (and
+/// which version) rather than some other service on that port.
+pub const ENGINE_HEADER: &str = "x-sovereign-version";
+
 /// The whole application router over `state`.
 pub fn app_with(state: AppState, limits: Limits) -> Router {
     router(limits)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(
+            |mut response: axum::response::Response| async move {
+                response.headers_mut().insert(
+                    ENGINE_HEADER,
+                    axum::http::HeaderValue::from_static(env!("CARGO_PKG_VERSION")),
+                );
+                response
+            },
+        ))
         .with_state(state)
 }
 

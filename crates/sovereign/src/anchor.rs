@@ -118,7 +118,9 @@ impl Trusted {
                 if line.is_empty() {
                     continue;
                 }
-                let bad = || anyhow!("{}:{}: not a trusted key (an Ed25519 public key in hex, an `anchor keygen` key file, or `openpgp FINGERPRINT`)", path.display(), n + 1);
+                let bad = || {
+                    anyhow!("{}:{}: not a trusted key (an Ed25519 public key in hex, an `anchor keygen` key file, or `openpgp FINGERPRINT`)", path.display(), n + 1)
+                };
                 if let Some(fpr) = line.strip_prefix("openpgp ") {
                     trusted.openpgp.push(normal_fpr(fpr));
                 } else if line.len() == 64 && hex::decode(line).is_ok() {
@@ -127,7 +129,9 @@ impl Trusted {
                     // A key file from `anchor keygen`: trust its public half.
                     let bytes = hex::decode(line).map_err(|_| bad())?;
                     let pair = Ed25519KeyPair::from_pkcs8(&bytes).map_err(|_| bad())?;
-                    trusted.ed25519.push(hex::encode(pair.public_key().as_ref()));
+                    trusted
+                        .ed25519
+                        .push(hex::encode(pair.public_key().as_ref()));
                 }
             }
         }
@@ -141,9 +145,9 @@ impl Trusted {
     /// Whether gpg's VALIDSIG fingerprints (signing key, primary key) match a trusted id: the
     /// whole fingerprint or its key id (the last 16 or 8 hex digits).
     fn trusts_gpg(&self, fingerprints: &[String]) -> bool {
-        self.openpgp.iter().any(|want| {
-            want.len() >= 8 && fingerprints.iter().any(|f| f.ends_with(want.as_str()))
-        })
+        self.openpgp
+            .iter()
+            .any(|want| want.len() >= 8 && fingerprints.iter().any(|f| f.ends_with(want.as_str())))
     }
 }
 
@@ -237,7 +241,7 @@ fn keygen(output: &Path) -> anyhow::Result<()> {
         .open(output)
         .with_context(|| format!("cannot create {} (it must not exist yet)", output.display()))?;
     writeln!(f, "{}", hex::encode(pkcs8.as_ref()))?;
-    println!("public key: {}", hex::encode(pair.public_key().as_ref()));
+    outln!("public key: {}", hex::encode(pair.public_key().as_ref()));
     Ok(())
 }
 
@@ -343,7 +347,7 @@ fn generate(
         std::fs::write(&tmp, anchor.render())
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}  {}  {}", anchor.sha256, anchor.size, path.display());
+        outln!("{}  {}  {}", anchor.sha256, anchor.size, path.display());
     }
     Ok(())
 }
@@ -508,7 +512,7 @@ fn verify(anchor_path: &Path, file: &Path, trusted: &Trusted) -> anyhow::Result<
             format!("OpenPGP signature good, by a trusted key ({by})")
         }
     };
-    println!(
+    outln!(
         "ok: {} matches its anchor (size {size}, SHA-256 {sha256}); {signature_note}",
         file.display()
     );

@@ -87,7 +87,7 @@ async fn export(client: &ClientArgs, output: Option<PathBuf>) -> anyhow::Result<
     }
     out.flush()?;
     if let Some(p) = output {
-        println!("exported {written} audit records to {}", p.display());
+        outln!("exported {written} audit records to {}", p.display());
     }
     Ok(())
 }
@@ -203,12 +203,12 @@ async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {
     // The trading journal's head, behind the trail's.
     let journal = &v["journal"];
     match journal["head_seq"].as_u64() {
-        Some(seq) => println!(
+        Some(seq) => outln!(
             "ok: trading journal {} rows, head {seq} {}",
             journal["records"].as_u64().unwrap_or(0),
             journal["head_hash"].as_str().unwrap_or("")
         ),
-        None => println!("ok: the trading journal is empty"),
+        None => outln!("ok: the trading journal is empty"),
     }
     Ok(())
 }
@@ -216,11 +216,11 @@ async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {
 fn report(verdict: Result<(usize, u64, String), String>) -> anyhow::Result<()> {
     match verdict {
         Ok((0, _, _)) => {
-            println!("ok: the audit trail is empty");
+            outln!("ok: the audit trail is empty");
             Ok(())
         }
         Ok((n, seq, hash)) => {
-            println!("ok: {n} records, head {seq} {hash}");
+            outln!("ok: {n} records, head {seq} {hash}");
             Ok(())
         }
         Err(message) => Err(Reported {

@@ -160,15 +160,28 @@ pub fn run(request: Request, args: &ClientArgs) -> anyhow::Result<()> {
                 )
             }
             Request::Tasks(cmd) => {
+                let executed = matches!(cmd, TasksCommand::Execute { .. });
                 let (value, table) = tasks(&api, cmd).await?;
-                (value, table, None)
+                // A run that did not succeed is a failed command (exit 1), with the table.
+                let failure = executed
+                    .then(|| &value["results"][0])
+                    .filter(|r| r["status"] != "success")
+                    .map(|r| Reported {
+                        exit: EXIT_FAILURE,
+                        line: format!(
+                            "run {}: {}",
+                            r["status"].as_str().unwrap_or("unknown"),
+                            r["error"].as_str().unwrap_or("no reason given")
+                        ),
+                    });
+                (value, table, failure)
             }
             Request::Trading(cmd) => trading(&api, cmd).await?,
         };
         if args.json {
-            println!("{}", serde_json::to_string_pretty(&value)?);
+            outln!("{}", serde_json::to_string_pretty(&value)?);
         } else {
-            print!("{}", table(&value));
+            out!("{}", table(&value));
         }
         match failure {
             Some(f) => Err(f.into()),
@@ -296,6 +309,13 @@ impl Api {
             )
         })?;
         let status = resp.status();
+        if !resp.headers().contains_key(sovereign_http::ENGINE_HEADER) {
+            return Err(anyhow!(
+                "{} is not a Sovereign engine (HTTP {status} without the {} header); check --url",
+                self.base,
+                sovereign_http::ENGINE_HEADER
+            ));
+        }
         let text = resp.text().await.unwrap_or_default();
         let value: Value = if text.trim().is_empty() {
             Value::Null

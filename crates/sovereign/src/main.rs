@@ -4,6 +4,16 @@
 //! running engine (see `client`, and `replay` for feeding recorded ticks). No business logic
 //! lives here.
 
+/// Print to stdout; when stdout is gone (`sovereign openapi | head -1`), end quietly instead
+/// of panicking.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::write_out(format_args!("{}\n", format_args!($($arg)*))) };
+}
+/// `print!` with the same care as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { $crate::write_out(format_args!($($arg)*)) };
+}
+
 mod anchor;
 mod audit;
 mod client;
@@ -223,6 +233,20 @@ enum LogFormat {
     Json,
 }
 
+/// Write to stdout; a closed pipe ends the process with status 0 (the reader has what it
+/// wanted), any other write error with status 1.
+pub(crate) fn write_out(args: std::fmt::Arguments) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout.write_fmt(args).and_then(|()| stdout.flush()) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
@@ -264,7 +288,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay::run(&args),
         Command::Check { config } => check(&config),
         Command::Openapi => {
-            println!("{}", sovereign_http::openapi_json());
+            outln!("{}", sovereign_http::openapi_json());
             Ok(())
         }
     };
@@ -293,7 +317,7 @@ fn check(config: &std::path::Path) -> anyhow::Result<()> {
     let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let warnings = settings.warnings();
     if warnings.is_empty() {
-        println!("{}: ok", config.display());
+        outln!("{}: ok", config.display());
         return Ok(());
     }
     let lines: Vec<String> = warnings
@@ -307,24 +331,30 @@ fn trading(command: client::Trading, args: &client::ClientArgs) -> anyhow::Resul
     client::run(client::Request::Trading(command), args)
 }
 
-fn init_logging(format: LogFormat) {
+/// Logging from `RUST_LOG` (a tracing filter) or else `LOG_LEVEL` (DEBUG|INFO|WARN|ERROR|TRACE,
+/// as deploy scripts set it); a value that is neither is refused, never ignored.
+fn init_logging(format: LogFormat) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
-    // RUST_LOG wins; otherwise LOG_LEVEL (DEBUG|INFO|WARN|ERROR, as deploy scripts set it).
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| {
-            let level = std::env::var("LOG_LEVEL")
-                .map(|l| match l.to_ascii_uppercase().as_str() {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => EnvFilter::try_new(&v)
+            .map_err(|e| anyhow::anyhow!("RUST_LOG={v:?} is not a log filter: {e}"))?,
+        _ => {
+            let level = match std::env::var("LOG_LEVEL") {
+                Err(_) => "info",
+                Ok(l) => match l.trim().to_ascii_uppercase().as_str() {
                     "DEBUG" => "debug",
+                    "INFO" | "" => "info",
                     "WARN" | "WARNING" => "warn",
                     "ERROR" | "CRITICAL" => "error",
                     "TRACE" => "trace",
-                    _ => "info",
-                })
-                .unwrap_or("info");
+                    _ => anyhow::bail!(
+                        "LOG_LEVEL={l:?} is not a level: use DEBUG, INFO, WARN, ERROR or TRACE"
+                    ),
+                },
+            };
             EnvFilter::new(level)
-        });
+        }
+    };
     // Colours only for a person at a terminal; a log file or a supervisor gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -334,11 +364,12 @@ fn init_logging(format: LogFormat) {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
 }
 
 fn up(args: UpArgs) -> anyhow::Result<()> {
     let started = Instant::now();
-    init_logging(args.log_format);
+    init_logging(args.log_format)?;
     let mut settings = match &args.config {
         Some(path) => Settings::load(path).map_err(|e| anyhow::anyhow!("{e}"))?,
         None => Settings::default(),
@@ -414,7 +445,7 @@ async fn serve(
             .context("cannot start the engine")?,
     );
     *running = true;
-    println!(
+    outln!(
         "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
         data_dir.display(),

@@ -53,9 +53,9 @@ pub fn run(cmd: NotifyCommand, client: &ClientArgs) -> anyhow::Result<()> {
                     .call(post, "/api/alerts/test", Some(json!({"channel": channel})))
                     .await?;
                 if !client.json {
-                    print!("{}", test_table(&v));
+                    out!("{}", test_table(&v));
                 } else {
-                    println!("{v}");
+                    outln!("{v}");
                 }
                 return match failed(&v) {
                     None => Ok(()),
@@ -100,9 +100,9 @@ pub fn run(cmd: NotifyCommand, client: &ClientArgs) -> anyhow::Result<()> {
             ),
         };
         if client.json {
-            println!("{answer}");
+            outln!("{answer}");
         } else {
-            print!("{}", table(&answer));
+            out!("{}", table(&answer));
         }
         Ok(())
     })

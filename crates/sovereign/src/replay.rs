@@ -416,12 +416,12 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
         progress.clear();
         let seconds = started.elapsed().as_secs_f64();
         if args.client.json {
-            println!(
+            outln!(
                 "{}",
                 json!({"replayed": ticks.len(), "file": file, "seconds": seconds})
             );
         } else {
-            println!(
+            outln!(
                 "replayed {} ticks from {file} in {seconds:.2} s",
                 ticks.len()
             );

@@ -61,9 +61,9 @@ pub fn list(client: &ClientArgs) -> anyhow::Result<()> {
             .call(reqwest::Method::GET, "/api/services", None)
             .await?;
         if client.json {
-            println!("{v}");
+            outln!("{v}");
         } else {
-            print!("{}", table(&v));
+            out!("{}", table(&v));
         }
         Ok(())
     })
@@ -80,9 +80,9 @@ pub fn control(verb: &str, name: &str, client: &ClientArgs) -> anyhow::Result<()
             )
             .await?;
         if client.json {
-            println!("{v}");
+            outln!("{v}");
         } else {
-            println!(
+            outln!(
                 "{}: {} ({})",
                 text(&v["name"]),
                 text(&v["state"]),
@@ -125,7 +125,7 @@ pub fn logs(name: &str, tail: usize, follow: bool, client: &ClientArgs) -> anyho
             .map(text)
             .collect();
         for line in &seen {
-            println!("{line}");
+            outln!("{line}");
         }
         let Some(mut resp) = stream else {
             return Ok(());
@@ -155,7 +155,7 @@ pub fn logs(name: &str, tail: usize, follow: bool, client: &ClientArgs) -> anyho
                         None => caught_up = true,
                     }
                 }
-                println!("{data}");
+                outln!("{data}");
             }
         }
         Ok(())

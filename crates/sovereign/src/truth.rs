@@ -46,7 +46,7 @@ pub fn run(cmd: TruthCommand, client: &ClientArgs) -> anyhow::Result<()> {
         TruthCommand::Build { dir } => {
             let t = built(&dir)?;
             let names: Vec<&str> = t.components.keys().map(String::as_str).collect();
-            println!(
+            outln!(
                 "ok: {} (node {}, {} component(s): {})",
                 t.version,
                 t.node["name"].as_str().unwrap_or("?"),
@@ -69,7 +69,7 @@ pub fn run(cmd: TruthCommand, client: &ClientArgs) -> anyhow::Result<()> {
                     c.ok_or_else(|| anyhow!("no component named {name:?} in {}", dir.display()))?
                 }
             };
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            outln!("{}", serde_json::to_string_pretty(&out)?);
             Ok(())
         }
         TruthCommand::Diff { dir } => {
@@ -80,10 +80,10 @@ pub fn run(cmd: TruthCommand, client: &ClientArgs) -> anyhow::Result<()> {
                     .await?;
                 let version = remote["version"].as_str();
                 if version == Some(local.version.as_str()) {
-                    println!("same: {} is in force", local.version);
+                    outln!("same: {} is in force", local.version);
                     return Ok(());
                 }
-                println!(
+                outln!(
                     "engine: {}\nfiles:  {}",
                     version.unwrap_or("(none)"),
                     local.version
@@ -91,16 +91,16 @@ pub fn run(cmd: TruthCommand, client: &ClientArgs) -> anyhow::Result<()> {
                 let hashes = remote["hashes"].as_object().cloned().unwrap_or_default();
                 for (name, c) in &local.components {
                     match hashes.get(name).and_then(|h| h.as_str()) {
-                        None => println!("+ {name}"),
-                        Some(h) if h != c.hash => println!("~ {name}"),
+                        None => outln!("+ {name}"),
+                        Some(h) if h != c.hash => outln!("~ {name}"),
                         Some(_) => {}
                     }
                 }
                 for name in hashes.keys().filter(|k| !local.components.contains_key(*k)) {
-                    println!("- {name}");
+                    outln!("- {name}");
                 }
                 if remote["node_hash"].as_str() != Some(local.node_hash().as_str()) {
-                    println!("~ node");
+                    outln!("~ node");
                 }
                 Ok(())
             })

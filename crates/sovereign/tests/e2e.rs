@@ -598,10 +598,17 @@ async fn webhooks_route_authenticate_and_dedup() {
     let (_, recorded) = e.get("/api/webhooks?limit=10").await;
     let row = recorded["webhooks"]
         .as_array()
-        .and_then(|v| v.iter().find(|w| w["webhook_id"] == unknown["webhook_id"]).cloned())
+        .and_then(|v| {
+            v.iter()
+                .find(|w| w["webhook_id"] == unknown["webhook_id"])
+                .cloned()
+        })
         .unwrap_or_default();
     assert!(
-        row["reason"].as_str().unwrap_or_default().contains("\"nope\""),
+        row["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("\"nope\""),
         "{recorded}"
     );
 

@@ -169,13 +169,11 @@ fn calendar(name: &str, file: CalendarFile, known: &Calendars) -> Result<Calenda
         None => None,
     };
     Ok(match (base, weekdays) {
-        (Some(base), None) => {
-            let renamed = Calendar::new(name, &base.weekdays(), base.holidays());
-            renamed.with_extra_holidays(holidays)
-        }
-        (Some(base), Some(days)) => {
-            Calendar::new(name, &days, base.holidays()).with_extra_holidays(holidays)
-        }
+        (Some(base), None) => base.renamed(name).with_extra_holidays(holidays),
+        (Some(base), Some(days)) => base
+            .renamed(name)
+            .with_weekdays(&days)
+            .with_extra_holidays(holidays),
         (None, days) => {
             let days = days.unwrap_or_else(|| {
                 vec![

@@ -179,7 +179,11 @@ impl TruthSource {
     /// key, or one the component lists in `secrets`).
     pub fn env(&self, component: &str) -> (BTreeMap<String, String>, Vec<String>) {
         let state = lock_read(&self.state);
-        let Some(c) = state.truth.as_ref().and_then(|t| t.components.get(component)) else {
+        let Some(c) = state
+            .truth
+            .as_ref()
+            .and_then(|t| t.components.get(component))
+        else {
             return Default::default();
         };
         let secrets = c

@@ -195,10 +195,7 @@ impl Webhooks {
             // A route (or `data.trigger`) that names no runnable task is recorded with why.
             let reason = (!skipped.is_empty()).then(|| {
                 let names: Vec<String> = skipped.iter().map(|t| format!("{t:?}")).collect();
-                format!(
-                    "not run: {} (no such task, or disabled)",
-                    names.join(", ")
-                )
+                format!("not run: {} (no such task, or disabled)", names.join(", "))
             });
             this.store
                 .insert_webhook(record(WebhookStatus::Accepted, reason, started.clone()))

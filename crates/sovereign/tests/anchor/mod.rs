@@ -15,7 +15,9 @@ struct Run {
 
 fn run(dir: &Path, gnupg: Option<&Path>, args: &[&str]) -> Run {
     let mut cmd = Command::new(BIN);
-    cmd.current_dir(dir).args(args).env_remove("SOVEREIGN_TRUSTED_KEYS");
+    cmd.current_dir(dir)
+        .args(args)
+        .env_remove("SOVEREIGN_TRUSTED_KEYS");
     if let Some(home) = gnupg {
         cmd.env("GNUPGHOME", home);
     }
@@ -114,7 +116,8 @@ fn ed25519_anchors_catch_each_kind_of_failure() {
     );
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     assert!(
-        ok.stdout.contains("Ed25519 signature good, by a trusted key"),
+        ok.stdout
+            .contains("Ed25519 signature good, by a trusted key"),
         "{}",
         ok.stdout
     );
@@ -345,12 +348,20 @@ fn gpg_anchors_are_signed_and_verified_by_the_real_gpg() {
     // The key's fingerprint, as the user would copy it from `gpg --list-keys`.
     let listing = Command::new("gpg")
         .env("GNUPGHOME", &home)
-        .args(["--batch", "--with-colons", "--list-keys", "anchor@example.test"])
+        .args([
+            "--batch",
+            "--with-colons",
+            "--list-keys",
+            "anchor@example.test",
+        ])
         .output()
         .unwrap();
     let fpr = String::from_utf8_lossy(&listing.stdout)
         .lines()
-        .find_map(|l| l.strip_prefix("fpr:").map(|r| r.trim_matches(':').to_string()))
+        .find_map(|l| {
+            l.strip_prefix("fpr:")
+                .map(|r| r.trim_matches(':').to_string())
+        })
         .expect("a fingerprint");
     let ok = run(
         &dir,
@@ -366,7 +377,8 @@ fn gpg_anchors_are_signed_and_verified_by_the_real_gpg() {
     );
     assert_eq!(ok.code, Some(0), "{}", ok.stderr);
     assert!(
-        ok.stdout.contains("OpenPGP signature good, by a trusted key"),
+        ok.stdout
+            .contains("OpenPGP signature good, by a trusted key"),
         "{}",
         ok.stdout
     );

@@ -794,3 +794,57 @@ async fn audit_verify_proves_the_trading_journal_and_catches_a_rewritten_one() {
         "{forged}"
     );
 }
+
+// ----- the command line ---------------------------------------------------------------------
+
+#[tokio::test]
+async fn the_cli_survives_a_closed_pipe_fails_failed_runs_and_knows_its_engine() {
+    // `sovereign openapi | head -1`: the reader is gone before the writer writes.
+    let mut child = std::process::Command::new(util::BIN)
+        .arg("openapi")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+
+    // A run that ends in error is a failed command.
+    let e = Engine::start(Some(NO_FEED));
+    e.register(
+        json!({"task_id": "broken", "name": "broken", "handler": "place_order",
+        "payload": {"symbol": "ES", "side": "{{trigger.data.side}}", "qty": "1"}}),
+    )
+    .await;
+    let run = util::cli(&["tasks", "execute", "broken", "--url", e.url()]);
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("run error"), "{run:?}");
+
+    // Some other service at --url is named as such, not shown as an empty table.
+    let other = util::Receiver::start(200, std::time::Duration::ZERO);
+    let wrong = util::cli(&["tasks", "list", "--url", &other.url()]);
+    assert_eq!(wrong.code, Some(1), "{wrong:?}");
+    assert!(
+        wrong.stderr.contains("is not a Sovereign engine"),
+        "{wrong:?}"
+    );
+
+    // LOG_LEVEL that is not a level is refused in one line.
+    let root = util::unique_dir("sovereign-e2e-loglevel");
+    let out = std::process::Command::new(util::BIN)
+        .args(["up", "--port", "0", "--data-dir"])
+        .arg(root.join("data"))
+        .env("LOG_LEVEL", "bogus")
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run up");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("LOG_LEVEL=\"bogus\""), "{stderr}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -84,7 +84,10 @@ command = ["sh", "-c", "echo \"other=$FEED_URL\"; exec sleep 1000"]
     )
     .await;
     let log = log_text(&e, "feed").await;
-    assert!(!log.contains("k-secret-123") && !log.contains("wss://"), "{log}");
+    assert!(
+        !log.contains("k-secret-123") && !log.contains("wss://"),
+        "{log}"
+    );
     let file = std::fs::read_to_string(e.root().join("data/logs/feed.log")).expect("feed.log");
     assert!(!file.contains("k-secret-123"), "{file}");
     // A service without truth gets none.
@@ -135,7 +138,10 @@ command = ["sh", "-c", "echo \"other=$FEED_URL\"; exec sleep 1000"]
         problem.contains("components/feed.json: not JSON:"),
         "{problem}"
     );
-    assert_eq!(log_text(&e, "feed").await.matches("feed=*** host=").count(), 2);
+    assert_eq!(
+        log_text(&e, "feed").await.matches("feed=*** host=").count(),
+        2
+    );
 
     let kinds = e.audit_kinds().await;
     assert_eq!(

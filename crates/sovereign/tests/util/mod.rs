@@ -33,7 +33,9 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 const PROCESS_PATIENCE: Duration = Duration::from_secs(15);
 
 /// Environment variables the binary reads; cleared so the host's settings cannot leak in.
-const ENV_KNOBS: [&str; 4] = [
+const ENV_KNOBS: [&str; 6] = [
+    "LOG_LEVEL",
+    "SOVEREIGN_TRUSTED_KEYS",
     "SOVEREIGN_URL",
     "SOVEREIGN_CONFIG",
     "SOVEREIGN_DATA_DIR",
