@@ -8,7 +8,9 @@
 //! - [`Priority`], [`AlertSpec`] → [`Alert`]: validate first (codes `invalid_priority`,
 //!   `invalid_source`, `invalid_title`, `invalid_message`, `invalid_context`, `invalid_dedup_key`).
 //! - [`ChannelKind`], [`Channel`], [`Route`], [`route`]: routing by priority and source, with the
-//!   default policy P0 → every channel, P1 → chat + file, P2 → chat, P3 → file + the daily digest.
+//!   default policy P0 → every channel, P1 → chat + webhooks + file, P2 → chat + webhooks,
+//!   P3 → webhooks + file + the daily digest; an alert none of whose kinds exist goes to every
+//!   channel (never to none).
 //! - [`AlertDedup`]: drop the same alert within a window.
 //! - [`RateLimit`]: a per-channel token bucket (GCRA) that answers "send now" or "wait this long".
 //! - [`RetryPolicy::after_failure`]: delivered / retry at / disable channel / drop / dead, honouring
@@ -372,11 +374,12 @@ pub fn route(routes: &[Route], channels: &[Channel], alert: &Alert) -> Routing {
     if matched {
         return out;
     }
+    // A generic webhook is the user's own receiver: it gets every priority.
     let wanted = |k: ChannelKind| match alert.priority {
         Priority::P0 => true,
-        Priority::P1 => k.is_chat() || k == ChannelKind::File,
-        Priority::P2 => k.is_chat(),
-        Priority::P3 => k == ChannelKind::File,
+        Priority::P1 => k.is_chat() || k == ChannelKind::File || k == ChannelKind::Webhook,
+        Priority::P2 => k.is_chat() || k == ChannelKind::Webhook,
+        Priority::P3 => k == ChannelKind::File || k == ChannelKind::Webhook,
     };
     for c in channels.iter().filter(|c| wanted(c.kind)) {
         if !out.channels.contains(&c.name) {
@@ -384,6 +387,10 @@ pub fn route(routes: &[Route], channels: &[Channel], alert: &Alert) -> Routing {
         }
     }
     out.digest = alert.priority == Priority::P3;
+    if out.channels.is_empty() && !out.digest {
+        // No channel of the kinds this priority goes to: every channel, never none.
+        out.channels = channels.iter().map(|c| c.name.clone()).collect();
+    }
     out
 }
 
@@ -552,42 +559,49 @@ pub enum RetryDecision {
     Disable { reason: String },
     /// A permanent refusal (4xx): this alert will never be accepted by this channel.
     Drop { reason: String },
-    /// Transient failures until the attempts ran out.
+    /// Transient failures until the alert was too old (or the attempts ran out).
     Dead { attempts: u32, reason: String },
 }
 
 /// How deliveries are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
-    /// Delay before retry `n` when the server gives no hint.
+    /// Delay before retry `n` when the server gives no hint (capped by the backoff's `max`).
     pub backoff: Backoff,
-    /// Attempts in all (the first one included); after this many failures the alert is dead.
-    pub max_attempts: u32,
+    /// An alert still undelivered this long after it was accepted is dead: a channel that is
+    /// down holds its queue until then.
+    pub max_age: Duration,
+    /// Attempts in all (the first one included) after which the alert is dead, if set.
+    pub max_attempts: Option<u32>,
     /// A server's `Retry-After` longer than this is cut to it.
     pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
-    /// 1s, 2s, 4s, … ≤ 60s; 8 attempts; `Retry-After` honoured up to one hour.
+    /// 1s, 2s, 4s, … ≤ 60s, for up to 24 hours; `Retry-After` honoured up to one hour.
     fn default() -> Self {
         RetryPolicy {
             backoff: Backoff::default(),
-            max_attempts: 8,
+            max_age: Duration::from_secs(24 * 3600),
+            max_attempts: None,
             max_retry_after: Duration::from_secs(3600),
         }
     }
 }
 
 impl RetryPolicy {
-    /// The decision after attempt number `attempt` (1 = the first try) ended in `outcome`.
+    /// The decision after attempt number `attempt` (1 = the first try) of an alert accepted at
+    /// `accepted` ended in `outcome`.
     ///
     /// 2xx → delivered. 404/410 → disable the channel. 408 and 429 → retry (429 after the
     /// server's hint when it gave one). Other 1xx/3xx/4xx → drop. 5xx, other statuses and network
-    /// failures → retry with backoff. Any retry past `max_attempts` → dead.
+    /// failures → retry with backoff. A retry is never later than `accepted + max_age`; once
+    /// that has passed (or `max_attempts` were made) → dead.
     pub fn after_failure(
         &self,
         attempt: u32,
         outcome: &Outcome,
+        accepted: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> RetryDecision {
         let (hint, rate_limited, reason) = match *outcome {
@@ -621,16 +635,22 @@ impl RetryPolicy {
                 }
             }
         };
-        if attempt >= self.max_attempts {
+        let deadline = chrono::Duration::from_std(self.max_age)
+            .ok()
+            .and_then(|d| accepted.checked_add_signed(d))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
+        if now >= deadline || self.max_attempts.is_some_and(|m| attempt >= m) {
             return RetryDecision::Dead {
                 attempts: attempt,
                 reason,
             };
         }
+        let left = (deadline - now).to_std().unwrap_or_default();
         let after = match hint {
             Some(d) => d.min(self.max_retry_after),
             None => self.backoff.delay(attempt),
-        };
+        }
+        .min(left);
         let at = chrono::Duration::from_std(after)
             .ok()
             .and_then(|d| now.checked_add_signed(d))

@@ -226,23 +226,39 @@ fn default_routing_table() {
             &["ops-slack", "ops-discord", "hook", "mail", "log"],
             false,
         ),
-        (P1, &["ops-slack", "ops-discord", "log"], false),
-        (P2, &["ops-slack", "ops-discord"], false),
-        (P3, &["log"], true),
+        (P1, &["ops-slack", "ops-discord", "hook", "log"], false),
+        (P2, &["ops-slack", "ops-discord", "hook"], false),
+        (P3, &["hook", "log"], true),
     ];
     for (p, want, digest) in cases {
         let got = route(&[], &channels(), &alert(*p, "engine", "t"));
         assert_eq!(got.channels, *want, "{p}");
         assert_eq!(got.digest, *digest, "{p}");
     }
-    // Only the kinds that exist are used.
+    // An alert never reaches no channel: without one of the kinds its priority goes to, it
+    // goes to every channel there is.
     let only_file = vec![Channel {
         name: "log".into(),
         kind: ChannelKind::File,
     }];
-    assert!(route(&[], &only_file, &alert(P2, "e", "t"))
-        .channels
-        .is_empty());
+    assert_eq!(
+        route(&[], &only_file, &alert(P2, "e", "t")).channels,
+        vec!["log".to_string()]
+    );
+    let hook_and_file = vec![
+        Channel {
+            name: "hook".into(),
+            kind: ChannelKind::Webhook,
+        },
+        Channel {
+            name: "log".into(),
+            kind: ChannelKind::File,
+        },
+    ];
+    assert_eq!(
+        route(&[], &hook_and_file, &alert(P2, "e", "t")).channels,
+        vec!["hook".to_string()]
+    );
 }
 
 #[test]
@@ -266,7 +282,12 @@ fn configured_routes_override_defaults_when_they_match() {
             &["ops-slack", "ops-discord", "hook", "mail", "log"],
             false,
         ),
-        (P1, "engine", &["ops-slack", "ops-discord", "log"], false),
+        (
+            P1,
+            "engine",
+            &["ops-slack", "ops-discord", "hook", "log"],
+            false,
+        ),
         // A matching route with no channels mutes.
         (P0, "noisy", &[], false),
         // The digest is a route target like any other.
@@ -558,7 +579,7 @@ fn retry_decision_table() {
     ];
     for (i, (attempt, outcome, want)) in cases.into_iter().enumerate() {
         assert_eq!(
-            p.after_failure(attempt, &outcome, t0()),
+            p.after_failure(attempt, &outcome, t0(), t0()),
             want,
             "case {i}: {outcome:?}"
         );
@@ -566,50 +587,71 @@ fn retry_decision_table() {
 }
 
 #[test]
-fn server_errors_back_off_then_die() {
+fn server_errors_back_off_capped_until_the_alert_is_too_old() {
     let p = RetryPolicy {
         backoff: Backoff {
             initial: Duration::from_secs(1),
             max: Duration::from_secs(10),
             multiplier: 2,
         },
-        max_attempts: 6,
+        max_age: Duration::from_secs(60),
+        max_attempts: None,
         max_retry_after: Duration::from_secs(60),
     };
-    let waits: Vec<Option<u64>> = (1..=6)
-        .map(|n| match p.after_failure(n, &http(503), t0()) {
-            RetryDecision::Retry { after, .. } => Some(after.as_secs()),
-            RetryDecision::Dead { attempts, reason } => {
-                assert_eq!((attempts, reason.as_str()), (6, "HTTP 503"));
-                None
-            }
+    // Attempts go on past any count while the alert is young, each wait capped at 10 s.
+    let at = |secs: i64| t0() + chrono::Duration::seconds(secs);
+    let waits: Vec<u64> = (1..=7)
+        .map(|n| match p.after_failure(n, &http(503), t0(), t0()) {
+            RetryDecision::Retry { after, .. } => after.as_secs(),
             other => panic!("unexpected {other:?}"),
         })
         .collect();
+    assert_eq!(waits, vec![1, 2, 4, 8, 10, 10, 10]);
+    // A retry is never scheduled past the alert's age limit...
+    match p.after_failure(40, &http(503), t0(), at(55)) {
+        RetryDecision::Retry { after, .. } => assert_eq!(after, Duration::from_secs(5)),
+        other => panic!("unexpected {other:?}"),
+    }
+    // ...and at the limit the alert is dead.
     assert_eq!(
-        waits,
-        vec![Some(1), Some(2), Some(4), Some(8), Some(10), None]
-    );
-    assert_eq!(
-        p.after_failure(6, &Outcome::Network, t0()),
+        p.after_failure(41, &Outcome::Network, t0(), at(60)),
         RetryDecision::Dead {
-            attempts: 6,
+            attempts: 41,
             reason: "network failure".into()
         }
     );
+    // The default holds a queue for a day: a 10-minute outage loses nothing.
+    let d = RetryPolicy::default();
+    assert!(matches!(
+        d.after_failure(200, &http(503), t0(), at(600)),
+        RetryDecision::Retry { .. }
+    ));
+    assert!(matches!(
+        d.after_failure(2000, &http(503), t0(), at(24 * 3600)),
+        RetryDecision::Dead { .. }
+    ));
+    // An optional attempt cap still ends it.
+    let capped = RetryPolicy {
+        max_attempts: Some(6),
+        ..p
+    };
+    assert!(matches!(
+        capped.after_failure(6, &http(503), t0(), t0()),
+        RetryDecision::Dead { attempts: 6, .. }
+    ));
     // A permanent failure is dropped, not dead, whatever the attempt.
     assert!(matches!(
-        p.after_failure(9, &http(400), t0()),
+        p.after_failure(9, &http(400), t0(), t0()),
         RetryDecision::Drop { .. }
     ));
     // So is a refusal outside HTTP (an SMTP 5xx), even on the first attempt.
     assert!(matches!(
-        p.after_failure(1, &Outcome::Refused, t0()),
+        p.after_failure(1, &Outcome::Refused, t0(), t0()),
         RetryDecision::Drop { .. }
     ));
     // An acceptance outside HTTP (SMTP 250, a file line written) is a delivery.
     assert_eq!(
-        p.after_failure(3, &Outcome::Accepted, t0()),
+        p.after_failure(3, &Outcome::Accepted, t0(), t0()),
         RetryDecision::Delivered
     );
 }

@@ -284,7 +284,7 @@ impl Notifier {
                 self.inner
                     .settings
                     .retry
-                    .after_failure(1, &outcome, Utc::now()),
+                    .after_failure(1, &outcome, job.at, Utc::now()),
                 RetryDecision::Delivered
             );
             out.push(TestResult {
@@ -473,6 +473,33 @@ impl Inner {
                     Err(e) => (Outcome::Network, format!("cannot write the file: {e}")),
                 }
             }
+        }
+    }
+
+    /// Raise an engine alert on every channel but channel `i` (the one it is about): those its
+    /// routing picks, or, when that is only channel `i`, every other channel.
+    async fn raise_elsewhere(&self, i: usize, alert: Alert) {
+        let this = &self.settings.channels[i].name;
+        let mut routing = notify::route(&self.settings.routes, &self.routing, &alert);
+        routing.channels.retain(|c| c != this);
+        if routing.channels.is_empty() {
+            routing.channels = self
+                .settings
+                .channels
+                .iter()
+                .map(|c| c.name.clone())
+                .filter(|c| c != this)
+                .collect();
+        }
+        if routing.channels.is_empty() && !routing.digest {
+            tracing::error!(channel = %this, title = %alert.title, "no other channel to report on");
+            return;
+        }
+        if let Err(e) = self
+            .accept(alert, routing, true, Vec::new(), "engine")
+            .await
+        {
+            tracing::error!(error = %e, "alert not accepted");
         }
     }
 

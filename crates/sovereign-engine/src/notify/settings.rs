@@ -17,7 +17,11 @@ use sovereign_core::schedule::parse_duration;
 #[serde(deny_unknown_fields)]
 pub struct NotifyFile {
     pub dedup_window: Option<String>,
-    /// Attempts per alert and channel before it is given up as dead.
+    /// How long an undelivered alert is retried on a channel before it is dead (default 24h);
+    /// a dead alert raises a P1 on the other channels.
+    pub max_age: Option<String>,
+    /// Attempts per alert and channel before it is given up as dead (default: no limit; the
+    /// age decides).
     pub max_attempts: Option<u32>,
     /// Raise a P1 alert when a task's runs fail this many times in a row (0: never).
     pub task_failures: Option<u32>,
@@ -218,7 +222,18 @@ pub fn settings(file: NotifyFile) -> Result<NotifySettings, Vec<Invalid>> {
                 "max_attempts must be at least 1",
             ));
         }
-        s.retry.max_attempts = n.max(1);
+        s.retry.max_attempts = Some(n.max(1));
+    }
+    if let Some(t) = &file.max_age {
+        match parse_duration("notify.max_age", t) {
+            Ok(d) if d.is_zero() => problems.push(Invalid::new(
+                "invalid_duration",
+                "notify.max_age",
+                "max_age must be more than 0",
+            )),
+            Ok(d) => s.retry.max_age = d,
+            Err(e) => problems.push(e),
+        }
     }
     if let Some(n) = file.task_failures {
         s.task_failures = n;

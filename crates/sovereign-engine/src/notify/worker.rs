@@ -92,7 +92,7 @@ async fn deliver(inner: &Inner, i: usize, rate: &mut Option<RateLimit>, job: &Jo
         let decision = inner
             .settings
             .retry
-            .after_failure(attempts, &outcome, Utc::now());
+            .after_failure(attempts, &outcome, job.at, Utc::now());
         match decision {
             RetryDecision::Delivered => {
                 finish(inner, i, job, DeliveryStatus::Delivered, attempts, None).await;
@@ -138,8 +138,32 @@ async fn deliver(inner: &Inner, i: usize, rate: &mut Option<RateLimit>, job: &Jo
                 return false;
             }
             RetryDecision::Dead { attempts, reason } => {
-                let why = format!("gave up after {attempts} attempts: {reason}: {detail}");
-                finish(inner, i, job, DeliveryStatus::Dead, attempts, Some(why)).await;
+                let age = (Utc::now() - job.at).num_minutes();
+                let why =
+                    format!("gave up after {attempts} attempts over {age} min: {reason}: {detail}");
+                finish(
+                    inner,
+                    i,
+                    job,
+                    DeliveryStatus::Dead,
+                    attempts,
+                    Some(why.clone()),
+                )
+                .await;
+                // Say so where it can still be heard: a P1 on every other channel.
+                inner
+                    .raise_elsewhere(
+                        i,
+                        Alert {
+                            priority: Priority::P1,
+                            source: "notifier".into(),
+                            title: format!("alert {} never reached {}", job.id, ch.name),
+                            message: format!("{}: {why}", job.alert.title),
+                            context: json!({"channel": ch.name, "alert_id": job.id}),
+                            dedup_key: Some(format!("alert-dead:{}", ch.name)),
+                        },
+                    )
+                    .await;
                 return false;
             }
         }

@@ -177,23 +177,27 @@ async fn alerts_reach_every_channel_kind_by_priority() {
     assert_eq!(lines[0]["id"], id);
     assert_eq!(lines[0]["message"], "ES down 2,000 USD\nflattening");
 
-    // P2: chat only. P3: file + digest.
+    // P2: chat and the webhook. P3: the webhook, the file and the digest.
     let p2 = raise(
         &e,
         json!({"priority": 2, "source": "feed", "title": "Feed lagging"}),
     )
     .await;
-    assert_eq!(p2["channels"], json!(["discord", "slack"]));
+    assert_eq!(p2["channels"], json!(["discord", "hook", "slack"]));
     let p3 = raise(
         &e,
         json!({"priority": "p3", "source": "feed", "title": "Reconnected"}),
     )
     .await;
-    assert_eq!(p3["channels"], json!(["journal"]));
+    assert_eq!(p3["channels"], json!(["hook", "journal"]));
     assert_eq!(p3["digest"], true);
     settled(&e, p2["id"].as_u64().unwrap()).await;
     settled(&e, p3["id"].as_u64().unwrap()).await;
-    assert_eq!(hook.requests().len(), 3, "P2/P3 must not reach the webhook");
+    assert_eq!(
+        hook.requests().len(),
+        5,
+        "a generic webhook gets every priority"
+    );
     assert_eq!(file_lines(&journal).len(), 2);
 
     // Dedup: the same alert again within the window is not sent again.

@@ -848,3 +848,63 @@ async fn the_cli_survives_a_closed_pipe_fails_failed_runs_and_knows_its_engine()
     assert!(stderr.contains("LOG_LEVEL=\"bogus\""), "{stderr}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+// ----- alerts that arrive --------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_alert_goes_somewhere_and_a_dead_one_is_reported_on_the_other_channels() {
+    let hook = util::Receiver::start(503, std::time::Duration::ZERO);
+    let config = format!(
+        r#"
+[notify]
+max_age = "2s"
+[notify.channels.hook]
+kind = "webhook"
+url = "{}/alerts"
+[notify.channels.journal]
+kind = "file"
+path = "alerts.jsonl"
+"#,
+        hook.url()
+    );
+    let e = Engine::start(Some(&config));
+    // P2 (the default priority) with only a webhook and a file: the webhook gets it, and the
+    // answer says so.
+    let (status, raised) = e
+        .post(
+            "/api/alerts",
+            json!({"source": "ops", "title": "fill feed lagging"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{raised}");
+    assert_eq!(raised["channels"], json!(["hook"]), "{raised}");
+    // The webhook stays down past max_age: the alert is dead there, and a P1 on the file says so.
+    let id = raised["id"].as_u64().expect("id");
+    let dead = util::wait_for("the dead notice in the file", PATIENCE, || async {
+        let text =
+            std::fs::read_to_string(e.root().join("data").join("alerts.jsonl")).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|a| a["title"] == format!("alert {id} never reached hook"))
+    })
+    .await;
+    assert_eq!(dead["priority"], "P1", "{dead}");
+    assert!(hook.requests().len() >= 2, "it was retried before it died");
+    let (_, list) = e
+        .get(&format!("/api/alerts?since={}&limit=1", id - 1))
+        .await;
+    assert_eq!(
+        list["alerts"][0]["deliveries"][0]["status"], "dead",
+        "{list}"
+    );
+
+    // With only a file channel, a P2 still reaches it.
+    let only_file = Engine::start(Some(
+        "[notify.channels.journal]\nkind = \"file\"\npath = \"alerts.jsonl\"\n",
+    ));
+    let (status, raised) = only_file
+        .post("/api/alerts", json!({"source": "ops", "title": "t"}))
+        .await;
+    assert_eq!(status, 202, "{raised}");
+    assert_eq!(raised["channels"], json!(["journal"]), "{raised}");
+}
