@@ -149,27 +149,51 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Parse and validate config text; `origin` names the file in messages.
+    /// Parse and validate config text; `origin` names the file in messages. Every problem is
+    /// reported in one run: each unknown key or value of the wrong type (the line is set aside
+    /// and the file read again), then every value that is out of range.
     pub fn parse(text: &str, origin: &str) -> Result<Settings, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError {
-            problems: vec![format!("{origin}: {}", one_line(&e.to_string()))],
-        })?;
+        let mut problems: Vec<String> = Vec::new();
+        let mut working = text.to_string();
+        let file = loop {
+            match toml::from_str::<ConfigFile>(&working) {
+                Ok(f) => break Some(f),
+                Err(e) => {
+                    let message = one_line(&e.to_string());
+                    problems.push(format!("{origin}: {message}"));
+                    // A syntax error leaves nothing reliable to read further.
+                    let shape = [
+                        "unknown field",
+                        "invalid type",
+                        "invalid value",
+                        "missing field",
+                    ];
+                    let go_on = shape.iter().any(|s| message.contains(s)) && problems.len() < 50;
+                    match e.span() {
+                        Some(span) if go_on && set_aside(&mut working, span.start) => {}
+                        _ => break None,
+                    }
+                }
+            }
+        };
         let base = Path::new(origin)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         let base = base.canonicalize().unwrap_or_else(|_| base.to_path_buf());
-        Settings::from_file(file, &base).map_err(|problems| ConfigError {
-            problems: problems
-                .into_iter()
-                .map(
-                    |p| match p.field.as_deref().and_then(|f| line_of(text, f)) {
+        if let Some(file) = file {
+            match Settings::from_file(file, &base) {
+                Ok(settings) if problems.is_empty() => return Ok(settings),
+                Ok(_) => {}
+                Err(found) => problems.extend(found.into_iter().map(|p| {
+                    match p.field.as_deref().and_then(|f| line_of(text, f)) {
                         Some(line) => format!("{origin}:{line}: {p}"),
                         None => format!("{origin}: {p}"),
-                    },
-                )
-                .collect(),
-        })
+                    }
+                })),
+            }
+        }
+        Err(ConfigError { problems })
     }
 
     /// Problems that do not stop the engine but that `sovereign check` reports: programs of
@@ -295,6 +319,36 @@ fn line_of(text: &str, field: &str) -> Option<usize> {
         .map(|before| before.matches('\n').count() + 1)
 }
 
+/// Blank the line holding byte `offset` (a table header: the whole table), keeping line
+/// numbers; false when nothing changed.
+fn set_aside(text: &mut String, offset: usize) -> bool {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line_end = |from: usize, t: &str| t[from..].find('\n').map_or(t.len(), |i| from + i);
+    let mut end = line_end(start, text);
+    if text[start..end].trim_start().starts_with('[') {
+        // The table and its keys, up to the next header.
+        while end < text.len() {
+            let next = end + 1;
+            let next_end = line_end(next, text);
+            if text[next..next_end].trim_start().starts_with('[') {
+                break;
+            }
+            end = next_end;
+        }
+    }
+    let blanked: String = text[start..end]
+        .chars()
+        .map(|c| if c == '\n' { '\n' } else { ' ' })
+        .collect();
+    if blanked == text[start..end] {
+        return false;
+    }
+    text.replace_range(start..end, &blanked);
+    true
+}
+
 fn one_line(s: &str) -> String {
     s.lines()
         .map(str::trim)
@@ -324,6 +378,24 @@ mod tests {
             msg.contains("t.toml") && msg.contains("bnd") && msg.contains("line 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        let text = "[server]\nbnd = \"x\"\nport = \"eighty\"\n[trading.accounts.paper]\nmax_order_qty = \"-5\"\nmax_open_orders = 0\n[bogus]\nx = 1\n";
+        let e = Settings::parse(text, "t.toml").unwrap_err();
+        let all = e.problems.join("\n");
+        for needle in [
+            "bnd",
+            "line 2",
+            "eighty",
+            "line 3",
+            "bogus",
+            "t.toml:5: trading.accounts.paper.max_order_qty: max_order_qty must be greater than 0",
+            "t.toml:6: trading.accounts.paper.max_open_orders: max_open_orders must be at least 1",
+        ] {
+            assert!(all.contains(needle), "{needle:?} in {all}");
+        }
     }
 
     #[test]

@@ -199,10 +199,17 @@ enum Command {
                       Progress is shown on stderr when it is a terminal; the summary line goes to stdout."
     )]
     Replay(replay::ReplayArgs),
-    /// Check a config file and report every problem in it.
+    /// Check a config file and report every problem in it, in one run.
+    ///
+    /// Exits 1 when the file has problems (`up` refuses it too). A service whose program is
+    /// not found now is a warning, as it is for `up` (that service fails when started, the rest
+    /// run); `--strict` makes warnings fail the check.
     Check {
         /// The TOML file to check.
         config: PathBuf,
+        /// Exit 1 on warnings too.
+        #[arg(long)]
+        strict: bool,
     },
     /// Print the OpenAPI document of the HTTP API.
     Openapi,
@@ -286,7 +293,7 @@ fn main() -> ExitCode {
             trading(client::Trading::CancelAll(account), &client)
         }
         Command::Replay(args) => replay::run(&args),
-        Command::Check { config } => check(&config),
+        Command::Check { config, strict } => check(&config, strict),
         Command::Openapi => {
             outln!("{}", sovereign_http::openapi_json());
             Ok(())
@@ -313,18 +320,20 @@ fn main() -> ExitCode {
 }
 
 /// Every problem of a config file, including programs of services that cannot be found now.
-fn check(config: &std::path::Path) -> anyhow::Result<()> {
+fn check(config: &std::path::Path, strict: bool) -> anyhow::Result<()> {
     let settings = Settings::load(config).map_err(|e| anyhow::anyhow!("{e}"))?;
     let warnings = settings.warnings();
-    if warnings.is_empty() {
-        outln!("{}: ok", config.display());
-        return Ok(());
+    for w in &warnings {
+        eprintln!("warning: {}: {w}", config.display());
     }
-    let lines: Vec<String> = warnings
-        .iter()
-        .map(|w| format!("{}: {w}", config.display()))
-        .collect();
-    anyhow::bail!("{}", lines.join("\n"))
+    if strict && !warnings.is_empty() {
+        anyhow::bail!("{} warning(s) and --strict", warnings.len());
+    }
+    match warnings.len() {
+        0 => outln!("{}: ok", config.display()),
+        n => outln!("{}: ok, with {n} warning(s)", config.display()),
+    }
+    Ok(())
 }
 
 fn trading(command: client::Trading, args: &client::ClientArgs) -> anyhow::Result<()> {

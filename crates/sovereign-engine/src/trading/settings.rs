@@ -240,15 +240,28 @@ fn account(name: &str, a: AccountFile, instruments: &Instruments) -> (AccountCon
                 problems.push(e);
             }
         };
+        // Every amount and limit is greater than 0: a zero or negative limit is a typo that
+        // would deny every order or none.
         let money = |f: &str, v: &Option<String>| -> Result<Option<Money>, Invalid> {
             v.as_deref()
-                .map(|t| fixed_field(&field(f), t).map(Money))
+                .map(|t| positive_field(&field(f), t).map(Money))
                 .transpose()
         };
         let qty = |f: &str, v: &Option<String>| -> Result<Option<Qty>, Invalid> {
             v.as_deref()
-                .map(|t| fixed_field(&field(f), t).map(Qty))
+                .map(|t| positive_field(&field(f), t).map(Qty))
                 .transpose()
+        };
+        let at_least_one = |f: &str, n: u32| -> Result<u32, Invalid> {
+            if n == 0 {
+                Err(Invalid::new(
+                    "invalid_limit",
+                    field(f),
+                    format!("{f} must be at least 1"),
+                ))
+            } else {
+                Ok(n)
+            }
         };
         take(money("starting_cash", &a.starting_cash).map(|c| {
             if let Some(c) = c {
@@ -265,17 +278,36 @@ fn account(name: &str, a: AccountFile, instruments: &Instruments) -> (AccountCon
         take(qty("max_position", &a.max_position).map(|q| l.max_position = q));
         take(money("max_gross_exposure", &a.max_gross_exposure).map(|m| l.max_gross_exposure = m));
         if let Some(n) = a.max_open_orders {
-            l.max_open_orders = Some(n);
+            take(at_least_one("max_open_orders", n).map(|n| l.max_open_orders = Some(n)));
         }
         if let Some(n) = a.max_order_rate {
             let window = match &a.rate_window {
-                Some(w) => parse_duration(&field("rate_window"), w),
+                Some(w) => parse_duration(&field("rate_window"), w).and_then(|w| {
+                    if w.is_zero() {
+                        Err(Invalid::new(
+                            "invalid_duration",
+                            field("rate_window"),
+                            "rate_window must be more than 0",
+                        ))
+                    } else {
+                        Ok(w)
+                    }
+                }),
                 None => Ok(Duration::from_secs(1)),
             };
-            take(window.map(|w| l.max_orders_per_window = Some((n, w))));
+            take(
+                at_least_one("max_order_rate", n)
+                    .and_then(|n| window.map(|w| l.max_orders_per_window = Some((n, w)))),
+            );
+        } else if a.rate_window.is_some() {
+            take(Err(Invalid::new(
+                "unused_setting",
+                field("rate_window"),
+                "rate_window applies only with max_order_rate",
+            )));
         }
         if let Some(p) = &a.price_band_pct {
-            take(fixed_field(&field("price_band_pct"), p).map(|p| l.price_band_pct = Some(p)));
+            take(positive_field(&field("price_band_pct"), p).map(|p| l.price_band_pct = Some(p)));
         }
         if let Some(symbols) = &a.allowed_symbols {
             let found = symbols
@@ -382,7 +414,7 @@ fn strategy(
     }
     let fixed_qty = match f.qty.as_deref() {
         None | Some("signal") => None,
-        Some(q) => fixed_field(&field("qty"), q)
+        Some(q) => positive_field(&field("qty"), q)
             .map(Qty)
             .map_err(&mut note)
             .ok(),
@@ -421,4 +453,19 @@ fn strategy(
 
 fn fixed_field(field: &str, text: &str) -> Result<Fixed, Invalid> {
     Fixed::parse(text).map_err(|e| Invalid::new("invalid_number", field, e.to_string()))
+}
+
+/// A decimal setting that must be greater than 0.
+fn positive_field(field: &str, text: &str) -> Result<Fixed, Invalid> {
+    let v = fixed_field(field, text)?;
+    if v.is_positive() {
+        Ok(v)
+    } else {
+        let name = field.rsplit('.').next().unwrap_or(field);
+        Err(Invalid::new(
+            "invalid_limit",
+            field,
+            format!("{name} must be greater than 0, not {text}"),
+        ))
+    }
 }

@@ -554,14 +554,20 @@ command = ["sleep", "1000"]
     wait_state(&e, "fine", "running").await;
     let (status, _) = e.get("/health").await;
     assert_eq!(status, 200);
-    // `sovereign check` reports it, with the key.
-    let out = cli(&["check", e.root().join("config.toml").to_str().unwrap()]);
-    assert_eq!(out.code, Some(1), "{out:?}");
+    // `sovereign check` agrees with `up`: a warning, with the key; `--strict` fails on it.
+    let config = e.root().join("config.toml");
+    let out = cli(&["check", config.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{out:?}");
     assert!(
-        out.stderr
-            .contains("services.ghost.command: program not found on PATH: no-such-program-here"),
+        out.stderr.contains("warning: ")
+            && out.stderr.contains(
+                "services.ghost.command: program not found on PATH: no-such-program-here"
+            ),
         "{out:?}"
     );
+    assert!(out.stdout.contains("ok, with 1 warning"), "{out:?}");
+    let strict = cli(&["check", "--strict", config.to_str().unwrap()]);
+    assert_eq!(strict.code, Some(1), "{strict:?}");
     // The CLI table and the logs.
     let out = cli(&["services", "--url", e.url()]);
     assert!(
@@ -607,10 +613,16 @@ bogus = 1
 "#,
     )
     .unwrap();
+    // One run names the unknown key and every other problem.
     let out = cli(&["check", path.to_str().unwrap()]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains("bogus") && out.stderr.contains("line 18"),
+        "{out:?}"
+    );
+    assert!(
+        out.stderr.contains("dependency cycle: a → b → c → a")
+            && out.stderr.contains("bad.toml:13: services.d.restart:"),
         "{out:?}"
     );
     std::fs::write(

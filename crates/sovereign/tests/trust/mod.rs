@@ -908,3 +908,49 @@ path = "alerts.jsonl"
     assert_eq!(status, 202, "{raised}");
     assert_eq!(raised["channels"], json!(["journal"]), "{raised}");
 }
+
+// ----- config values are range-checked, every problem in one run -----------------------------
+
+#[test]
+fn check_and_up_refuse_out_of_range_limits_naming_every_problem_at_once() {
+    let root = util::unique_dir("sovereign-e2e-ranges");
+    let path = root.join("bad.toml");
+    std::fs::write(
+        &path,
+        "[trading.accounts.paper]\nmax_order_qty = \"-5\"\ndaily_loss_limit = \"0\"\ntypo = 1\n[signals.s]\nsecret = \"long-enough-secret\"\nqty = \"0\"\n",
+    )
+    .unwrap();
+    let p = path.to_str().unwrap();
+    let check = util::cli(&["check", p]);
+    assert_eq!(check.code, Some(1), "{check:?}");
+    for needle in [
+        "typo",
+        "bad.toml:2: trading.accounts.paper.max_order_qty: max_order_qty must be greater than 0",
+        "bad.toml:3: trading.accounts.paper.daily_loss_limit",
+        "bad.toml:7: signals.s.qty",
+    ] {
+        assert!(
+            check.stderr.contains(needle),
+            "{needle:?}: {}",
+            check.stderr
+        );
+    }
+    let data = root.join("data");
+    let up = util::run_expecting_exit(&[
+        "up",
+        "--port",
+        "0",
+        "--config",
+        p,
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert_eq!(up.code, Some(1), "{up:?}");
+    assert!(
+        up.stderr.contains("max_order_qty must be greater than 0"),
+        "{}",
+        up.stderr
+    );
+    assert!(!data.exists(), "a refused config leaves no data dir");
+    let _ = std::fs::remove_dir_all(&root);
+}
