@@ -371,7 +371,7 @@ pub struct AccountSelector {
     pub account: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TickIn {
     pub symbol: String,
@@ -384,11 +384,43 @@ pub struct TickIn {
     pub ts: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
+/// A list of ticks, or `{"ticks": [...]}`. Read by shape first, so an error names the tick
+/// and field that is wrong (never an internal type).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)] // for the schema (reading is the impl below)
 pub enum TicksIn {
     Batch(Vec<TickIn>),
     Wrapped { ticks: Vec<TickIn> },
+}
+
+impl<'de> Deserialize<'de> for TicksIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let list = match Value::deserialize(d)? {
+            Value::Array(items) => items,
+            Value::Object(mut map) => match map.remove("ticks") {
+                Some(Value::Array(items)) if map.is_empty() => items,
+                _ => {
+                    return Err(D::Error::custom(
+                        "expected a list of ticks, or {\"ticks\": [...]}",
+                    ))
+                }
+            },
+            _ => {
+                return Err(D::Error::custom(
+                    "expected a list of ticks, or {\"ticks\": [...]}",
+                ))
+            }
+        };
+        list.into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                serde_json::from_value::<TickIn>(v)
+                    .map_err(|e| D::Error::custom(format!("ticks[{i}]: {e}")))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(TicksIn::Batch)
+    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -954,3 +954,48 @@ fn check_and_up_refuse_out_of_range_limits_naming_every_problem_at_once() {
     assert!(!data.exists(), "a refused config leaves no data dir");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[tokio::test]
+async fn error_messages_never_name_internal_types() {
+    let e = Engine::start(Some(NO_FEED));
+    for body in [
+        json!([{"symbol": "ES", "price": true}]),
+        json!({"ticks": [{"symbol": "ES"}]}),
+        json!({"nope": 1}),
+        json!("ES"),
+    ] {
+        let (status, answer) = e.post("/api/market/ticks", body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        for internal in ["TicksIn", "TickIn", "DecimalIn", "untagged"] {
+            assert!(!message.contains(internal), "{body}: {message}");
+        }
+    }
+    let (_, answer) = e
+        .post(
+            "/api/market/ticks",
+            json!([{"symbol": "ES", "price": "1"}, {"symbol": "ES", "price": true}]),
+        )
+        .await;
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ticks[1]"),
+        "{answer}"
+    );
+    let (status, answer) = e
+        .post(
+            "/register",
+            json!({"task_id": "t", "name": "t", "handler": "log_signal", "schedule": {"cron": 5}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        !answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("ScheduleSpec"),
+        "{answer}"
+    );
+}
