@@ -1,19 +1,26 @@
 //! Task schedules: validate a user's `{cron | every | at}` spec, then answer "when does it fire next
 //! after this instant?".
 //!
-//! Pure: callers pass `after` (and, for intervals, the `anchor` the schedule counts from). Nothing
-//! here reads the clock, sleeps or stores state between calls; the engine's scheduler owns timers.
+//! Pure: callers pass `after` (and, for intervals, the `anchor` the schedule counts from; for the
+//! registration check, `now`). Nothing here reads the clock, sleeps or stores state between calls;
+//! the engine's scheduler owns timers.
 //!
 //! # Kinds
-//! - `cron`: a pattern with seconds (`"0 25 9 * * MON-FRI"`). Five fields (no seconds; seconds = 0)
-//!   and seven (trailing year) are accepted too, as are `@hourly`, `@daily`, `@weekly`,
-//!   `@monthly`, `@yearly`. Day-of-week must be written with names (`MON-FRI`, `SUN`): numbers mean
-//!   different days in different cron dialects, so they are rejected rather than guessed.
+//! - `cron`: six fields, seconds first (`"0 25 9 * * MON-FRI"`), or seven with a trailing year;
+//!   also `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`. Five fields (classic crontab,
+//!   no seconds) are refused with the six-field spelling to use, rather than guessed at.
+//!   Day-of-week must be written with names (`MON-FRI`, `SUN`): numbers mean different days in
+//!   different cron dialects, so they are rejected rather than guessed. A pattern whose dates
+//!   exist in no year (`"0 0 12 31 2 *"`: February has no 31st) is refused; February 29 is fine.
 //!   Evaluated on the wall clock of `tz` (IANA name, default `UTC`); years beyond 2100 never match.
-//! - `every`: a humantime interval (`"15m"`, `"1h 30m"`, `"500ms"`, at least 100ms). Fires at
-//!   `anchor + k * interval` for k >= 1 — fixed spacing in real time, unaffected by DST.
+//! - `every`: a humantime interval (`"15m"`, `"1h 30m"`, `"500ms"`), from 100ms to 366 days.
+//!   Fires at `anchor + k * interval` for k >= 1 — fixed spacing in real time, unaffected by DST.
 //! - `at`: one RFC 3339 instant (`"2026-03-09T14:30:00Z"`); fires once if still in the future.
 //!   `tz` and `calendar` are rejected with `at`: the text carries its own offset.
+//!
+//! [`Schedule::parse`] checks everything that does not depend on the time. At registration,
+//! [`Schedule::check_fires`] also refuses a schedule with no fire after `now` within the
+//! eight-year horizon: an `at` in the past, a cron whose years are over, a calendar never open.
 //!
 //! # Cron and daylight saving time (Vixie cron rules)
 //! The `cron` crate only matches patterns against wall-clock times; this module maps wall-clock
@@ -29,17 +36,18 @@
 //!
 //! # Calendars
 //! With `calendar`, a fire whose *local* date (in `tz`, default UTC — also for `every`) is not a
-//! trading day is skipped and the search continues. Every search is bounded (five-year horizon and
-//! iteration caps), so an impossible pattern (`"0 0 0 30 2 *"`) or a calendar that is never open
-//! yields `None` rather than a hang.
+//! trading day is skipped and the search continues. Every search is bounded (eight-year horizon and
+//! iteration caps), so a pattern that no longer fires (`"0 0 0 1 1 * 2020"`) or a calendar that is
+//! never open yields `None` rather than a hang.
 
 use std::time::Duration;
 
 use chrono::{
-    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, TimeZone,
-    Timelike, Utc,
+    DateTime, Datelike, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeDelta,
+    TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
+use cron::TimeUnitSpec;
 
 use crate::calendar::{Calendar, Calendars};
 use crate::error::Invalid;
@@ -47,10 +55,15 @@ use crate::error::Invalid;
 /// The wire form of a task schedule, exactly as a user writes it (JSON or TOML); exactly one of
 /// `cron`, `every`, `at`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
+// `expecting` keeps the type's name out of messages: `"schedule": "15m"` is refused with
+// "expected a schedule object ...", not "expected struct ScheduleSpec".
+#[serde(
+    deny_unknown_fields,
+    expecting = "a schedule object with one of cron, every or at, such as {\"every\": \"15m\"}"
+)]
 pub struct ScheduleSpec {
-    /// Cron pattern: 6 fields with seconds (`"0 25 9 * * MON-FRI"`); 5 (seconds = 0) and 7 (year)
-    /// are accepted too.
+    /// Cron pattern: 6 fields, seconds first (`"0 25 9 * * MON-FRI"`), or 7 with a trailing
+    /// year.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// IANA time zone for `cron` (and for the calendar date of `every`); default `UTC`.
@@ -59,7 +72,7 @@ pub struct ScheduleSpec {
     /// Name of a calendar in [`Calendars`]; fires on non-trading days are skipped.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar: Option<String>,
-    /// Interval, humantime syntax (`"15m"`, `"1h 30m"`, `"500ms"`); at least 100ms.
+    /// Interval, humantime syntax (`"15m"`, `"1h 30m"`, `"500ms"`); 100ms to 366 days.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub every: Option<String>,
     /// One-shot instant, RFC 3339.
@@ -89,12 +102,20 @@ enum Kind {
 
 /// The shortest accepted `every` interval.
 const MIN_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest accepted `every` interval.
+const MAX_INTERVAL: Duration = Duration::from_secs(366 * 86_400);
+/// The longest duration [`parse_duration`] accepts: 100 years of 365.25 days (humantime's
+/// `100y`). Far inside every representation a duration is converted to downstream (milliseconds
+/// as `u64` or `i64`, `chrono::TimeDelta`, timer deadlines), so none of those conversions wraps.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 31_557_600);
+/// The search horizon in years: long enough that a February 29 pattern always meets a leap day.
+const HORIZON_YEARS: i64 = 8;
 /// How far ahead a search looks before concluding the schedule never fires.
-const HORIZON: TimeDelta = TimeDelta::days(5 * 366);
+const HORIZON: TimeDelta = TimeDelta::days(HORIZON_YEARS * 366);
 /// Cap on pattern matches examined in one scan (matches that resolve to instants not after `after`).
 const MAX_SCAN_STEPS: usize = 100_000;
 /// Cap on non-trading days skipped in one search (the horizon has fewer days than this).
-const MAX_CALENDAR_SKIPS: usize = 2_000;
+const MAX_CALENDAR_SKIPS: usize = 3_000;
 /// Longest spring-forward gap we step across, in minutes.
 const MAX_GAP_MINUTES: u32 = 24 * 60;
 /// The `cron` crate matches years up to this one.
@@ -160,9 +181,90 @@ impl Schedule {
         matches!(self.kind, Kind::At(_))
     }
 
+    /// Refuse a schedule that has no fire after `now` within the eight-year search horizon: an
+    /// `at` that is not ahead of `now`, a cron pattern whose years are over (or too far ahead), a
+    /// calendar that is never open or never open when the pattern fires. Call it when a schedule
+    /// is registered or changed, with the current time and the task's `anchor` (its creation;
+    /// `now` for a new task), as [`Schedule::next_after`] takes them; [`Schedule::parse`] has
+    /// already refused what never fires at any time (`0 0 12 31 2 *`). Accepted means
+    /// `next_after(now, anchor)` is `Some`. Error fields are relative to the schedule object, as
+    /// for [`Schedule::parse`].
+    pub fn check_fires(&self, now: DateTime<Utc>, anchor: DateTime<Utc>) -> Result<(), Invalid> {
+        if self.next_after(now, anchor).is_some() {
+            return Ok(());
+        }
+        if matches!(self.kind, Kind::At(_)) {
+            return Err(Invalid::new(
+                "invalid_time",
+                "at",
+                format!(
+                    "`{}` is not in the future (now is {}): a one-shot time must be ahead",
+                    self.spec.at.as_deref().unwrap_or_default(),
+                    now.to_rfc3339_opts(SecondsFormat::Secs, true)
+                ),
+            ));
+        }
+        if let Kind::Cron { pattern, real_time } = &self.kind {
+            let horizon = now
+                .checked_add_signed(HORIZON)
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            if self
+                .next_cron_any_day(pattern, *real_time, now, horizon)
+                .is_none()
+            {
+                return Err(Invalid::new(
+                    "invalid_cron",
+                    "cron",
+                    self.cron_never_fires(pattern, now),
+                ));
+            }
+        }
+        let Some(calendar) = &self.calendar else {
+            return Err(schedule_error(&format!(
+                "the schedule never fires in the next {HORIZON_YEARS} years"
+            )));
+        };
+        let name = calendar.name();
+        let why = if calendar.is_never_open() {
+            format!("calendar `{name}` has no trading days, so the schedule never fires")
+        } else {
+            format!(
+                "the schedule never fires on a trading day of calendar `{name}` \
+                 in the next {HORIZON_YEARS} years"
+            )
+        };
+        Err(Invalid::new("invalid_schedule", "calendar", why))
+    }
+
+    /// Why a cron pattern has no fire after `now` within the horizon, naming its years if they
+    /// are the reason.
+    fn cron_never_fires(&self, pattern: &cron::Schedule, now: DateTime<Utc>) -> String {
+        let text = self.spec.cron.as_deref().unwrap_or_default();
+        let this_year = i64::from(now.with_timezone(&self.tz).year());
+        let years = pattern.years();
+        if !years.is_all() {
+            let first_ahead = years.iter().find(|y| i64::from(*y) >= this_year);
+            match (first_ahead, years.iter().next_back()) {
+                (None, Some(last)) => {
+                    return format!(
+                        "cron `{text}` never fires again: its last year, {last}, is past"
+                    )
+                }
+                (Some(first), _) if i64::from(first) > this_year + HORIZON_YEARS => {
+                    return format!(
+                        "cron `{text}` first fires in {first}, more than {HORIZON_YEARS} \
+                         years ahead"
+                    );
+                }
+                _ => {}
+            }
+        }
+        format!("cron `{text}` never fires in the next {HORIZON_YEARS} years")
+    }
+
     /// The first fire time strictly after `after`. `anchor` is when the schedule started counting
     /// (task creation / registration); only `every` uses it (fires at `anchor + k * interval`,
-    /// k >= 1). `None`: never fires again, or nothing within the five-year search horizon.
+    /// k >= 1). `None`: never fires again, or nothing within the eight-year search horizon.
     pub fn next_after(&self, after: DateTime<Utc>, anchor: DateTime<Utc>) -> Option<DateTime<Utc>> {
         if self.calendar.as_ref().is_some_and(Calendar::is_never_open) {
             return None;
@@ -364,43 +466,306 @@ fn schedule_error(message: &str) -> Invalid {
 fn compile_cron(text: &str) -> Result<Kind, Invalid> {
     let bad = |why: String| Invalid::new("invalid_cron", "cron", why);
     let fields: Vec<&str> = text.split_whitespace().collect();
-    let normalized = match fields.as_slice() {
+    let pattern = match fields.as_slice() {
         [] => return Err(bad("the cron pattern is empty".to_string())),
-        [shorthand] if shorthand.starts_with('@') => (*shorthand).to_string(),
-        [_, _, _, _, _] => format!("0 {}", fields.join(" ")),
-        [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => fields.join(" "),
+        [shorthand] if shorthand.starts_with('@') => parse_shorthand(shorthand).map_err(bad)?,
+        [_, _, _, _, _] => return Err(bad(five_fields(&fields))),
+        [_, _, _, _, _, _] | [_, _, _, _, _, _, _] => {
+            parse_fields(&fields).map_err(|why| bad(format!("cron `{text}`: {why}")))?
+        }
         _ => {
+            let noun = if fields.len() == 1 { "field" } else { "fields" };
             return Err(bad(format!(
-                "expected 5, 6 or 7 fields (sec min hour day month weekday [year]), got {}",
+                "cron `{text}` has {} {noun}; cron here has 6 (second minute hour day-of-month \
+                 month day-of-week), or 7 with a trailing year",
                 fields.len()
-            )))
+            )));
         }
     };
-    let parts: Vec<&str> = normalized.split_whitespace().collect();
-    if let Some(weekday) = parts.get(5) {
+    if let Some(why) = impossible_date(&pattern) {
+        return Err(bad(format!("cron `{text}` never fires: {why}")));
+    }
+    let real_time = match fields.as_slice() {
+        [shorthand] => *shorthand == "@hourly",
+        _ => fields.get(2) == Some(&"*"),
+    };
+    Ok(Kind::Cron {
+        pattern: Box::new(pattern),
+        real_time,
+    })
+}
+
+/// One field of a cron pattern: its name in messages and the numbers it takes.
+struct CronField {
+    name: &'static str,
+    min: u32,
+    max: u32,
+    /// The accepted values in words.
+    takes: &'static str,
+}
+
+/// The fields in pattern order, with the ranges the `cron` crate accepts.
+static CRON_FIELDS: [CronField; 7] = [
+    CronField {
+        name: "second",
+        min: 0,
+        max: 59,
+        takes: "seconds are 0-59",
+    },
+    CronField {
+        name: "minute",
+        min: 0,
+        max: 59,
+        takes: "minutes are 0-59",
+    },
+    CronField {
+        name: "hour",
+        min: 0,
+        max: 23,
+        takes: "hours are 0-23",
+    },
+    CronField {
+        name: "day-of-month",
+        min: 1,
+        max: 31,
+        takes: "days of the month are 1-31",
+    },
+    CronField {
+        name: "month",
+        min: 1,
+        max: 12,
+        takes: "months are 1-12 or JAN-DEC",
+    },
+    CronField {
+        name: "day-of-week",
+        min: 1,
+        max: 7,
+        takes: "days of the week are names such as MON-FRI or SUN",
+    },
+    CronField {
+        name: "year",
+        min: 1970,
+        max: 2100,
+        takes: "years are 1970-2100",
+    },
+];
+
+const SHORTHANDS: [&str; 5] = ["@yearly", "@monthly", "@weekly", "@daily", "@hourly"];
+
+fn parse_shorthand(text: &str) -> Result<cron::Schedule, String> {
+    if !SHORTHANDS.contains(&text) {
+        return Err(format!(
+            "unknown cron shorthand `{text}`; use one of {}",
+            SHORTHANDS.join(", ")
+        ));
+    }
+    text.parse()
+        .map_err(|e| format!("`{text}` is not a valid cron pattern: {e}"))
+}
+
+/// The message for a five-field (classic crontab) pattern: the six-field spelling to use when an
+/// obvious repair is valid — seconds = 0 in front, or (when the last field is `*`) a day-of-week
+/// the user left out — otherwise why the seconds-first reading fails too.
+fn five_fields(fields: &[&str]) -> String {
+    let did_you_mean = |pattern: &str| {
+        format!("cron here has 6 fields (seconds first): did you mean `{pattern}`?")
+    };
+    let valid = |pattern: &str| {
+        let fields: Vec<&str> = pattern.split_whitespace().collect();
+        parse_fields(&fields).and_then(|p| match impossible_date(&p) {
+            Some(why) => Err(format!("it never fires: {why}")),
+            None => Ok(()),
+        })
+    };
+    let joined = fields.join(" ");
+    let seconds_first = format!("0 {joined}");
+    let why = match valid(&seconds_first) {
+        Ok(()) => return did_you_mean(&seconds_first),
+        Err(why) => why,
+    };
+    if fields.get(4) == Some(&"*") {
+        let completed = format!("{joined} *");
+        if valid(&completed).is_ok() {
+            return did_you_mean(&completed);
+        }
+    }
+    format!(
+        "cron here has 6 fields (seconds first); read that way, `{seconds_first}` is not valid \
+         either: {why}"
+    )
+}
+
+/// Compile a six- or seven-field pattern; the error names the field that is wrong.
+fn parse_fields(fields: &[&str]) -> Result<cron::Schedule, String> {
+    if let Some(weekday) = fields.get(5) {
         let numeric = weekday.split(',').any(|item| {
             item.split('/')
                 .next()
                 .is_some_and(|base| base.chars().any(|c| c.is_ascii_digit()))
         });
         if numeric {
-            return Err(bad(format!(
+            return Err(format!(
                 "day-of-week `{weekday}` must use names such as MON-FRI or SUN: \
                  numbers mean different days in different cron dialects"
-            )));
+            ));
         }
     }
-    let pattern: cron::Schedule = normalized
-        .parse()
-        .map_err(|e| bad(format!("`{text}` is not a valid cron pattern: {e}")))?;
-    let real_time = match parts.get(2) {
-        Some(hour) => *hour == "*",
-        None => normalized == "@hourly",
-    };
-    Ok(Kind::Cron {
-        pattern: Box::new(pattern),
-        real_time,
+    for (field, text) in CRON_FIELDS.iter().zip(fields) {
+        check_field(field, text)?;
+    }
+    fields.join(" ").parse::<cron::Schedule>().map_err(|e| {
+        // Find the field the cron crate objects to by compiling each one alone.
+        let culprit = CRON_FIELDS.iter().zip(fields).enumerate().find(|(i, _)| {
+            let probe: Vec<&str> = fields
+                .iter()
+                .enumerate()
+                .map(|(j, f)| if j == *i { *f } else { "*" })
+                .collect();
+            probe.join(" ").parse::<cron::Schedule>().is_err()
+        });
+        match culprit {
+            Some((_, (field, text))) => {
+                format!(
+                    "the {} field `{text}` is not valid; {}",
+                    field.name, field.takes
+                )
+            }
+            None => format!("not a valid cron pattern ({e})"),
+        }
     })
+}
+
+/// Check the numbers in one field (`5`, `1-5`, `*/15`, `10-40/5`, lists of those) against its
+/// range; names and other syntax are left to the `cron` crate.
+fn check_field(field: &CronField, text: &str) -> Result<(), String> {
+    let name = field.name;
+    for item in text.split(',') {
+        let (base, step) = match item.split_once('/') {
+            Some((base, step)) => (base, Some(step)),
+            None => (item, None),
+        };
+        if let Some(step) = step {
+            match step.parse::<u32>() {
+                Ok(n) if (1..=field.max).contains(&n) => {}
+                Ok(n) => {
+                    return Err(format!(
+                        "the {name} field `{text}` has the step {n}; steps here are 1-{}",
+                        field.max
+                    ))
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "the {name} field `{text}` needs a whole number after `/`"
+                    ))
+                }
+            }
+        }
+        let bounds: Vec<&str> = base.split('-').collect();
+        for bound in &bounds {
+            if bound.is_empty() || !bound.bytes().all(|b| b.is_ascii_digit()) {
+                continue;
+            }
+            let in_range = bound
+                .parse::<u32>()
+                .is_ok_and(|n| (field.min..=field.max).contains(&n));
+            if !in_range {
+                let has = if *bound == text {
+                    String::new()
+                } else {
+                    format!(" has {bound}, which")
+                };
+                return Err(format!(
+                    "the {name} field `{text}`{has} is out of range: {}",
+                    field.takes
+                ));
+            }
+        }
+        if let [low, high] = bounds.as_slice() {
+            let backwards = matches!(
+                (low.parse::<u32>(), high.parse::<u32>()),
+                (Ok(l), Ok(h)) if l > h
+            );
+            if backwards {
+                return Err(format!(
+                    "the {name} field `{text}` has the range {low}-{high}, which runs \
+                     backwards; write it low to high"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Why no month-and-day of the pattern exists in any year, if none does (`31 2`: February has
+/// no 31st). February counts 29 days: a leap day exists every four years.
+fn impossible_date(pattern: &cron::Schedule) -> Option<String> {
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let longest = |month: u32| match month {
+        2 => 29,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    let days: Vec<u32> = pattern.days_of_month().iter().collect();
+    let months: Vec<u32> = pattern.months().iter().collect();
+    if months
+        .iter()
+        .any(|&m| days.iter().any(|&d| d <= longest(m)))
+    {
+        return None;
+    }
+    let month_names: Vec<String> = months
+        .iter()
+        .filter_map(|&m| {
+            MONTHS
+                .get((m as usize).wrapping_sub(1))
+                .map(|name| (*name).to_string())
+        })
+        .collect();
+    let day_names: Vec<String> = days.iter().map(|&d| ordinal(d)).collect();
+    let verb = if month_names.len() == 1 {
+        "has"
+    } else {
+        "have"
+    };
+    Some(format!(
+        "{} {verb} no {}",
+        join_words(&month_names, "and"),
+        join_words(&day_names, "or")
+    ))
+}
+
+/// `30th`, `31st`, `22nd`.
+fn ordinal(n: u32) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
+}
+
+/// `a`, `a and b`, `a, b and c`.
+fn join_words(words: &[String], conjunction: &str) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} {conjunction} {last}", init.join(", ")),
+    }
 }
 
 fn parse_tz(name: &str) -> Result<Tz, Invalid> {
@@ -431,15 +796,22 @@ fn lookup_calendar(name: &str, calendars: &Calendars) -> Result<Calendar, Invali
 
 fn parse_interval(text: &str) -> Result<TimeDelta, Invalid> {
     let bad = |why: String| Invalid::new("invalid_interval", "every", why);
-    let interval = humantime::parse_duration(text.trim()).map_err(|e| {
-        bad(format!(
+    let range = "intervals run from 100ms to 366 days";
+    let interval = humantime::parse_duration(text.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => {
+            bad(format!("`{text}` is out of range: {range}"))
+        }
+        e => bad(format!(
             "`{text}` is not an interval such as 15m or 1h 30m: {e}"
-        ))
+        )),
     })?;
     if interval < MIN_INTERVAL {
-        return Err(bad(format!("`{text}` is too short; the minimum is 100ms")));
+        return Err(bad(format!("`{text}` is too short: {range}")));
     }
-    TimeDelta::from_std(interval).map_err(|_| bad(format!("`{text}` is too long")))
+    if interval > MAX_INTERVAL {
+        return Err(bad(format!("`{text}` is too long: {range}")));
+    }
+    TimeDelta::from_std(interval).map_err(|_| bad(format!("`{text}` is too long: {range}")))
 }
 
 fn parse_at(text: &str) -> Result<DateTime<Utc>, Invalid> {
@@ -455,13 +827,30 @@ fn parse_at(text: &str) -> Result<DateTime<Utc>, Invalid> {
 }
 
 /// Parse a humantime duration (`"30s"`, `"5m"`, `"1h 30m"`) for config fields such as timeouts
-/// and windows. Zero is accepted; callers that need a positive value check it themselves.
+/// and windows: whole milliseconds from zero to [`MAX_DURATION`] (100 years). Within that range a
+/// duration converts exactly to every form it is stored or shown in (milliseconds as `u64` or
+/// `i64`, `chrono::TimeDelta`, humantime text) and back, so nothing downstream wraps or rounds.
+/// Zero is accepted; callers that need a positive value check it themselves.
 pub fn parse_duration(field: &str, text: &str) -> Result<Duration, Invalid> {
-    humantime::parse_duration(text.trim()).map_err(|e| {
-        Invalid::new(
-            "invalid_duration",
-            field,
-            format!("`{text}` is not a duration such as 30s, 5m or 1h 30m: {e}"),
-        )
-    })
+    let bad = |why: String| Invalid::new("invalid_duration", field, why);
+    let range = "durations run from 0 to 100 years, in whole milliseconds";
+    let duration = humantime::parse_duration(text.trim()).map_err(|e| match e {
+        humantime::DurationError::NumberOverflow => {
+            bad(format!("`{text}` is out of range: {range}"))
+        }
+        e => bad(format!(
+            "`{text}` is not a duration such as 30s, 5m or 1h 30m: {e}"
+        )),
+    })?;
+    if duration > MAX_DURATION {
+        return Err(bad(format!(
+            "`{text}` is longer than 100 years, the longest duration accepted"
+        )));
+    }
+    if duration.subsec_nanos() % 1_000_000 != 0 {
+        return Err(bad(format!(
+            "`{text}` is finer than a millisecond: {range}"
+        )));
+    }
+    Ok(duration)
 }

@@ -197,7 +197,7 @@ impl PolicySpec {
     pub fn compile(&self) -> Result<RunPolicy, Invalid> {
         let mut policy = RunPolicy::default();
         if let Some(t) = &self.timeout {
-            policy.timeout = parse_duration("timeout", t)?;
+            policy.timeout = positive_duration("timeout", t)?;
         }
         if let Some(r) = self.retries {
             if r > 100 {
@@ -241,6 +241,20 @@ impl PolicySpec {
         }
         Ok(policy)
     }
+}
+
+/// A timeout: a duration as [`parse_duration`] takes it (at most 100 years), above zero — a zero
+/// timeout would fail every run before it starts.
+fn positive_duration(field: &str, text: &str) -> Result<Duration, Invalid> {
+    let d = parse_duration(field, text)?;
+    if d.is_zero() {
+        return Err(Invalid::new(
+            "invalid_duration",
+            field,
+            format!("`{text}` is zero; a timeout must be at least 1ms"),
+        ));
+    }
+    Ok(d)
 }
 
 /// Everything a caller supplies to create or replace a task, before validation.
@@ -676,7 +690,7 @@ impl HttpRequestSpec {
         };
         let timeout = match obj.get("timeout") {
             None | Some(Value::Null) => None,
-            Some(Value::String(t)) => Some(parse_duration("payload.timeout", t)?),
+            Some(Value::String(t)) => Some(positive_duration("payload.timeout", t)?),
             Some(_) => {
                 return Err(Invalid::new(
                     "invalid_payload",

@@ -15,7 +15,8 @@ use chrono_tz::Tz;
 use proptest::prelude::*;
 use sovereign_core::calendar::{Calendar, Calendars};
 use sovereign_core::retry::Backoff;
-use sovereign_core::schedule::{parse_duration, Schedule, ScheduleSpec};
+use sovereign_core::schedule::{parse_duration, Schedule, ScheduleSpec, MAX_DURATION};
+use sovereign_core::task::{HttpRequestSpec, PolicySpec};
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
@@ -105,7 +106,6 @@ fn next_after_table() {
         // Plain cron in UTC.
         case("utc daily", cron("0 0 12 * * *", None, None), "2026-01-01T12:00:00Z", Some("2026-01-02T12:00:00Z")),
         case("utc daily, sub-second before", cron("0 0 12 * * *", None, None), "2026-01-01T11:59:59.500Z", Some("2026-01-01T12:00:00Z")),
-        case("five fields: seconds = 0", cron("30 9 * * MON", None, None), "2026-01-01T00:00:00Z", Some("2026-01-05T09:30:00Z")),
         case("seven fields: year", cron("0 0 0 1 1 * 2027", None, None), "2026-06-01T00:00:00Z", Some("2027-01-01T00:00:00Z")),
         case("@daily shorthand", cron("@daily", Some(NY), None), "2026-01-01T06:00:00Z", Some("2026-01-02T05:00:00Z")),
         // New York open across spring-forward (Sun 2026-03-08): 14:25Z (EST) -> 13:25Z (EDT).
@@ -152,11 +152,18 @@ fn next_after_table() {
         case("at exactly now", at("2026-03-09T14:30:00Z"), "2026-03-09T14:30:00Z", None),
         case("at ahead, with offset", at("2026-03-09T09:30:00-05:00"), "2026-03-01T00:00:00Z", Some("2026-03-09T14:30:00Z")),
         // Never fires: returns None instead of hanging.
-        case("Feb 30", cron("0 0 0 30 2 *", None, None), "2026-01-01T00:00:00Z", None),
         case("only a past year", cron("0 0 0 1 1 * 2020", None, None), "2026-01-01T00:00:00Z", None),
         case("calendar never open", cron("* * * * * *", None, Some("closed")), "2026-01-01T00:00:00Z", None),
         case("every, calendar never open", every("1s", None, Some("closed")), "2026-01-01T00:00:00Z", None),
-        case("beyond the five-year horizon", cron("0 0 0 1 1 * 2035", None, None), "2026-01-01T00:00:00Z", None),
+        case("beyond the eight-year horizon", cron("0 0 0 1 1 * 2035", None, None), "2026-01-01T00:00:00Z", None),
+        // The horizon is eight years (it was five): seven years ahead is found.
+        case("within the eight-year horizon", cron("0 0 0 1 1 * 2033", None, None), "2026-01-01T00:00:00Z", Some("2033-01-01T00:00:00Z")),
+        // February 29 exists: leap-day patterns are accepted and fire every four years.
+        case("Feb 29 noon, next leap day", cron("0 0 12 29 2 *", None, None), "2026-01-01T00:00:00Z", Some("2028-02-29T12:00:00Z")),
+        case("Feb 29 noon, the leap day after", cron("0 0 12 29 2 *", None, None), "2028-02-29T12:00:00Z", Some("2032-02-29T12:00:00Z")),
+        case("Feb 28-31, Feb 29 in a leap year", cron("0 0 0 28-31 2 *", None, None), "2028-02-28T00:00:00Z", Some("2028-02-29T00:00:00Z")),
+        // Intervals up to 366 days.
+        Case { name: "every 366d", spec: every("366d", None, None), anchor: "2026-01-01T00:00:00Z", after: "2026-06-01T00:00:00Z", expected: Some("2027-01-02T00:00:00Z") },
     ];
     let cals = calendars();
     let mut failures = Vec::new();
@@ -236,6 +243,17 @@ fn spec_wire_form() {
         .unwrap_err()
         .to_string()
         .contains("unknown field `zone`"));
+    // A schedule that is not an object is refused in words, without the Rust type's name.
+    for body in [r#""15m""#, "15", "null", "true"] {
+        let message = serde_json::from_str::<ScheduleSpec>(body)
+            .unwrap_err()
+            .to_string();
+        assert!(!message.contains("ScheduleSpec"), "{body}: {message}");
+        assert!(
+            message.contains("a schedule object with one of cron, every or at"),
+            "{body}: {message}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,6 +291,18 @@ fn bad_specs_table() {
         ("every abc", every("abc", None, None), "invalid_interval", Some("every"), "schedule.every"),
         ("every 0s", every("0s", None, None), "invalid_interval", Some("every"), "schedule.every"),
         ("every 50ms", every("50ms", None, None), "invalid_interval", Some("every"), "schedule.every"),
+        ("every 367d", every("367d", None, None), "invalid_interval", Some("every"), "schedule.every"),
+        ("every 1000000000d", every("1000000000d", None, None), "invalid_interval", Some("every"), "schedule.every"),
+        ("every beyond u64", every("99999999999999999999d", None, None), "invalid_interval", Some("every"), "schedule.every"),
+        ("cron five fields", cron("25 9 * * *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron Feb 31", cron("0 0 12 31 2 *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron Feb 30", cron("0 0 0 30 2 *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron Apr/Jun 31", cron("0 0 0 31 4,6 *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron minute 61", cron("0 61 * * * *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron step 0", cron("*/0 * * * * *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron backwards hours", cron("0 0 17-9 * * *", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron year 2200", cron("0 0 0 1 1 * 2200", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
+        ("cron unknown shorthand", cron("@reboot", None, None), "invalid_cron", Some("cron"), "schedule.cron"),
         ("every with bad tz", every("1h", Some("Nowhere"), None), "invalid_time_zone", Some("tz"), "schedule.tz"),
         ("at yesterday", at("yesterday"), "invalid_time", Some("at"), "schedule.at"),
         ("at without offset", at("2026-03-09T14:30:00"), "invalid_time", Some("at"), "schedule.at"),
@@ -296,6 +326,144 @@ fn bad_specs_table() {
     }
 }
 
+/// Cron refusals say what is wrong in plain words: which field, which range, which repair.
+#[test]
+fn cron_error_messages_table() {
+    #[rustfmt::skip]
+    let cases: &[(&str, &[&str])] = &[
+        // Five fields: the seconds-first spelling, not the cron crate's out-of-range complaint.
+        ("25 9 * * *", &["cron here has 6 fields (seconds first): did you mean `0 25 9 * * *`?"]),
+        ("30 9 * * MON", &["did you mean `0 30 9 * * MON`?"]),
+        ("*/5 * * * *", &["did you mean `0 */5 * * * *`?"]),
+        // Seconds first with the day-of-week left out.
+        ("0 25 9 * *", &["did you mean `0 25 9 * * *`?"]),
+        // Neither repair is valid: say why the seconds-first reading fails.
+        ("25 9 * * 1-5", &["cron here has 6 fields (seconds first)", "`0 25 9 * * 1-5`", "MON-FRI"]),
+        ("0 0 31 2 *", &["cron here has 6 fields (seconds first)", "February has no 31st"]),
+        // Never fires on any date.
+        ("0 0 12 31 2 *", &["cron `0 0 12 31 2 *` never fires: February has no 31st"]),
+        ("0 0 0 30,31 2 *", &["February has no 30th or 31st"]),
+        ("0 0 0 31 4,6,9 *", &["April, June and September have no 31st"]),
+        // The field that is wrong, by name, with its range.
+        ("0 0 25 * * *", &["the hour field `25` is out of range: hours are 0-23"]),
+        ("61 * * * * *", &["the second field `61` is out of range: seconds are 0-59"]),
+        ("0 0-60 * * * *", &["the minute field `0-60` has 60, which is out of range: minutes are 0-59"]),
+        ("0 0 0 0 * *", &["the day-of-month field `0` is out of range: days of the month are 1-31"]),
+        ("0 0 0 1 13 *", &["the month field `13` is out of range"]),
+        ("0 0 0 1 1 * 2200", &["the year field `2200` is out of range: years are 1970-2100"]),
+        ("0 */0 * * * *", &["the minute field `*/0` has the step 0"]),
+        ("0 */x * * * *", &["the minute field `*/x` needs a whole number after `/`"]),
+        ("0 0 17-9 * * *", &["the hour field `17-9` has the range 17-9, which runs backwards"]),
+        ("0 0 nine * * *", &["the hour field `nine` is not valid; hours are 0-23"]),
+        ("0 0 9 * FOO *", &["the month field `FOO` is not valid"]),
+        ("0 0 9 * * FRI-MON", &["the day-of-week field `FRI-MON` is not valid"]),
+        ("0 9 * *", &["has 4 fields", "cron here has 6"]),
+        ("@reboot", &["unknown cron shorthand `@reboot`", "@daily"]),
+    ];
+    let cals = calendars();
+    let mut failures = Vec::new();
+    for &(pattern, wanted) in cases {
+        let message = match Schedule::parse(&cron(pattern, None, None), &cals) {
+            Ok(_) => {
+                failures.push(format!("{pattern}: accepted"));
+                continue;
+            }
+            Err(e) => {
+                assert_eq!(e.code, "invalid_cron", "{pattern}: {e}");
+                e.message
+            }
+        };
+        for w in wanted {
+            if !message.contains(w) {
+                failures.push(format!("{pattern}: {message:?} lacks {w:?}"));
+            }
+        }
+        for internal in ["Hours must", "must be less than", "Invalid", "winnow"] {
+            if message.contains(internal) {
+                failures.push(format!(
+                    "{pattern}: {message:?} shows the cron crate's {internal:?}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// `check_fires` refuses, at registration, schedules with no fire after `now`.
+#[test]
+fn check_fires_table() {
+    let now = utc("2026-03-10T00:00:00Z");
+    let christmas_ten = cron("0 0 10 25 12 *", Some(NY), Some("us_equities"));
+    type Case<'a> = (&'a str, ScheduleSpec, Option<(&'a str, &'a str, &'a str)>);
+    // (name, spec, refusal: (code, field, words in the message))
+    #[rustfmt::skip]
+    let cases: Vec<Case> = vec![
+        ("at ahead", at("2026-03-10T00:00:01Z"), None),
+        ("at in the past", at("2026-03-09T14:30:00Z"), Some(("invalid_time", "at", "`2026-03-09T14:30:00Z` is not in the future"))),
+        ("at exactly now", at("2026-03-10T00:00:00Z"), Some(("invalid_time", "at", "now is 2026-03-10T00:00:00Z"))),
+        ("cron daily", cron("0 25 9 * * MON-FRI", Some(NY), Some("us_equities")), None),
+        ("cron Feb 29", cron("0 0 12 29 2 *", None, None), None),
+        ("cron seven years ahead", cron("0 0 0 1 1 * 2033", None, None), None),
+        ("cron past year", cron("0 0 0 1 1 * 2020", None, None), Some(("invalid_cron", "cron", "its last year, 2020, is past"))),
+        ("cron earlier this year", cron("0 0 0 1 1 * 2026", None, None), Some(("invalid_cron", "cron", "never fires"))),
+        ("cron too far ahead", cron("0 0 0 1 1 * 2040", None, None), Some(("invalid_cron", "cron", "first fires in 2040, more than 8 years ahead"))),
+        ("cron Feb 29 of a common year", cron("0 0 0 29 2 * 2027", None, None), Some(("invalid_cron", "cron", "never fires in the next 8 years"))),
+        ("calendar never open", cron("0 0 10 * * *", None, Some("closed")), Some(("invalid_schedule", "calendar", "calendar `closed` has no trading days"))),
+        ("every, calendar never open", every("1h", None, Some("closed")), Some(("invalid_schedule", "calendar", "has no trading days"))),
+        ("Christmas is never a trading day", christmas_ten, Some(("invalid_schedule", "calendar", "never fires on a trading day of calendar `us_equities`"))),
+        ("every 366d", every("366d", None, None), None),
+        ("every, us_equities", every("1h", Some(NY), Some("us_equities")), None),
+        ("every 7d from a Tuesday, us_equities", every("7d", None, Some("us_equities")), None),
+    ];
+    let cals = calendars();
+    for (name, spec, refusal) in cases {
+        let schedule = Schedule::parse(&spec, &cals)
+            .unwrap_or_else(|e| panic!("{name}: spec rejected by parse: {e}"));
+        let got = schedule.check_fires(now, now);
+        match refusal {
+            None => {
+                assert_eq!(got, Ok(()), "{name}");
+                assert!(
+                    schedule.next_after(now, now).is_some(),
+                    "{name}: accepted but no next fire"
+                );
+            }
+            Some((code, field, words)) => {
+                let err = got.expect_err(name);
+                assert_eq!(err.code, code, "{name}: {err}");
+                assert!(
+                    err.message.contains(words),
+                    "{name}: {:?} lacks {words:?}",
+                    err.message
+                );
+                assert_eq!(
+                    err.within("schedule").field,
+                    Some(format!("schedule.{field}")),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
+/// `every` counts from the task's anchor, so the check does too: every seven days from a
+/// Saturday is always a weekend.
+#[test]
+fn check_fires_counts_every_from_the_anchor() {
+    let weekly = Schedule::parse(&every("7d", None, Some("us_equities")), &calendars()).unwrap();
+    let now = utc("2026-03-10T12:00:00Z"); // a Tuesday
+    assert_eq!(weekly.check_fires(now, now), Ok(()));
+    let saturday = utc("2026-03-07T12:00:00Z");
+    let err = weekly.check_fires(now, saturday).unwrap_err();
+    assert_eq!(err.code, "invalid_schedule");
+    assert_eq!(err.field.as_deref(), Some("calendar"));
+    assert!(
+        err.message.contains("never fires on a trading day"),
+        "{}",
+        err.message
+    );
+}
+
 #[test]
 fn unknown_calendar_message_lists_known_names() {
     let err = Schedule::parse(&cron("0 0 9 * * *", None, Some("lse")), &calendars()).unwrap_err();
@@ -317,9 +485,102 @@ fn parse_duration_cases() {
         Duration::from_millis(500)
     );
     assert_eq!(parse_duration("window", "0s").unwrap(), Duration::ZERO);
+    assert_eq!(parse_duration("window", "100y").unwrap(), MAX_DURATION);
     let err = parse_duration("payload.timeout", "soon").unwrap_err();
     assert_eq!(err.code, "invalid_duration");
     assert_eq!(err.field.as_deref(), Some("payload.timeout"));
+}
+
+/// Every accepted duration survives the conversions the engine makes (milliseconds as `u64` and
+/// `i64`, `chrono::TimeDelta`); anything that would not is refused with its range.
+#[test]
+fn durations_are_range_checked() {
+    #[rustfmt::skip]
+    let refused = [
+        // 18446744073709552 s is 18446744073709552000 ms: u64 milliseconds wrap to 384.
+        ("18446744073709552s", "longer than 100 years"),
+        ("99999999999999999s", "longer than 100 years"),
+        ("101y", "longer than 100 years"),
+        ("100y 1ms", "longer than 100 years"),
+        ("1000000000d", "longer than 100 years"),
+        // Beyond u64 seconds: humantime's overflow, in plain words.
+        ("99999999999999999999s", "out of range: durations run from 0 to 100 years"),
+        ("1.5ns", "out of range"),
+        // Finer than the millisecond the API shows and stores.
+        ("1500us", "finer than a millisecond"),
+        ("1ns", "finer than a millisecond"),
+        ("soon", "not a duration"),
+        ("", "not a duration"),
+    ];
+    for (text, words) in refused {
+        let err = parse_duration("timeout", text).expect_err(text);
+        assert_eq!(err.code, "invalid_duration", "{text}");
+        assert_eq!(err.field.as_deref(), Some("timeout"), "{text}");
+        assert!(
+            err.message.contains(words),
+            "{text}: {:?} lacks {words:?}",
+            err.message
+        );
+    }
+    for text in ["0s", "1ms", "1.5s", "30s", "1h 30m", "365d", "99y", "100y"] {
+        let d = parse_duration("timeout", text).unwrap();
+        let ms = u64::try_from(d.as_millis()).unwrap();
+        assert_eq!(Duration::from_millis(ms), d, "{text} through u64 ms");
+        let ms = i64::try_from(d.as_millis()).unwrap();
+        assert_eq!(
+            TimeDelta::milliseconds(ms).to_std().unwrap(),
+            d,
+            "{text} through i64 ms"
+        );
+        assert_eq!(
+            TimeDelta::from_std(d).unwrap().to_std().unwrap(),
+            d,
+            "{text} through TimeDelta"
+        );
+        assert_eq!(
+            parse_duration("timeout", &humantime::format_duration(d).to_string()),
+            Ok(d),
+            "{text} through text"
+        );
+    }
+}
+
+/// Task timeouts go through the same check, and a zero timeout (every run fails at once) is
+/// refused too.
+#[test]
+fn task_timeouts_are_range_checked() {
+    let policy = |timeout: &str| PolicySpec {
+        timeout: Some(timeout.into()),
+        ..PolicySpec::default()
+    };
+    assert_eq!(
+        policy("90s").compile().unwrap().timeout,
+        Duration::from_secs(90)
+    );
+    for bad in ["18446744073709552s", "99999999999999999s", "0s", "0"] {
+        let err = policy(bad).compile().expect_err(bad);
+        assert_eq!(err.code, "invalid_duration", "{bad}: {err}");
+        assert_eq!(err.field.as_deref(), Some("timeout"), "{bad}");
+    }
+    let backoff = PolicySpec {
+        retry_backoff: Some("18446744073709552s".into()),
+        ..PolicySpec::default()
+    };
+    assert_eq!(
+        backoff.compile().unwrap_err().field.as_deref(),
+        Some("retry_backoff")
+    );
+    for bad in ["18446744073709552s", "0s"] {
+        let payload = serde_json::json!({"url": "http://x", "timeout": bad});
+        let err = HttpRequestSpec::from_payload(&payload).expect_err(bad);
+        assert_eq!(err.code, "invalid_duration", "{bad}: {err}");
+        assert_eq!(err.field.as_deref(), Some("payload.timeout"), "{bad}");
+    }
+    let payload = serde_json::json!({"url": "http://x", "timeout": "10s"});
+    assert_eq!(
+        HttpRequestSpec::from_payload(&payload).unwrap().timeout,
+        Some(Duration::from_secs(10))
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -674,7 +674,7 @@ pub async fn risk(State(t): State<Trading>) -> ApiResult<Json<RiskList>> {
                     "max_position": s(l.max_position.map(|x| x.to_string())),
                     "max_gross_exposure": s(l.max_gross_exposure.map(|x| x.to_string())),
                     "max_open_orders": l.max_open_orders,
-                    "max_order_rate": l.max_orders_per_window.map(|(n, w)| json!({"orders": n, "window_ms": w.as_millis() as u64})),
+                    "max_order_rate": l.max_orders_per_window.map(|(n, w)| json!({"orders": n, "window_ms": u64::try_from(w.as_millis()).unwrap_or(u64::MAX)})),
                     "price_band_pct": s(l.price_band_pct.map(|x| x.to_string())),
                     "allowed_symbols": l.allowed_symbols.as_ref().map(|v| v.iter().map(|x| x.to_string()).collect::<Vec<_>>()),
                     "trading_hours": l.trading_hours.as_ref().map(|h| json!({"tz": h.tz.name(), "start": h.start.to_string(), "end": h.end.to_string()})),

@@ -111,7 +111,7 @@ impl From<TaskView> for TaskOut {
             payload: sovereign_core::redact::redact(&t.payload),
             schedule: t.schedule.as_ref().map(|s| s.spec().clone()),
             enabled: t.enabled,
-            timeout_ms: t.policy.timeout.as_millis() as u64,
+            timeout_ms: u64::try_from(t.policy.timeout.as_millis()).unwrap_or(u64::MAX),
             retries: t.policy.retries,
             overlap: match t.policy.overlap {
                 Overlap::Skip => "skip",

@@ -152,14 +152,14 @@ impl Fixed {
         }
     }
 
-    /// Parse decimal text exactly: optional sign, digits, optional point and up to 8 decimals.
+    /// Parse decimal text exactly: an optional `-`, digits, an optional point and up to 8
+    /// decimals. Nothing else: no spaces, no `+`, no exponent (`1e3`), so a JSON number (read
+    /// from its text) and a JSON string follow one rule.
     pub fn parse(text: &str) -> Result<Fixed, FixedError> {
-        let t = text.trim();
         let malformed = || FixedError::Malformed(text.to_string());
-        let (neg, body) = match t.as_bytes().first() {
-            Some(b'-') => (true, &t[1..]),
-            Some(b'+') => (false, &t[1..]),
-            _ => (false, t),
+        let (neg, body) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
         };
         let (int, frac) = match body.split_once('.') {
             Some((i, f)) => (i, f),
@@ -363,7 +363,8 @@ mod tests {
             ("5000.25", Some("5000.25")),
             ("2", Some("2")),
             ("-0.5", Some("-0.5")),
-            ("+1.10", Some("1.1")),
+            ("-.5", Some("-0.5")),
+            ("-0", Some("0")),
             (".5", Some("0.5")),
             ("5.", Some("5")),
             ("0.00000001", Some("0.00000001")),
@@ -376,6 +377,22 @@ mod tests {
             ("-", None),
             ("1.2.3", None),
             ("92233720369", None),
+            // Only digits, one point and a leading minus: no sign `+`, no spaces, no exponent.
+            ("+1", None),
+            ("+1.10", None),
+            (" 1", None),
+            ("1 ", None),
+            ("- 1", None),
+            ("1 000", None),
+            ("\t1", None),
+            ("1\n", None),
+            ("--1", None),
+            ("-+1", None),
+            ("1e3", None),
+            ("1E3", None),
+            ("1e-2", None),
+            ("1.5E+2", None),
+            ("-1e3", None),
         ];
         for (text, expected) in cases {
             let got = Fixed::parse(text).ok().map(|f| f.to_string());
@@ -385,6 +402,11 @@ mod tests {
             Fixed::parse("0.000000001"),
             Err(FixedError::TooPrecise("0.000000001".into()))
         );
+        assert_eq!(Fixed::parse(" 1"), Err(FixedError::Malformed(" 1".into())));
+        // The newtypes share the rule.
+        assert!(Price::parse("+5000").is_err());
+        assert!(Qty::parse("2 ").is_err());
+        assert_eq!(Qty::parse("-2").unwrap().to_string(), "-2");
     }
 
     #[test]

@@ -354,6 +354,10 @@ impl Executor {
         let now = Utc::now();
         let prepared = self.validate(spec, now, now)?;
         let task = prepared.task.clone();
+        // A schedule that can never fire from now on (an `at` in the past) is refused.
+        if let Some(s) = &task.schedule {
+            s.check_fires(now, now).map_err(|e| e.within("schedule"))?;
+        }
         if self.registry().contains_key(&task.id) {
             return Err(ExecutorError::Exists(task.id.to_string()));
         }
@@ -373,14 +377,14 @@ impl Executor {
     /// Replace a task's definition (keeps its creation time and run history).
     pub async fn update(&self, id: &str, spec: TaskSpec) -> Result<TaskView, ExecutorError> {
         self.ensure_accepting()?;
-        let created_at = {
+        let (created_at, old_schedule) = {
             let tid = TaskId::parse(id).map_err(|_| task_not_found(id))?;
             let reg = self.registry();
-            reg.get(&tid)
-                .ok_or_else(|| task_not_found(id))?
-                .task
-                .task
-                .created_at
+            let task = &reg.get(&tid).ok_or_else(|| task_not_found(id))?.task.task;
+            (
+                task.created_at,
+                task.schedule.as_ref().map(|s| s.spec().clone()),
+            )
         };
         if spec.task_id != id {
             return Err(Invalid::new(
@@ -393,8 +397,18 @@ impl Executor {
             )
             .into());
         }
-        let prepared = self.validate(spec, created_at, Utc::now())?;
+        let now = Utc::now();
+        let prepared = self.validate(spec, created_at, now)?;
         let task = prepared.task.clone();
+        // A changed schedule must fire again (enabling a one-shot that already fired is fine).
+        if let Some(s) = task
+            .schedule
+            .as_ref()
+            .filter(|s| Some(s.spec()) != old_schedule.as_ref())
+        {
+            s.check_fires(now, created_at)
+                .map_err(|e| e.within("schedule"))?;
+        }
         self.store
             .update_task(row_of(&task, None))
             .await

@@ -999,3 +999,76 @@ async fn error_messages_never_name_internal_types() {
         "{answer}"
     );
 }
+
+// ----- schedules that can fire, durations and decimals in range ------------------------------
+
+#[tokio::test]
+async fn impossible_schedules_wrapping_durations_and_signed_decimals_are_refused() {
+    let e = Engine::start(Some(NO_FEED));
+    let task = |extra: Value| {
+        let mut t = json!({"task_id": "t", "name": "t", "handler": "log_signal"});
+        for (k, v) in extra.as_object().unwrap() {
+            t[k] = v.clone();
+        }
+        t
+    };
+    let cases = [
+        (
+            json!({"schedule": {"cron": "0 0 12 31 2 *"}}),
+            "schedule.cron",
+            "never fires",
+        ),
+        (
+            json!({"schedule": {"at": "2020-01-01T00:00:00Z"}}),
+            "schedule.at",
+            "not in the future",
+        ),
+        (
+            json!({"schedule": {"every": "1000000000d"}}),
+            "schedule.every",
+            "",
+        ),
+        (
+            json!({"schedule": {"cron": "25 9 * * MON-FRI"}}),
+            "schedule.cron",
+            "cron here has 6 fields (seconds first): did you mean `0 25 9 * * MON-FRI`?",
+        ),
+        (json!({"timeout": "18446744073709552s"}), "timeout", ""),
+        (json!({"timeout": "99999999999999999s"}), "timeout", ""),
+    ];
+    for (extra, field, says) in cases {
+        let (status, answer) = e.post("/register", task(extra.clone())).await;
+        assert_eq!(status, 400, "{extra}: {answer}");
+        assert_eq!(answer["error"]["field"], field, "{extra}: {answer}");
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(says), "{extra}: {message}");
+        for internal in ["ScheduleSpec", "Hours must be"] {
+            assert!(!message.contains(internal), "{extra}: {message}");
+        }
+    }
+    let tasks = get_ok(&e, "/tasks").await;
+    assert_eq!(tasks["count"], 0, "nothing was stored: {tasks}");
+
+    tick(&e, "ES", "5000").await;
+    for qty in [json!(" 1"), json!("+1"), json!("1e0")] {
+        let (status, answer) = e
+            .post(
+                "/api/orders",
+                json!({"symbol": "ES", "side": "buy", "qty": qty}),
+            )
+            .await;
+        assert_eq!(status, 400, "{qty}: {answer}");
+        assert_eq!(answer["error"]["field"], "qty", "{qty}: {answer}");
+    }
+    let (status, answer) = e
+        .post_raw(
+            "/api/orders",
+            br#"{"symbol":"ES","side":"buy","qty":1e0}"#,
+            &[("content-type", "application/json")],
+        )
+        .await;
+    assert_eq!(
+        status, 400,
+        "a JSON 1e0 is refused like the string: {answer}"
+    );
+}
