@@ -11,7 +11,7 @@ use std::fmt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 /// `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -118,8 +118,10 @@ impl Link for AuditRecord {
     }
 }
 
-/// One row of the trading journal as chained: the stored event text is hashed exactly as
-/// stored (`seq`, time in microseconds, kind, `prev` and the payload, one per line).
+/// One row of the trading journal as chained. The store keeps each row's hash (32 bytes) and
+/// not its link: `prev` is the previous row's hash (64 zeros before the first), as read. The
+/// stored event text is hashed exactly as stored: `seq`, the time in microseconds and the kind
+/// (each followed by a newline), the previous hash's 32 bytes, a newline, the payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalLink {
     pub seq: u64,
@@ -130,23 +132,38 @@ pub struct JournalLink {
     pub hash: String,
 }
 
-/// The hash of a journal row.
-pub fn journal_hash(seq: u64, at_micros: i64, kind: &str, payload: &str, prev: &str) -> String {
+/// A journal row's hash, as bytes.
+pub type Digest = [u8; 32];
+
+/// The hash of a journal row that follows `prev`.
+pub fn journal_digest(
+    seq: u64,
+    at_micros: i64,
+    kind: &str,
+    payload: &str,
+    prev: &Digest,
+) -> Digest {
     let mut h = Sha256::new();
-    for part in [
-        seq.to_string().as_bytes(),
-        b"\n",
-        at_micros.to_string().as_bytes(),
-        b"\n",
-        kind.as_bytes(),
-        b"\n",
-        prev.as_bytes(),
-        b"\n",
-        payload.as_bytes(),
-    ] {
-        h.update(part);
+    h.update(seq.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(at_micros.to_string().as_bytes());
+    h.update(b"\n");
+    h.update(kind.as_bytes());
+    h.update(b"\n");
+    h.update(prev);
+    h.update(b"\n");
+    h.update(payload.as_bytes());
+    h.finalize().into()
+}
+
+/// [`journal_digest`] in hex, `prev` in hex (a malformed `prev` hashes as 64 zeros, so it cannot
+/// match a real chain).
+pub fn journal_hash(seq: u64, at_micros: i64, kind: &str, payload: &str, prev: &str) -> String {
+    let mut p: Digest = [0; 32];
+    if hex::decode_to_slice(prev, &mut p).is_err() {
+        p = [0; 32];
     }
-    hex::encode(h.finalize())
+    hex::encode(journal_digest(seq, at_micros, kind, payload, &p))
 }
 
 impl Link for JournalLink {

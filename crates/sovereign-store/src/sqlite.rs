@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
-use sovereign_core::audit::AuditRecord;
+use sovereign_core::audit::{journal_digest, AuditRecord, Digest};
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
 use tokio::sync::oneshot;
@@ -93,10 +93,9 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL,
         document TEXT NOT NULL
     );",
-    // 6: the journal is hash-chained like the audit trail (rows from before are chained at
-    // open, see `chain_journal`)
-    "ALTER TABLE journal ADD COLUMN prev TEXT;
-     ALTER TABLE journal ADD COLUMN hash TEXT;",
+    // 6: the journal is hash-chained like the audit trail: each row keeps its hash (32 bytes;
+    // its link is the previous row's). Rows from before are chained at open (`chain_journal`).
+    "ALTER TABLE journal ADD COLUMN hash BLOB;",
 ];
 
 enum WriteOp {
@@ -468,19 +467,45 @@ impl Sqlite {
     ) -> Result<Vec<sovereign_core::audit::JournalLink>, StoreError> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
-                "SELECT seq, at, kind, payload, prev, hash FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, at, kind, payload, hash FROM journal WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
+            // Each row links to the hash of the row before it (the one at `after_seq` first).
+            let mut prev = if after_seq == 0 {
+                sovereign_core::audit::GENESIS.to_string()
+            } else {
+                c.query_row(
+                    "SELECT hash FROM journal WHERE seq = ?1",
+                    params![after_seq as i64],
+                    |r| r.get::<_, Option<Vec<u8>>>(0),
+                )
+                .optional()?
+                .flatten()
+                .map(hex::encode)
+                .unwrap_or_default()
+            };
             let rows = stmt.query_map(params![after_seq as i64, limit as i64], |r| {
-                Ok(sovereign_core::audit::JournalLink {
-                    seq: r.get::<_, i64>(0)? as u64,
-                    at_micros: r.get(1)?,
-                    kind: r.get(2)?,
-                    payload: r.get(3)?,
-                    prev: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                    hash: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
-                })
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<Vec<u8>>>(4)?,
+                ))
             })?;
-            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            let mut out = Vec::new();
+            for row in rows {
+                let (seq, at_micros, kind, payload, hash) = row?;
+                let hash = hash.map(hex::encode).unwrap_or_default();
+                out.push(sovereign_core::audit::JournalLink {
+                    seq,
+                    at_micros,
+                    kind,
+                    payload,
+                    prev: std::mem::replace(&mut prev, hash.clone()),
+                    hash,
+                });
+            }
+            Ok(out)
         })
         .await
     }
@@ -811,23 +836,25 @@ struct Heads {
     /// The audit trail's last record (seq, hash).
     audit: Option<(u64, String)>,
     /// The journal's last row (seq, hash).
-    journal: Option<(u64, String)>,
+    journal: Option<(u64, Digest)>,
     /// The journal row last pinned into the audit trail by this writer.
     checkpointed: Option<u64>,
 }
 
-fn load_journal_head(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
-    Ok(c.query_row(
-        "SELECT seq, hash FROM journal WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
-        [],
-        |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?)),
-    )
-    .optional()?)
+fn load_journal_head(c: &Connection) -> Result<Option<(u64, Digest)>, StoreError> {
+    let row: Option<(i64, Vec<u8>)> = c
+        .query_row(
+            "SELECT seq, hash FROM journal WHERE hash IS NOT NULL ORDER BY seq DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(row.and_then(|(seq, h)| Some((seq as u64, Digest::try_from(h.as_slice()).ok()?))))
 }
 
 /// Chain the journal rows written before the journal was chained (once, at open), and return
 /// the head.
-fn chain_journal(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
+fn chain_journal(c: &Connection) -> Result<Option<(u64, Digest)>, StoreError> {
     let mut head = load_journal_head(c)?;
     let unchained: Vec<(i64, i64, String, String)> = {
         let mut stmt = c.prepare(
@@ -841,13 +868,11 @@ fn chain_journal(c: &Connection) -> Result<Option<(u64, String)>, StoreError> {
     }
     let tx = c.unchecked_transaction()?;
     for (seq, at, kind, payload) in unchained {
-        let prev = head
-            .as_ref()
-            .map_or(sovereign_core::audit::GENESIS.to_string(), |h| h.1.clone());
-        let hash = sovereign_core::audit::journal_hash(seq as u64, at, &kind, &payload, &prev);
+        let prev = head.map_or([0; 32], |h| h.1);
+        let hash = journal_digest(seq as u64, at, &kind, &payload, &prev);
         tx.execute(
-            "UPDATE journal SET prev = ?1, hash = ?2 WHERE seq = ?3",
-            params![prev, hash, seq],
+            "UPDATE journal SET hash = ?1 WHERE seq = ?2",
+            params![&hash[..], seq],
         )?;
         head = Some((seq as u64, hash));
     }
@@ -973,31 +998,32 @@ fn apply(c: &Connection, op: &WriteOp, heads: &mut Heads) -> Result<u64, StoreEr
         }
         WriteOp::AppendJournal(entries) => {
             let mut stmt = c.prepare_cached(
-                "INSERT INTO journal (seq, at, kind, payload, prev, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO journal (seq, at, kind, payload, hash) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
             // The head moves only once every row is in (a failed write rolls back whole).
-            let mut head = heads.journal.clone();
+            let mut head = heads.journal;
             for e in entries {
                 let (seq, prev) = match &head {
-                    Some((seq, hash)) => (*seq + 1, hash.clone()),
-                    None => (1, sovereign_core::audit::GENESIS.to_string()),
+                    Some((seq, hash)) => (*seq + 1, *hash),
+                    None => (1, [0; 32]),
                 };
                 let at = e.at.timestamp_micros();
-                let hash = sovereign_core::audit::journal_hash(seq, at, &e.kind, &e.payload, &prev);
-                stmt.execute(params![seq as i64, at, e.kind, e.payload, prev, hash])?;
+                let hash = journal_digest(seq, at, &e.kind, &e.payload, &prev);
+                stmt.execute(params![seq as i64, at, e.kind, e.payload, &hash[..]])?;
                 head = Some((seq, hash));
             }
             heads.journal = head;
             Ok(entries.len() as u64)
         }
         WriteOp::CheckpointJournal { at } => {
-            let Some((seq, hash)) = heads.journal.clone() else {
+            let Some((seq, hash)) = heads.journal else {
                 return Ok(0);
             };
             if heads.checkpointed == Some(seq) {
                 return Ok(0);
             }
-            let payload = serde_json::json!({"journal_seq": seq, "journal_hash": hash});
+            let payload =
+                serde_json::json!({"journal_seq": seq, "journal_hash": hex::encode(hash)});
             let audit_seq = apply(
                 c,
                 &WriteOp::AppendAudit {

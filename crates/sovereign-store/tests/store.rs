@@ -346,6 +346,26 @@ async fn journal_keeps_queue_order_and_survives_reopen() {
     assert_eq!(payloads, expected);
     assert!(first.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(first[5].at, t0() + Duration::seconds(5));
+    // The rows form one hash chain, across pages of the reader.
+    let links = store.read_journal_links(0, 100).await.unwrap();
+    let more = store.read_journal_links(100, 1000).await.unwrap();
+    let all: Vec<_> = links.into_iter().chain(more).collect();
+    let head = sovereign_core::audit::verify(&all, None, None).unwrap();
+    assert_eq!(head.seq, 302);
+    store.close().await;
+
+    // Rows written before the journal was chained (no hash) are chained when the store opens,
+    // to the same chain.
+    let db = dir.0.join("sovereign.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute("UPDATE journal SET hash = NULL", []).unwrap();
+    drop(conn);
+    let store = open(&dir);
+    let again = store.read_journal_links(0, 1000).await.unwrap();
+    assert_eq!(
+        sovereign_core::audit::verify(&again, None, None).unwrap(),
+        head
+    );
     store.close().await;
 }
 

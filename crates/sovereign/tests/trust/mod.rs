@@ -771,12 +771,12 @@ async fn audit_verify_proves_the_trading_journal_and_catches_a_rewritten_one() {
             .collect::<Result<_, _>>()
             .unwrap()
     };
-    let mut prev = sovereign_core::audit::GENESIS.to_string();
+    let mut prev = [0u8; 32];
     for (seq, at, kind, payload) in rows {
-        let hash = sovereign_core::audit::journal_hash(seq as u64, at, &kind, &payload, &prev);
+        let hash = sovereign_core::audit::journal_digest(seq as u64, at, &kind, &payload, &prev);
         conn.execute(
-            "UPDATE journal SET prev = ?1, hash = ?2 WHERE seq = ?3",
-            rusqlite::params![prev, hash, seq],
+            "UPDATE journal SET hash = ?1 WHERE seq = ?2",
+            rusqlite::params![&hash[..], seq],
         )
         .unwrap();
         prev = hash;
