@@ -755,29 +755,30 @@ impl Oms {
             TradingState::Halted => CANCELED_HALTED,
             TradingState::Reducing => CANCELED_REDUCING,
         };
-        let mut ids: Vec<u64> = self
-            .working
-            .values()
-            .flatten()
-            .copied()
-            .filter(|id| {
-                self.orders.get(id).is_some_and(|o| {
-                    let r = &o.request;
-                    r.account == account
-                        && (state == TradingState::Halted || {
-                            let position = positions.get(&r.symbol).map_or(Qty::ZERO, |p| p.qty);
-                            let mut rest = r.clone();
-                            rest.qty = o.leaves_qty();
-                            !risk::reduces_only(&rest, position)
-                        })
-                })
+        let ids: Vec<u64> = self
+            .working_orders()
+            .into_iter()
+            .filter(|o| {
+                let r = &o.request;
+                r.account == account
+                    && (state == TradingState::Halted || {
+                        let position = positions.get(&r.symbol).map_or(Qty::ZERO, |p| p.qty);
+                        let mut rest = r.clone();
+                        rest.qty = o.leaves_qty();
+                        !risk::reduces_only(&rest, position)
+                    })
             })
+            .map(|o| o.id)
             .collect();
-        ids.sort_unstable();
-        for id in &ids {
+        self.cancel_each(&ids, reason, now, out);
+        ids
+    }
+
+    /// Cancel each of these working orders with `reason`.
+    fn cancel_each(&mut self, ids: &[u64], reason: &str, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        for id in ids {
             let _ = self.cancel(*id, reason, now, out);
         }
-        ids
     }
 
     /// Cancel a working order.
@@ -910,21 +911,13 @@ impl Oms {
         out: &mut Vec<Event>,
     ) -> Result<Vec<u64>, OmsError> {
         self.check_account(account)?;
-        let mut ids: Vec<u64> = self
-            .working
-            .values()
-            .flatten()
-            .copied()
-            .filter(|id| {
-                self.orders
-                    .get(id)
-                    .is_some_and(|o| account.is_none_or(|a| o.request.account == a))
-            })
+        let ids: Vec<u64> = self
+            .working_orders()
+            .into_iter()
+            .filter(|o| account.is_none_or(|a| o.request.account == a))
+            .map(|o| o.id)
             .collect();
-        ids.sort_unstable();
-        for id in &ids {
-            let _ = self.cancel(*id, "cancel_all", now, out);
-        }
+        self.cancel_each(&ids, "cancel_all", now, out);
         Ok(ids)
     }
 
