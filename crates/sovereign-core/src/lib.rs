@@ -20,6 +20,7 @@
 //! - [`retry`]: exponential backoff arithmetic.
 //! - [`error`]: the one error shape every validation failure maps onto (code, message, field).
 
+pub mod access;
 pub mod anchor;
 pub mod audit;
 pub mod calendar;

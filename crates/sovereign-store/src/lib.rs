@@ -101,6 +101,30 @@ impl Store {
         })
     }
 
+    /// Add an API key (its hash only). `Conflict` when a key not revoked has the name.
+    pub async fn insert_key(&self, key: sovereign_core::access::ApiKey) -> Result<(), StoreError> {
+        dispatch!(self, b => b.insert_key(key).await)
+    }
+
+    /// Revoke the live key of this name. `NotFound` when there is none.
+    pub async fn revoke_key(
+        &self,
+        name: String,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        dispatch!(self, b => b.revoke_key(name, at).await)
+    }
+
+    /// Record a key's last use (queued, not awaited).
+    pub fn touch_key(&self, id: String, at: chrono::DateTime<chrono::Utc>) {
+        dispatch!(self, b => b.touch_key(id, at))
+    }
+
+    /// Every key (revoked ones too), oldest first.
+    pub async fn list_keys(&self) -> Result<Vec<sovereign_core::access::ApiKey>, StoreError> {
+        dispatch!(self, b => b.list_keys().await)
+    }
+
     /// A description of where the data lives, for banners and `/status`.
     pub fn location(&self) -> String {
         dispatch!(self, b => b.location())

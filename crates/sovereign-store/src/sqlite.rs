@@ -13,12 +13,14 @@ use std::sync::{mpsc, Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde_json::Value;
+use sovereign_core::access::ApiKey;
 use sovereign_core::audit::{journal_digest, AuditRecord, Digest};
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
 use tokio::sync::oneshot;
 
 mod alerts;
+mod keys;
 pub(crate) use alerts::AlertOp;
 
 use crate::records::{
@@ -96,6 +98,8 @@ const MIGRATIONS: &[&str] = &[
     // 6: the journal is hash-chained like the audit trail: each row keeps its hash (32 bytes;
     // its link is the previous row's). Rows from before are chained at open (`chain_journal`).
     "ALTER TABLE journal ADD COLUMN hash BLOB;",
+    // 7: API keys (hashes of their secrets only)
+    keys::MIGRATION,
 ];
 
 enum WriteOp {
@@ -121,6 +125,7 @@ enum WriteOp {
         payload: Value,
     },
     Alert(AlertOp),
+    Key(keys::KeyOp),
     Truth {
         version: String,
         at: DateTime<Utc>,
@@ -378,6 +383,31 @@ impl Sqlite {
             kind,
             payload,
         })
+    }
+
+    pub(crate) async fn insert_key(&self, key: ApiKey) -> Result<(), StoreError> {
+        self.write(WriteOp::Key(keys::KeyOp::Insert(key)))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn revoke_key(
+        &self,
+        name: String,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::Key(keys::KeyOp::Revoke { name, at }))
+            .await
+            .map(|_| ())
+    }
+
+    /// Queue a key's last use (not awaited).
+    pub(crate) fn touch_key(&self, id: String, at: DateTime<Utc>) {
+        drop(self.queue_write(WriteOp::Key(keys::KeyOp::Touch { id, at })));
+    }
+
+    pub(crate) async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        self.read(keys::list).await
     }
 
     pub(crate) async fn put_truth(
@@ -1058,6 +1088,7 @@ fn apply(c: &Connection, op: &WriteOp, heads: &mut Heads) -> Result<u64, StoreEr
             Ok(seq)
         }
         WriteOp::Alert(op) => alerts::apply(c, op),
+        WriteOp::Key(op) => keys::apply(c, op),
         WriteOp::Truth {
             version,
             at,

@@ -536,3 +536,51 @@ async fn the_alert_outbox_keeps_deliveries_and_state_across_reopen() {
     assert_eq!(store.max_alert_id().await.unwrap(), 3);
     store.close().await;
 }
+
+#[tokio::test]
+async fn api_keys_keep_only_hashes_and_names_are_unique_among_live_keys() {
+    use sovereign_core::access::{ApiKey, KeyText, Role};
+    let dir = TempDir::new("keys");
+    let store = open(&dir);
+    let text = KeyText::from_bytes(&[1; 6], &[2; 20]);
+    let key = |id: &str, k: &KeyText| ApiKey {
+        id: id.into(),
+        name: "desk".into(),
+        role: Role::Trader,
+        hash: k.hash(),
+        created_at: t0(),
+        expires_at: Some(t0() + Duration::days(90)),
+        revoked_at: None,
+        last_used_at: None,
+    };
+    store.insert_key(key(&text.id, &text)).await.unwrap();
+    let other = KeyText::from_bytes(&[3; 6], &[4; 20]);
+    assert!(matches!(
+        store.insert_key(key(&other.id, &other)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.touch_key(text.id.clone(), t0() + Duration::seconds(5));
+    store
+        .revoke_key("desk".into(), t0() + Duration::seconds(9))
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.revoke_key("desk".into(), t0()).await,
+        Err(StoreError::NotFound(_))
+    ));
+    // Revoked, the name is free again.
+    store.insert_key(key(&other.id, &other)).await.unwrap();
+    store.close().await;
+    let store = open(&dir);
+    let keys = store.list_keys().await.unwrap();
+    assert_eq!(keys.len(), 2);
+    assert_eq!(keys[0].last_used_at, Some(t0() + Duration::seconds(5)));
+    assert_eq!(keys[0].revoked_at, Some(t0() + Duration::seconds(9)));
+    assert_eq!(keys[1].revoked_at, None);
+    // The secret itself is nowhere in the database file.
+    let bytes = std::fs::read(dir.0.join("sovereign.db")).unwrap();
+    let secret = text.reveal();
+    let secret = secret.rsplit('_').next().unwrap();
+    assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    store.close().await;
+}
