@@ -39,6 +39,8 @@ pub struct ConfigFile {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
+    pub access: crate::access::settings::AccessFile,
+    #[serde(default)]
     pub results: ResultsFile,
     #[serde(default)]
     pub handlers: HandlersFile,
@@ -104,6 +106,7 @@ impl ServerSettings {
 #[derive(Debug, Clone, Default)]
 pub struct Settings {
     pub server: ServerSettings,
+    pub access: crate::access::AccessSettings,
     pub executor: ExecutorSettings,
     pub handlers: HandlerSettings,
     pub webhooks: WebhookSettings,
@@ -219,6 +222,7 @@ impl Settings {
             }
         };
         section(server(file.server).map(|v| s.server = v));
+        section(crate::access::settings::settings(file.access).map(|v| s.access = v));
         let (trading, trading_problems) = trading::settings(file.trading);
         s.trading = trading;
         section(if trading_problems.is_empty() {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 use sovereign_store::{Store, StoreError};
 
+use crate::access::Access;
 use crate::audit::Audit;
 use crate::config::Settings;
 use crate::executor::{Executor, ExecutorError};
@@ -47,6 +48,7 @@ pub struct Engine {
     store: Store,
     tasks: Tasks,
     audit: Audit,
+    access: Access,
     notifier: Notifier,
     truth: TruthSource,
     supervisor: Supervisor,
@@ -74,6 +76,14 @@ impl Engine {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let tasks = Tasks::new();
         let audit = Audit::new(store.clone(), tasks.clone());
+        let access = Access::start(
+            settings.access.clone(),
+            settings.server.is_loopback(),
+            store.clone(),
+            audit.clone(),
+        )
+        .await
+        .map_err(reading("the API keys"))?;
         let http = reqwest::Client::builder()
             .user_agent(concat!("sovereign/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -196,6 +206,7 @@ impl Engine {
             store,
             tasks,
             audit,
+            access,
             notifier,
             truth,
             supervisor,
@@ -213,6 +224,10 @@ impl Engine {
 
     pub fn audit(&self) -> &Audit {
         &self.audit
+    }
+
+    pub fn access(&self) -> &Access {
+        &self.access
     }
 
     pub fn executor(&self) -> &Executor {

@@ -29,6 +29,7 @@
 //! - A run's result is stored before anyone is told it finished.
 //! - A webhook is answered only after its record is durable.
 
+pub mod access;
 pub mod audit;
 pub mod config;
 pub mod engine;

@@ -13,6 +13,7 @@ use axum::Json;
 use serde::Serialize;
 use sovereign_core::error::Invalid;
 use sovereign_core::trading::oms::OmsError;
+use sovereign_engine::access::AccessError;
 use sovereign_engine::executor::ExecutorError;
 use sovereign_engine::supervisor::SupervisorError;
 use sovereign_engine::trading::signals::SignalError;
@@ -60,6 +61,8 @@ codes! {
     InvalidSince = "invalid_since", BAD_REQUEST;
     InvalidTime = "invalid_time", BAD_REQUEST;
     InvalidStatus = "invalid_status", BAD_REQUEST;
+    Unauthenticated = "unauthenticated", UNAUTHORIZED;
+    Forbidden = "forbidden", FORBIDDEN;
     NotFound = "not_found", NOT_FOUND;
     UnknownAccount = "unknown_account", NOT_FOUND;
     UnknownService = "unknown_service", NOT_FOUND;
@@ -182,6 +185,19 @@ impl From<ExecutorError> for ApiError {
             }
             ExecutorError::ShuttingDown => ApiError::new(Code::ShuttingDown, message),
             ExecutorError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<AccessError> for ApiError {
+    fn from(e: AccessError) -> Self {
+        let message = e.to_string();
+        match e {
+            AccessError::Invalid(i) => i.into(),
+            AccessError::Exists(_) => ApiError::new(Code::AlreadyExists, message).field("name"),
+            AccessError::Unknown(_) => ApiError::new(Code::NotFound, message).field("name"),
+            AccessError::Random => ApiError::new(Code::StoreUnavailable, message),
+            AccessError::Store(s) => s.into(),
         }
     }
 }

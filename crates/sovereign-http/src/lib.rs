@@ -48,7 +48,9 @@ pub mod alerts;
 pub mod audit;
 pub mod error;
 pub mod extract;
+pub mod keys;
 mod openapi;
+mod permissions;
 pub mod services;
 pub mod tasks;
 pub mod trading;
@@ -62,6 +64,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::http::Uri;
 use axum::Router;
+use sovereign_engine::access::Access;
 use sovereign_engine::audit::Audit;
 use sovereign_engine::executor::Executor;
 use sovereign_engine::notify::Notifier;
@@ -106,6 +109,7 @@ pub struct Handles {
     pub supervisor: Supervisor,
     pub truth: TruthSource,
     pub audit: Audit,
+    pub access: Access,
     pub closing: Closing,
 }
 
@@ -129,6 +133,7 @@ sub_states! {
     supervisor: Supervisor,
     truth: TruthSource,
     audit: Audit,
+    access: Access,
     closing: Closing,
 }
 
@@ -143,6 +148,7 @@ impl AppState {
             supervisor: engine.supervisor().clone(),
             truth: engine.truth().clone(),
             audit: engine.audit().clone(),
+            access: engine.access().clone(),
             closing,
         }))
     }
@@ -169,6 +175,7 @@ fn router(limits: Limits) -> Router<AppState> {
     Router::new()
         .merge(tasks::router())
         .merge(audit::router())
+        .merge(keys::router())
         .merge(truth::router())
         .merge(services::router())
         .merge(alerts::router())
@@ -185,6 +192,10 @@ pub const ENGINE_HEADER: &str = "x-sovereign-version";
 /// The whole application router over `state`.
 pub fn app_with(state: AppState, limits: Limits) -> Router {
     router(limits)
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            permissions::guard,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(
@@ -217,12 +228,15 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let closing = Closing::default();
     let app = app(engine, closing.clone());
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            closing.close();
-        })
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        closing.close();
+    })
+    .await
 }
 
 /// The OpenAPI document as JSON (also served at `/openapi.json`), from the same lists as the
@@ -233,6 +247,7 @@ pub fn openapi_json() -> String {
         tasks::paths,
         webhooks::paths,
         audit::paths,
+        keys::paths,
         truth::paths,
         services::paths,
         alerts::paths,

@@ -58,7 +58,7 @@ pub fn run(cmd: AuditCommand, client: &ClientArgs) -> anyhow::Result<()> {
 }
 
 async fn export(client: &ClientArgs, output: Option<PathBuf>) -> anyhow::Result<()> {
-    let api = Api::new(&client.url);
+    let api = Api::new(client);
     let mut out: Box<dyn Write> = match &output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
@@ -130,7 +130,7 @@ pub fn read_head(path: &std::path::Path) -> anyhow::Result<(u64, String)> {
 
 /// Every record of the engine's trail, in order.
 pub async fn fetch_all(client: &ClientArgs) -> anyhow::Result<Vec<AuditRecord>> {
-    let api = Api::new(&client.url);
+    let api = Api::new(client);
     let mut out = Vec::new();
     loop {
         let since = out.last().map_or(0, |r: &AuditRecord| r.seq);
@@ -183,7 +183,7 @@ fn verify_file(path: &PathBuf, head: Option<&std::path::Path>) -> anyhow::Result
 }
 
 async fn verify_engine(client: &ClientArgs) -> anyhow::Result<()> {
-    let api = Api::new(&client.url);
+    let api = Api::new(client);
     let v = api
         .call(reqwest::Method::GET, "/api/audit/verify", None)
         .await?;

@@ -57,6 +57,9 @@ pub struct ClientArgs {
     /// Print the API's JSON instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The API key to send (`Authorization: Bearer …`); needed when the engine asks for keys.
+    #[arg(long, env = "SOVEREIGN_API_KEY", hide_env_values = true, global = true)]
+    pub api_key: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -138,7 +141,7 @@ pub(crate) fn block_on<T>(work: impl Future<Output = anyhow::Result<T>>) -> anyh
 
 pub fn run(request: Request, args: &ClientArgs) -> anyhow::Result<()> {
     block_on(async {
-        let api = Api::new(&args.url);
+        let api = Api::new(args);
         let (value, table, failure): (Value, Table, Option<Reported>) = match request {
             Request::Status => (
                 api.call(reqwest::Method::GET, "/status", None).await?,
@@ -278,13 +281,15 @@ async fn tasks(api: &Api, cmd: TasksCommand) -> anyhow::Result<(Value, fn(&Value
 pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
+    key: Option<String>,
 }
 
 impl Api {
-    pub(crate) fn new(url: &str) -> Api {
+    pub(crate) fn new(client: &ClientArgs) -> Api {
         Api {
-            base: url.trim_end_matches('/').to_string(),
+            base: client.url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
+            key: client.api_key.clone(),
         }
     }
 
@@ -298,6 +303,9 @@ impl Api {
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
+        if let Some(k) = &self.key {
+            req = req.bearer_auth(k);
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -336,6 +344,12 @@ impl Api {
         if status.is_success() {
             return Ok(value);
         }
+        if status == reqwest::StatusCode::UNAUTHORIZED && self.key.is_none() {
+            return Err(anyhow!(
+                "{} (pass --api-key or set SOVEREIGN_API_KEY)",
+                error_text(status, &value)
+            ));
+        }
         Err(anyhow!(error_text(status, &value)))
     }
 }
@@ -364,7 +378,7 @@ fn root_cause(e: &dyn std::error::Error) -> String {
     cause
 }
 
-fn encode(s: &str) -> String {
+pub(crate) fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
@@ -376,7 +390,7 @@ fn encode(s: &str) -> String {
 }
 
 /// Render rows as a left-aligned table with a header.
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in widths.iter_mut().zip(row) {
@@ -1007,6 +1021,7 @@ mod tests {
             client: ClientArgs {
                 url: String::new(),
                 json: false,
+                api_key: None,
             },
         }
     }

@@ -17,6 +17,7 @@ macro_rules! out {
 mod anchor;
 mod audit;
 mod client;
+mod keys;
 mod notify;
 mod replay;
 mod services;
@@ -69,6 +70,22 @@ enum Command {
     },
     /// Show recent task results (newest first).
     Results(client::ResultsArgs),
+    /// API keys (sov_…): create (shown once), list, revoke. Works without a key for whoever can
+    /// write the data dir: offline when no engine runs, else through the engine (admin key).
+    Keys {
+        #[command(subcommand)]
+        command: keys::KeysCommand,
+        /// The data dir of the engine the keys are for.
+        #[arg(
+            long,
+            default_value = "./sovereign-data",
+            env = "SOVEREIGN_DATA_DIR",
+            global = true
+        )]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Anchor files (size, SHA-256, purpose, optional signature) and verify them later.
     Anchor {
         #[command(subcommand)]
@@ -278,6 +295,11 @@ fn main() -> ExitCode {
             client,
         } => services::logs(&name, tail, follow, &client),
         Command::Anchor { command } => anchor::run(command),
+        Command::Keys {
+            command,
+            data_dir,
+            client,
+        } => keys::run(command, data_dir, &client),
         Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
         Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
         Command::Cancel { id, client } => trading(client::Trading::Cancel(id), &client),

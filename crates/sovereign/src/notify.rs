@@ -44,7 +44,7 @@ pub enum NotifyCommand {
 
 pub fn run(cmd: NotifyCommand, client: &ClientArgs) -> anyhow::Result<()> {
     block_on(async {
-        let api = Api::new(&client.url);
+        let api = Api::new(client);
         let post = reqwest::Method::POST;
         let get = reqwest::Method::GET;
         let (answer, table): (Value, fn(&Value) -> String) = match cmd {

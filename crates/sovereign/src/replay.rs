@@ -387,7 +387,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     let batches = plan(&ticks, args.speed, args.batch as usize);
 
     client::block_on(async {
-        let api = Api::new(&args.client.url);
+        let api = Api::new(&args.client);
         let mut progress = Progress {
             total: ticks.len(),
             shown: None,

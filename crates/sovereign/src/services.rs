@@ -57,7 +57,7 @@ fn table(v: &Value) -> String {
 
 pub fn list(client: &ClientArgs) -> anyhow::Result<()> {
     block_on(async {
-        let v = Api::new(&client.url)
+        let v = Api::new(client)
             .call(reqwest::Method::GET, "/api/services", None)
             .await?;
         if client.json {
@@ -72,7 +72,7 @@ pub fn list(client: &ClientArgs) -> anyhow::Result<()> {
 /// `start`, `stop` or `restart` one service; prints its new state.
 pub fn control(verb: &str, name: &str, client: &ClientArgs) -> anyhow::Result<()> {
     block_on(async {
-        let v = Api::new(&client.url)
+        let v = Api::new(client)
             .call(
                 reqwest::Method::POST,
                 &format!("/api/services/{name}/{verb}"),
@@ -96,7 +96,7 @@ pub fn control(verb: &str, name: &str, client: &ClientArgs) -> anyhow::Result<()
 /// The last `tail` lines; with `follow`, then every new line until interrupted.
 pub fn logs(name: &str, tail: usize, follow: bool, client: &ClientArgs) -> anyhow::Result<()> {
     block_on(async {
-        let api = Api::new(&client.url);
+        let api = Api::new(client);
         // Subscribe first, so no line falls between the tail and the stream.
         let stream = if follow {
             let resp = reqwest::Client::new()

@@ -75,7 +75,7 @@ pub fn run(cmd: TruthCommand, client: &ClientArgs) -> anyhow::Result<()> {
         TruthCommand::Diff { dir } => {
             let local = built(&dir)?;
             block_on(async {
-                let remote = Api::new(&client.url)
+                let remote = Api::new(client)
                     .call(reqwest::Method::GET, "/api/truth", None)
                     .await?;
                 let version = remote["version"].as_str();

@@ -9,6 +9,7 @@
 
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
+mod access;
 mod anchor;
 mod audit;
 mod cli_trading;

@@ -1,0 +1,203 @@
+//! The one permission table: what every route needs, and the guard that applies it.
+//!
+//! `viewer` reads; `trader` orders, cancels, flattens, runs tasks, pushes prices, posts alerts;
+//! `admin` everything else (tasks' definitions, services, hardstop/resume, keys, channels).
+//! Webhook and signal routes are authorised by their own secret. A route missing here needs
+//! `admin` (closed by default), and a test fails on it.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderMap, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use sovereign_core::access::{allows, Need, Principal, Role};
+use sovereign_engine::access::{Access, Mode};
+
+use crate::error::{ApiError, Code};
+
+use Need::{OwnSecret, Public, Role as R};
+use Role::{Admin, Trader, Viewer};
+
+/// (method, route, need) for every route.
+pub(crate) const TABLE: &[(&str, &str, Need)] = &[
+    ("GET", "/health", Public),
+    ("POST", "/webhook", OwnSecret),
+    ("POST", "/webhook/{source}", OwnSecret),
+    ("POST", "/webhook/{source}/{token}", OwnSecret),
+    ("POST", "/api/signals/{strategy}", OwnSecret),
+    ("GET", "/status", R(Viewer)),
+    ("GET", "/tasks", R(Viewer)),
+    ("GET", "/results", R(Viewer)),
+    ("GET", "/openapi.json", R(Viewer)),
+    ("GET", "/api/accounts", R(Viewer)),
+    ("GET", "/api/alerts", R(Viewer)),
+    ("GET", "/api/alerts/channels", R(Viewer)),
+    ("GET", "/api/audit", R(Viewer)),
+    ("GET", "/api/audit/verify", R(Viewer)),
+    ("GET", "/api/fills", R(Viewer)),
+    ("GET", "/api/health", R(Viewer)),
+    ("GET", "/api/health/deep", R(Viewer)),
+    ("GET", "/api/market/quotes", R(Viewer)),
+    ("GET", "/api/orders", R(Viewer)),
+    ("GET", "/api/orders/{id}", R(Viewer)),
+    ("GET", "/api/positions", R(Viewer)),
+    ("GET", "/api/results", R(Viewer)),
+    ("GET", "/api/risk", R(Viewer)),
+    ("GET", "/api/services", R(Viewer)),
+    ("GET", "/api/services/{name}/logs", R(Viewer)),
+    ("GET", "/api/services/{name}/logs/stream", R(Viewer)),
+    ("GET", "/api/tasks", R(Viewer)),
+    ("GET", "/api/tasks/{id}", R(Viewer)),
+    ("GET", "/api/truth", R(Viewer)),
+    ("GET", "/api/truth/{component}", R(Viewer)),
+    ("GET", "/api/webhooks", R(Viewer)),
+    ("GET", "/sse/fills", R(Viewer)),
+    ("GET", "/sse/orders", R(Viewer)),
+    ("GET", "/sse/positions", R(Viewer)),
+    ("GET", "/sse/services", R(Viewer)),
+    ("GET", "/sse/spot", R(Viewer)),
+    ("POST", "/api/orders", R(Trader)),
+    ("DELETE", "/api/orders/{id}", R(Trader)),
+    ("PATCH", "/api/orders/{id}", R(Trader)),
+    ("POST", "/api/orders/cancel-all", R(Trader)),
+    ("POST", "/api/positions/flatten", R(Trader)),
+    ("POST", "/execute", R(Trader)),
+    ("POST", "/api/tasks/{id}/execute", R(Trader)),
+    ("POST", "/api/market/ticks", R(Trader)),
+    ("POST", "/api/alerts", R(Trader)),
+    ("POST", "/api/heartbeats/{service}", R(Trader)),
+    ("POST", "/register", R(Admin)),
+    ("POST", "/api/tasks", R(Admin)),
+    ("PUT", "/api/tasks/{id}", R(Admin)),
+    ("DELETE", "/api/tasks/{id}", R(Admin)),
+    ("POST", "/api/tasks/{id}/enable", R(Admin)),
+    ("POST", "/api/tasks/{id}/disable", R(Admin)),
+    ("POST", "/api/services/{name}/start", R(Admin)),
+    ("POST", "/api/services/{name}/stop", R(Admin)),
+    ("POST", "/api/services/{name}/restart", R(Admin)),
+    ("POST", "/api/risk/hardstop", R(Admin)),
+    ("POST", "/api/risk/resume", R(Admin)),
+    ("POST", "/api/alerts/test", R(Admin)),
+    ("POST", "/api/alerts/channels/{name}/enable", R(Admin)),
+    ("GET", "/api/keys", R(Admin)),
+    ("POST", "/api/keys", R(Admin)),
+    ("DELETE", "/api/keys/{name}", R(Admin)),
+];
+
+/// What `method route` needs (`None`: not in the table).
+pub(crate) fn need(method: &Method, route: &str) -> Option<Need> {
+    TABLE
+        .iter()
+        .find(|(m, r, _)| *m == method.as_str() && *r == route)
+        .map(|(_, _, n)| *n)
+}
+
+/// The key a request presents: `Authorization: Bearer …` or `X-Api-Key: …`.
+fn presented_key(headers: &HeaderMap) -> Option<&str> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    bearer.or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// Whether a request comes from this machine itself: a loopback peer, and no proxy in between
+/// (a reverse proxy on the same host must not make the internet local).
+fn from_this_machine(peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
+    let proxied = headers.contains_key("forwarded") || headers.contains_key("x-forwarded-for");
+    // In-process callers (tests' `oneshot`) have no peer: they are this machine.
+    !proxied && peer.is_none_or(|p| p.is_loopback())
+}
+
+/// Apply the table: find who the request is, let it through or answer 401/403.
+pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string());
+    let need = route
+        .as_deref()
+        .and_then(|r| need(req.method(), r))
+        .unwrap_or(Need::Role(Admin));
+    if matches!(need, Public | OwnSecret) {
+        return next.run(req).await;
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let principal = match presented_key(req.headers()) {
+        Some(key) => {
+            let from = peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+            match access.authenticate(key, from) {
+                Ok(p) => Some(p),
+                Err(refusal) => {
+                    return ApiError::new(Code::Unauthenticated, refusal.message()).into_response()
+                }
+            }
+        }
+        None if access.mode() == Mode::Local && from_this_machine(peer, req.headers()) => {
+            Some(Principal::Local)
+        }
+        None => None,
+    };
+    if allows(need, principal.as_ref()) {
+        if let Some(p) = principal {
+            req.extensions_mut().insert(p);
+        }
+        return next.run(req).await;
+    }
+    let wanted = need.as_str();
+    match principal {
+        None => ApiError::new(
+            Code::Unauthenticated,
+            format!("this needs an API key with the {wanted} role (Authorization: Bearer sov_…)"),
+        ),
+        Some(p) => ApiError::new(
+            Code::Forbidden,
+            format!(
+                "this needs the {wanted} role; the key has {}",
+                p.role().as_str()
+            ),
+        ),
+    }
+    .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_api_has_exactly_one_entry() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&crate::openapi_json()).unwrap_or_default();
+        let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+        let mut listed = Vec::new();
+        for (path, ops) in &paths {
+            for m in ["get", "post", "put", "delete", "patch"] {
+                if ops.get(m).is_some() {
+                    let method = m.to_ascii_uppercase();
+                    let hits = TABLE
+                        .iter()
+                        .filter(|(tm, tr, _)| *tm == method && tr == path)
+                        .count();
+                    assert_eq!(hits, 1, "{method} {path} needs one entry in the table");
+                    listed.push((method, path.clone()));
+                }
+            }
+        }
+        assert!(
+            listed.len() > 50,
+            "the document lists the routes: {}",
+            listed.len()
+        );
+        for (m, r, _) in TABLE {
+            assert!(
+                listed.iter().any(|(lm, lr)| lm == m && lr == r),
+                "{m} {r} is in the table but not a route"
+            );
+        }
+    }
+}
