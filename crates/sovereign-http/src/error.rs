@@ -61,8 +61,11 @@ codes! {
     InvalidSince = "invalid_since", BAD_REQUEST;
     InvalidTime = "invalid_time", BAD_REQUEST;
     InvalidStatus = "invalid_status", BAD_REQUEST;
+    InvalidHost = "invalid_host", BAD_REQUEST;
     Unauthenticated = "unauthenticated", UNAUTHORIZED;
     Forbidden = "forbidden", FORBIDDEN;
+    CrossOrigin = "cross_origin", FORBIDDEN;
+    UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     NotFound = "not_found", NOT_FOUND;
     UnknownAccount = "unknown_account", NOT_FOUND;
     UnknownService = "unknown_service", NOT_FOUND;

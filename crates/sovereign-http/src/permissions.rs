@@ -110,6 +110,67 @@ fn from_this_machine(peer: Option<IpAddr>, headers: &HeaderMap) -> bool {
     !proxied && peer.is_none_or(|p| p.is_loopback())
 }
 
+/// A browser is an attacker too, even on loopback: a page the operator visits must not reach
+/// the engine. A `Host` that is not this engine (DNS rebinding) is refused; a mutating request
+/// from another `Origin` is refused; a body a browser sends to a JSON route must say it is JSON,
+/// so a cross-site `text/plain` or form POST (which needs no preflight) never parses. Browsers
+/// mark every such request (`Origin`, `Sec-Fetch-*`); scripts do not, so the legacy
+/// `curl -d '{…}'` (a form content type) keeps working. Webhook and signal routes keep taking
+/// `text/plain` (TradingView sends it).
+fn browser_checks(access: &Access, req: &Request, need: Need) -> Option<ApiError> {
+    let headers = req.headers();
+    let text = |name| {
+        headers
+            .get(name)
+            .and_then(|v: &axum::http::HeaderValue| v.to_str().ok())
+    };
+    let host = text(axum::http::header::HOST);
+    if let Some(h) = host {
+        if !access.answers_to(h) {
+            return Some(ApiError::new(
+                Code::InvalidHost,
+                format!("this engine does not answer to {h:?}; add it to access.hosts"),
+            ));
+        }
+    }
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if !mutating {
+        return None;
+    }
+    if let Some(origin) = text(axum::http::header::ORIGIN) {
+        let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+        if host.is_none_or(|h| !h.eq_ignore_ascii_case(origin_host)) {
+            return Some(ApiError::new(
+                Code::CrossOrigin,
+                format!("a request from {origin:?} may not change anything here"),
+            ));
+        }
+    }
+    let has_body = text(axum::http::header::CONTENT_LENGTH).is_some_and(|l| l != "0")
+        || headers.contains_key(axum::http::header::TRANSFER_ENCODING);
+    let from_browser = headers.contains_key(axum::http::header::ORIGIN)
+        || headers.contains_key("sec-fetch-site")
+        || headers.contains_key("sec-fetch-mode");
+    if has_body && from_browser && need != OwnSecret {
+        let json = text(axum::http::header::CONTENT_TYPE).is_some_and(|t| {
+            let t = t
+                .split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase();
+            t == "application/json" || t.ends_with("+json")
+        });
+        if !json {
+            return Some(ApiError::new(
+                Code::UnsupportedMediaType,
+                "send the body as JSON (Content-Type: application/json)",
+            ));
+        }
+    }
+    None
+}
+
 /// Apply the table: find who the request is, let it through or answer 401/403.
 pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Response {
     let route = req
@@ -120,6 +181,9 @@ pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: 
         .as_deref()
         .and_then(|r| need(req.method(), r))
         .unwrap_or(Need::Role(Admin));
+    if let Some(refusal) = browser_checks(&access, &req, need) {
+        return refusal.into_response();
+    }
     if matches!(need, Public | OwnSecret) {
         return next.run(req).await;
     }

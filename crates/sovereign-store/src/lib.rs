@@ -68,6 +68,19 @@ impl Default for SqliteOptions {
     }
 }
 
+/// Create `path` (if missing) readable and writable by its owner only; SQLite gives its WAL and
+/// shared-memory files the database file's permissions.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))
+}
+
 enum Backend {
     Sqlite(sqlite::Sqlite),
 }
@@ -91,11 +104,20 @@ impl Store {
     /// `sovereign.db` in it and bring its schema up to date. `Locked` when another process
     /// has the data dir open.
     pub fn open_sqlite(dir: &Path, options: SqliteOptions) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Database(format!("cannot create data dir {}: {e}", dir.display()))
-        })?;
+        if !dir.exists() {
+            // Task payloads and channel URLs live here: only the owner may enter.
+            let mut builder = std::fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| {
+                StoreError::Database(format!("cannot create data dir {}: {e}", dir.display()))
+            })?;
+        }
         let lock = lock::DirLock::acquire(dir)?;
-        let backend = sqlite::Sqlite::open(&dir.join("sovereign.db"), options, lock)?;
+        let db = dir.join("sovereign.db");
+        owner_only(&db)?;
+        let backend = sqlite::Sqlite::open(&db, options, lock)?;
         Ok(Store {
             backend: std::sync::Arc::new(Backend::Sqlite(backend)),
         })

@@ -18,15 +18,13 @@ impl DirLock {
     /// Take the lock of `dir` (which must exist), or say who holds it.
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock, StoreError> {
         let path = dir.join("LOCK");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| {
-                StoreError::Database(format!("cannot open the lock file {}: {e}", path.display()))
-            })?;
+        let mut options = OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| {
+            StoreError::Database(format!("cannot open the lock file {}: {e}", path.display()))
+        })?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {

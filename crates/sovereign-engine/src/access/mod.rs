@@ -46,6 +46,7 @@ pub struct Access(Arc<Inner>);
 struct Inner {
     mode: Mode,
     trusted_proxies: Vec<IpAddr>,
+    hosts: Vec<String>,
     keys: RwLock<HashMap<String, ApiKey>>,
     /// (key id, address) pairs seen since start: a key's first use from an address is audited.
     seen: Mutex<HashSet<(String, IpAddr)>>,
@@ -70,6 +71,7 @@ impl Access {
         Ok(Access(Arc::new(Inner {
             mode: settings.mode_for(loopback_bind),
             trusted_proxies: settings.trusted_proxies,
+            hosts: settings.hosts,
             keys: RwLock::new(keys),
             seen: Mutex::new(HashSet::new()),
             store,
@@ -79,6 +81,24 @@ impl Access {
 
     pub fn mode(&self) -> Mode {
         self.0.mode
+    }
+
+    /// Whether a request's `Host` (with or without its port) names this engine: an IP address,
+    /// `localhost`, or a configured name. Anything else is a foreign name pointing here.
+    pub fn answers_to(&self, host: &str) -> bool {
+        let name = match host.strip_prefix('[') {
+            // [v6]:port
+            Some(rest) => rest.split(']').next().unwrap_or_default(),
+            None => host.rsplit_once(':').map_or(host, |(h, port)| {
+                if port.bytes().all(|b| b.is_ascii_digit()) {
+                    h
+                } else {
+                    host
+                }
+            }),
+        };
+        let name = name.to_ascii_lowercase();
+        name.parse::<IpAddr>().is_ok() || name == "localhost" || self.0.hosts.contains(&name)
     }
 
     /// Whether a forwarded client address from `peer` is believed.

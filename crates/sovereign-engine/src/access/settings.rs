@@ -15,6 +15,10 @@ pub struct AccessFile {
     /// Proxies whose `X-Forwarded-For` client address is believed (never for `local` trust).
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// Host names the engine answers to besides IP addresses and `localhost` (a request with
+    /// any other `Host` is refused: DNS rebinding).
+    #[serde(default)]
+    pub hosts: Vec<String>,
 }
 
 /// When requests need a key.
@@ -29,6 +33,8 @@ pub struct AccessSettings {
     /// `None`: decided by the bind address.
     pub mode: Option<Mode>,
     pub trusted_proxies: Vec<IpAddr>,
+    /// Lower-case host names, besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
 }
 
 impl AccessSettings {
@@ -72,6 +78,7 @@ pub fn settings(file: AccessFile) -> Result<AccessSettings, Vec<Invalid>> {
         Ok(AccessSettings {
             mode,
             trusted_proxies,
+            hosts: file.hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
         })
     } else {
         Err(problems)

@@ -200,3 +200,80 @@ async fn keys_mode_judges_every_request_by_role_and_a_revocation_bites_at_once()
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn a_web_page_cannot_reach_the_engine_even_on_loopback() {
+    let e = Engine::start(Some("[trading]\nsynthetic_feed = false\n[signals.s]\nsecret = \"long-enough-secret\"\nsymbols = { \"ES1!\" = \"ES\" }\n"));
+    let order = br#"{"symbol":"ES","side":"buy","qty":"1"}"#;
+    // A browser's cross-site form or no-cors fetch sends text/plain (marked by Sec-Fetch-*):
+    // refused, never parsed.
+    let (code, body) = e
+        .post_raw(
+            "/api/orders",
+            order,
+            &[
+                ("content-type", "text/plain"),
+                ("sec-fetch-site", "cross-site"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (415, Some("unsupported_media_type")),
+        "{body}"
+    );
+    // Another origin may not change anything.
+    let (code, body) = e
+        .post_raw(
+            "/api/orders",
+            order,
+            &[
+                ("content-type", "application/json"),
+                ("origin", "http://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (403, Some("cross_origin")),
+        "{body}"
+    );
+    // DNS rebinding: a foreign name pointed at 127.0.0.1.
+    let (code, body) = e
+        .call(
+            Method::GET,
+            "/status",
+            None,
+            &[("host", "evil.example:8080")],
+        )
+        .await;
+    assert_eq!(
+        (code, body["error"]["code"].as_str()),
+        (400, Some("invalid_host")),
+        "{body}"
+    );
+    let orders = e.get("/api/orders").await.1;
+    assert_eq!(orders["count"], 0, "{orders}");
+    // TradingView's text/plain still reaches the signal route (judged by its secret).
+    let (code, body) = e
+        .post_raw(
+            "/api/signals/s",
+            br#"{"ticker":"ES1!","action":"buy","contracts":1,"secret":"wrong-secret"}"#,
+            &[("content-type", "text/plain")],
+        )
+        .await;
+    assert_eq!(code, 401, "{body}");
+}
+
+#[test]
+fn the_data_dir_is_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    let root = util::unique_dir("sovereign-e2e-mode");
+    let data = root.join("data");
+    create_offline(&data, "k", "viewer");
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("sovereign.db")), 0o600);
+    assert_eq!(mode(&data.join("LOCK")), 0o600);
+    let _ = std::fs::remove_dir_all(&root);
+}
