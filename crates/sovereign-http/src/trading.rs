@@ -16,7 +16,7 @@ use sovereign_core::error::Invalid;
 use sovereign_core::trading::fixed::{Fixed, Price, Qty};
 use sovereign_core::trading::instrument::Symbol;
 use sovereign_core::trading::oms::{
-    AccountView, Event, FillRecord, OrderFilter, PositionView, PriceSource,
+    selected_account, AccountView, Event, FillRecord, OrderFilter, PositionView, PriceSource,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderSpec, OrderStatus};
 use sovereign_core::trading::risk::StateCommand;
@@ -510,7 +510,7 @@ pub async fn list_orders(
     let filter = OrderFilter {
         status,
         symbol,
-        account: one_account(q.account),
+        account: selected_account(q.account),
         client_order_id: q.client_order_id,
     };
     let orders: Vec<OrderOut> = t
@@ -579,7 +579,7 @@ fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(None);
     }
-    Ok(one_account(
+    Ok(selected_account(
         crate::extract::parse_object::<AccountSelector>(body)?.account,
     ))
 }
@@ -617,7 +617,7 @@ pub async fn positions(
 ) -> ApiResult<Json<PositionList>> {
     let limit = parse_limit(q.limit.as_deref(), 100_000, 100_000)?;
     let positions: Vec<PositionOut> = t
-        .positions(one_account(q.account))
+        .positions(selected_account(q.account))
         .await?
         .iter()
         .take(limit)
@@ -636,7 +636,7 @@ pub async fn fills(
 ) -> ApiResult<Json<FillList>> {
     let limit = parse_limit(q.limit.as_deref(), 1000, 100_000)?;
     let fills: Vec<FillOut> = t
-        .fills(one_account(q.account), limit)
+        .fills(selected_account(q.account), limit)
         .await?
         .iter()
         .map(FillOut::from)
@@ -686,13 +686,8 @@ pub async fn risk(State(t): State<Trading>) -> ApiResult<Json<RiskList>> {
     Ok(Json(RiskList { accounts }))
 }
 
-/// `None` for every account: an absent account or `"all"`.
-fn one_account(account: Option<String>) -> Option<String> {
-    account.filter(|a| a != "all")
-}
-
 async fn change_state(t: &Trading, body: StateIn, cmd: StateCommand) -> ApiResult<Json<StateOut>> {
-    let account = one_account(body.account);
+    let account = selected_account(body.account);
     let outcomes = t.set_state(account.clone(), cmd).await?;
     let ids = |v: &[u64]| v.iter().map(u64::to_string).collect::<Vec<_>>();
     let accounts: Vec<AccountStateOut> = outcomes

@@ -246,6 +246,11 @@ impl From<Invalid> for OmsError {
     }
 }
 
+/// The account a command names: `None` (every account) when absent or `"all"`.
+pub fn selected_account(account: Option<String>) -> Option<String> {
+    account.filter(|a| a != "all")
+}
+
 /// Which orders a listing shows; every field that is set must match.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OrderFilter {
@@ -1254,6 +1259,13 @@ impl Oms {
 
     pub fn order(&self, id: u64) -> Option<&Order> {
         self.orders.get(&id)
+    }
+
+    /// The orders placed under `prefix:0`, `prefix:1`, … (a signal's orders), in that order.
+    pub fn orders_by_client_prefix(&self, account: &str, prefix: &str) -> Vec<&Order> {
+        (0..)
+            .map_while(|i| self.order_by_client_id(account, &format!("{prefix}:{i}")))
+            .collect()
     }
 
     /// The order an account's client order id names.

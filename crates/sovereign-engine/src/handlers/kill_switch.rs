@@ -5,6 +5,7 @@
 use serde_json::{json, Value};
 use sovereign_core::task::KillSwitchSpec;
 use sovereign_core::template::render;
+use sovereign_core::trading::oms::selected_account;
 use sovereign_core::trading::risk::StateCommand;
 
 use super::{Context, Failure};
@@ -24,12 +25,12 @@ pub(super) async fn run(
     spec: &KillSwitchSpec,
     template: &Value,
 ) -> Result<Value, Failure> {
-    let account = spec
-        .account
-        .as_ref()
-        .map(|a| render(a, template))
-        .transpose()?
-        .filter(|a| a != "all");
+    let account = selected_account(
+        spec.account
+            .as_ref()
+            .map(|a| render(a, template))
+            .transpose()?,
+    );
     let reason = spec
         .reason
         .as_ref()

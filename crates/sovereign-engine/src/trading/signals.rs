@@ -160,8 +160,9 @@ impl Signals {
             if let Some(c) = &client_id {
                 // A repeat (after a restart, past the dedup window): the orders it placed then,
                 // whatever the position is now.
-                let placed: Vec<_> = (0..)
-                    .map_while(|i| oms.order_by_client_id(&rule.account, &format!("{c}:{i}")))
+                let placed: Vec<_> = oms
+                    .orders_by_client_prefix(&rule.account, c)
+                    .into_iter()
                     .map(|o| o.request.clone())
                     .collect();
                 if !placed.is_empty() {
@@ -194,8 +195,8 @@ impl Signals {
                     .0
                     .trading
                     .read(move |oms| {
-                        (0..)
-                            .map_while(|i| oms.order_by_client_id(&account, &format!("{c}:{i}")))
+                        oms.orders_by_client_prefix(&account, &c)
+                            .into_iter()
                             .map(|o| Submitted {
                                 order: o.clone(),
                                 duplicate: true,

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
 use sovereign_core::access::{ApiKey, Role};
 
+use super::from_micros;
 use crate::StoreError;
 
 /// Version 7 of the schema. A name is unique among the keys not revoked.
@@ -86,7 +87,6 @@ pub(crate) fn list(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
             r.get::<_, Option<i64>>(7)?,
         ))
     })?;
-    let time = |us: i64| DateTime::from_timestamp_micros(us).unwrap_or_default();
     let mut out = Vec::new();
     for row in rows {
         let (id, name, role, hash, created, expires, revoked, used) = row?;
@@ -97,10 +97,10 @@ pub(crate) fn list(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
             name,
             role,
             hash,
-            created_at: time(created),
-            expires_at: expires.map(time),
-            revoked_at: revoked.map(time),
-            last_used_at: used.map(time),
+            created_at: from_micros(created),
+            expires_at: expires.map(from_micros),
+            revoked_at: revoked.map(from_micros),
+            last_used_at: used.map(from_micros),
         });
     }
     Ok(out)
