@@ -5,6 +5,7 @@
 # - python3 with aiosmtpd: the e-mail tests deliver to a real SMTP server on loopback; the
 #   example stack's services are python3 scripts
 # - redis-server: the supervisor tests start their own on a free port (heartbeat keys)
+# - openssl: the TLS tests make their certificates with it
 set -euo pipefail
 
 has_aiosmtpd() {
@@ -30,6 +31,7 @@ missing=()
 command -v gpg >/dev/null || missing+=(gnupg)
 command -v sha256sum >/dev/null || missing+=(coreutils)
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v openssl >/dev/null || missing+=(openssl)
 if ! has_aiosmtpd; then
   # A pip-managed python takes it from PyPI; a distribution python from its packages.
   if command -v python3 >/dev/null; then
@@ -40,7 +42,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
-for tool in sh echo sleep kill gpg sha256sum redis-server python3; do
+for tool in sh echo sleep kill gpg sha256sum redis-server openssl python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 has_aiosmtpd || { echo "missing python3 with aiosmtpd" >&2; exit 1; }

@@ -76,6 +76,94 @@ impl Need {
     }
 }
 
+/// The rate-limit group of a route: what it needs decides which budget it spends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Group {
+    Public,
+    Webhook,
+    Read,
+    Trade,
+    Admin,
+}
+
+impl Group {
+    pub const ALL: [Group; 5] = [
+        Group::Public,
+        Group::Webhook,
+        Group::Read,
+        Group::Trade,
+        Group::Admin,
+    ];
+
+    pub fn of(need: Need) -> Group {
+        match need {
+            Need::Public => Group::Public,
+            Need::OwnSecret => Group::Webhook,
+            Need::Role(Role::Viewer) => Group::Read,
+            Need::Role(Role::Trader) => Group::Trade,
+            Need::Role(Role::Admin) => Group::Admin,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Group::Public => "public",
+            Group::Webhook => "webhook",
+            Group::Read => "read",
+            Group::Trade => "trade",
+            Group::Admin => "admin",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Group> {
+        Group::ALL.into_iter().find(|g| g.as_str() == text)
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A sustained rate, `count` per `per_secs` seconds (`"20/s"`, `"600/min"`, `"1000/h"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub per_secs: u32,
+}
+
+impl Rate {
+    pub fn parse(text: &str, field: &str) -> Result<Rate, Invalid> {
+        let bad = || {
+            Invalid::new(
+                "invalid_rate",
+                field,
+                format!("{text:?} is not a rate: write a count per s, min or h, like \"20/s\" or \"600/min\""),
+            )
+        };
+        let (count, unit) = text.trim().split_once('/').ok_or_else(bad)?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        let per_secs = match unit.trim() {
+            "s" | "sec" | "second" => 1,
+            "m" | "min" | "minute" => 60,
+            "h" | "hour" => 3600,
+            _ => return Err(bad()),
+        };
+        if count == 0 {
+            return Err(Invalid::new(
+                "invalid_rate",
+                field,
+                format!("{field} must allow at least 1 request"),
+            ));
+        }
+        Ok(Rate { count, per_secs })
+    }
+
+    /// The time one request's budget takes to come back, in nanoseconds (at least 1).
+    pub fn interval_nanos(self) -> u64 {
+        (u64::from(self.per_secs) * 1_000_000_000 / u64::from(self.count)).max(1)
+    }
+}
+
 /// A key as written: its id and its secret, both lower-case hex.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyText {
@@ -143,13 +231,19 @@ pub enum Principal {
     Local,
     /// An API key, by name.
     Key { name: String, role: Role },
+    /// A single sign-on session: who signed on, their tier and the role it gives.
+    Session {
+        subject: String,
+        tier: crate::sso::Tier,
+        role: Role,
+    },
 }
 
 impl Principal {
     pub fn role(&self) -> Role {
         match self {
             Principal::Local => Role::Admin,
-            Principal::Key { role, .. } => *role,
+            Principal::Key { role, .. } | Principal::Session { role, .. } => *role,
         }
     }
 
@@ -158,6 +252,7 @@ impl Principal {
         match self {
             Principal::Local => "local".into(),
             Principal::Key { name, .. } => format!("key:{name}"),
+            Principal::Session { subject, .. } => format!("sso:{subject}"),
         }
     }
 }
@@ -172,6 +267,16 @@ pub enum KeyRefusal {
 }
 
 impl KeyRefusal {
+    /// What the aggregated refusal records count it as.
+    pub fn code(self) -> &'static str {
+        match self {
+            KeyRefusal::Malformed => "malformed_key",
+            KeyRefusal::Unknown => "unknown_key",
+            KeyRefusal::Revoked => "revoked_key",
+            KeyRefusal::Expired => "expired_key",
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             KeyRefusal::Malformed => "the API key is not a Sovereign key (sov_…)",
@@ -327,5 +432,45 @@ mod tests {
         assert!(
             check_name("desk-1").is_ok() && check_name("a b").is_err() && check_name("").is_err()
         );
+    }
+
+    #[test]
+    fn rates_parse_from_a_count_per_unit() {
+        for (text, want) in [
+            ("20/s", Some((20, 1))),
+            ("600/min", Some((600, 60))),
+            (" 5 / h ", Some((5, 3600))),
+            ("1/m", Some((1, 60))),
+            ("0/s", None),
+            ("-1/s", None),
+            ("20", None),
+            ("20/day", None),
+            ("x/s", None),
+            ("", None),
+        ] {
+            let got = Rate::parse(text, "f").ok().map(|r| (r.count, r.per_secs));
+            assert_eq!(got, want, "{text:?}");
+        }
+        assert_eq!(
+            Rate::parse("4/s", "f").unwrap().interval_nanos(),
+            250_000_000
+        );
+        assert_eq!(Rate::parse("0/s", "f").unwrap_err().code, "invalid_rate");
+    }
+
+    #[test]
+    fn every_need_falls_in_one_group() {
+        let cases = [
+            (Need::Public, Group::Public),
+            (Need::OwnSecret, Group::Webhook),
+            (Need::Role(Role::Viewer), Group::Read),
+            (Need::Role(Role::Trader), Group::Trade),
+            (Need::Role(Role::Admin), Group::Admin),
+        ];
+        for (need, group) in cases {
+            assert_eq!(Group::of(need), group);
+            assert_eq!(Group::parse(group.as_str()), Some(group));
+            assert_eq!(Group::ALL[group.index()], group);
+        }
     }
 }

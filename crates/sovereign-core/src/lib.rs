@@ -12,7 +12,13 @@
 //! - [`template`]: `{{path}}` templates for handler payloads.
 //! - [`trading`]: exact numbers, instruments, orders and the order state machine.
 //! - [`webhook`]: webhook credential checks (shared secret, URL token, HMAC-SHA256), dedup window.
+//! - [`net`]: CIDR allow-lists of caller addresses (with the `tradingview` preset) and the scope
+//!   of an address (loopback, link-local, private, public).
+//! - [`egress`]: where `http_request` may send (the URL-prefix allow-list, or the guard against
+//!   the engine's own API, metadata and — off loopback — private addresses).
 //! - [`redact`]: masking secrets in anything shown or logged.
+//! - [`sso`]: single sign-on: membership tiers and their gates, roles from a WordPress token's
+//!   claims, the engine's signed session cookie and its CSRF check.
 //! - [`truth`]: the node configuration document (node + components), its version, redaction, diff.
 //! - [`notify`]: alert validation, routing, dedup, rate limits, retry decisions, channel payloads.
 //! - [`supervise`]: service start order (dependency levels, cycles named) and the per-service
@@ -24,11 +30,14 @@ pub mod access;
 pub mod anchor;
 pub mod audit;
 pub mod calendar;
+pub mod egress;
 pub mod error;
+pub mod net;
 pub mod notify;
 pub mod redact;
 pub mod retry;
 pub mod schedule;
+pub mod sso;
 pub mod supervise;
 pub mod task;
 pub mod template;

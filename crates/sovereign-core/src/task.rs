@@ -11,6 +11,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::calendar::Calendars;
+use crate::egress::Egress;
 use crate::error::Invalid;
 use crate::notify::AlertSpec;
 use crate::retry::Backoff;
@@ -276,6 +277,8 @@ pub struct HandlerRules {
     pub command_allow: Vec<String>,
     /// What `place_order` and `rebalance` may trade.
     pub instruments: Instruments,
+    /// Where `http_request` may send (a URL without a template is checked at registration).
+    pub egress: Egress,
 }
 
 impl HandlerRules {
@@ -374,7 +377,14 @@ fn check_payload(
 ) -> Result<(), Invalid> {
     match handler {
         HandlerKind::LogSignal => Ok(()),
-        HandlerKind::HttpRequest => HttpRequestSpec::from_payload(payload).map(|_| ()),
+        HandlerKind::HttpRequest => {
+            let spec = HttpRequestSpec::from_payload(payload)?;
+            if is_template(&spec.url) {
+                // Checked when rendered, at each run.
+                return Ok(());
+            }
+            rules.egress.check_text(&spec.url)
+        }
         HandlerKind::Command => {
             let spec = CommandSpec::from_payload(payload)?;
             rules.check_command(&spec.argv[0])

@@ -71,6 +71,41 @@ pub struct ServerFile {
     pub port: Option<u16>,
     pub max_body_bytes: Option<usize>,
     pub shutdown_timeout: Option<String>,
+    pub header_timeout: Option<String>,
+    pub body_timeout: Option<String>,
+    pub max_connections: Option<usize>,
+    pub tls: Option<TlsFile>,
+    pub plain: Option<PlainFile>,
+}
+
+/// `[server.tls]`: serve HTTPS with this certificate (PEM, the chain) and key (PEM).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFile {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// `[server.plain]`: a second, plain-HTTP listener for the webhook and signal routes only.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlainFile {
+    pub port: u16,
+    pub bind: Option<String>,
+}
+
+/// The certificate and key files TLS is served with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsSettings {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// The plain listener beside a TLS one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlainSettings {
+    pub bind: String,
+    pub port: u16,
 }
 
 /// `[server]`: where the engine listens and how it stops.
@@ -80,6 +115,15 @@ pub struct ServerSettings {
     pub port: u16,
     pub max_body_bytes: usize,
     pub shutdown_timeout: Duration,
+    /// A request's head must arrive within this of the connection being ready for it (also
+    /// the idle keep-alive timeout, and the TLS handshake's).
+    pub header_timeout: Duration,
+    /// A request's body must arrive within this.
+    pub body_timeout: Duration,
+    /// Connections served at once (more wait in the backlog).
+    pub max_connections: usize,
+    pub tls: Option<TlsSettings>,
+    pub plain: Option<PlainSettings>,
 }
 
 impl Default for ServerSettings {
@@ -89,16 +133,23 @@ impl Default for ServerSettings {
             port: 8080,
             max_body_bytes: 1024 * 1024,
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            max_connections: 1024,
+            tls: None,
+            plain: None,
         }
     }
 }
 
 impl ServerSettings {
-    /// Whether the engine listens on loopback only.
+    /// Whether the engine listens on loopback only (the plain listener too).
     pub fn is_loopback(&self) -> bool {
-        self.bind
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
+        let loopback = |bind: &str| {
+            bind.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        };
+        loopback(&self.bind) && self.plain.as_ref().is_none_or(|p| loopback(&p.bind))
     }
 }
 
@@ -133,6 +184,28 @@ pub struct ConfigError {
 }
 
 impl Settings {
+    /// Where the engine listens: the main listener, then the plain one (so `http_request` is
+    /// kept off the engine's own API). The main port is the one in `url` once the engine
+    /// listens (`--port 0` picks it), else the configured one; a port of 0 is not known yet.
+    pub fn listeners(&self) -> Vec<std::net::SocketAddr> {
+        let at = |bind: &str, port: u16| {
+            bind.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| std::net::SocketAddr::new(ip, port))
+        };
+        let port = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.trim_end_matches('/').parse::<u16>().ok())
+            .unwrap_or(self.server.port);
+        let mut own: Vec<std::net::SocketAddr> = at(&self.server.bind, port).into_iter().collect();
+        if let Some(plain) = &self.server.plain {
+            own.extend(at(&plain.bind, plain.port));
+        }
+        own
+    }
+
     /// Whether webhooks from unlisted sources are refused: as configured, else whenever the
     /// server is reachable beyond loopback (safe by default).
     pub fn requires_known_source(&self) -> bool {
@@ -221,7 +294,7 @@ impl Settings {
                 problems.extend(errs);
             }
         };
-        section(server(file.server).map(|v| s.server = v));
+        section(server(file.server, base).map(|v| s.server = v));
         section(crate::access::settings::settings(file.access).map(|v| s.access = v));
         let (trading, trading_problems) = trading::settings(file.trading);
         s.trading = trading;
@@ -231,10 +304,11 @@ impl Settings {
             Err(trading_problems)
         });
         section(trading::strategies(file.signals, &s.trading).map(|v| s.signals = v));
-        s.handlers = handlers::settings(file.handlers);
+        section(handlers::settings(file.handlers).map(|v| s.handlers = v));
         let rules = HandlerRules {
             command_allow: s.handlers.command_allow.clone(),
             instruments: s.trading.instruments.clone(),
+            egress: s.handlers.egress(s.listeners()),
         };
         section(
             executor::settings(file.results, file.calendars, file.tasks, &rules)
@@ -254,18 +328,83 @@ impl Settings {
     }
 }
 
-fn server(file: ServerFile) -> Result<ServerSettings, Vec<Invalid>> {
+fn server(file: ServerFile, base: &Path) -> Result<ServerSettings, Vec<Invalid>> {
     let mut s = ServerSettings::default();
     let mut problems = Vec::new();
-    if let Some(bind) = file.bind {
+    let check_bind = |bind: &str, field: &str, problems: &mut Vec<Invalid>| {
         if bind.parse::<std::net::IpAddr>().is_err() {
             problems.push(Invalid::new(
                 "invalid_bind",
-                "server.bind",
+                field,
                 format!("{bind:?} is not an IP address"),
             ));
         }
+    };
+    if let Some(bind) = file.bind {
+        check_bind(&bind, "server.bind", &mut problems);
         s.bind = bind;
+    }
+    for (field, value, slot) in [
+        (
+            "server.header_timeout",
+            &file.header_timeout,
+            &mut s.header_timeout,
+        ),
+        (
+            "server.body_timeout",
+            &file.body_timeout,
+            &mut s.body_timeout,
+        ),
+    ] {
+        if let Some(t) = value {
+            match parse_duration(field, t) {
+                Ok(d) if d.is_zero() => problems.push(Invalid::new(
+                    "invalid_duration",
+                    field,
+                    format!("{field} must be more than 0"),
+                )),
+                Ok(d) => *slot = d,
+                Err(e) => problems.push(e),
+            }
+        }
+    }
+    match file.max_connections {
+        Some(0) => problems.push(Invalid::new(
+            "invalid_count",
+            "server.max_connections",
+            "server.max_connections must be at least 1",
+        )),
+        Some(n) => s.max_connections = n,
+        None => {}
+    }
+    if let Some(tls) = file.tls {
+        let (cert, key) = (base.join(&tls.cert), base.join(&tls.key));
+        for (field, path) in [("server.tls.cert", &cert), ("server.tls.key", &key)] {
+            if let Err(e) = std::fs::metadata(path) {
+                problems.push(Invalid::new(
+                    "unreadable_file",
+                    field,
+                    format!("{}: {e}", path.display()),
+                ));
+            }
+        }
+        s.tls = Some(TlsSettings { cert, key });
+    }
+    if let Some(plain) = file.plain {
+        let bind = plain.bind.unwrap_or_else(|| s.bind.clone());
+        check_bind(&bind, "server.plain.bind", &mut problems);
+        if s.tls.is_none() {
+            problems.push(Invalid::new(
+                "plain_without_tls",
+                "server.plain",
+                "server.plain is a second listener beside TLS: set [server.tls] too \
+                 (without TLS the main listener is plain already)",
+            ));
+        }
+        s.plain = Some(PlainSettings {
+            bind,
+            port: plain.port,
+        });
     }
     if let Some(port) = file.port {
         s.port = port;

@@ -81,6 +81,7 @@ impl Engine {
             settings.server.is_loopback(),
             store.clone(),
             audit.clone(),
+            tasks.child(),
         )
         .await
         .map_err(reading("the API keys"))?;
@@ -112,6 +113,12 @@ impl Engine {
             stops.truth.clone(),
         )
         .await;
+        // `access.sso.secret_from = "component.key"` reads the version of Truth in force.
+        let secrets = truth.clone();
+        access.read_secrets_with(Box::new(move |reference| {
+            let (component, key) = reference.split_once('.')?;
+            secrets.env(component).0.get(key).cloned()
+        }));
         let (trading, replayed) = Trading::start(
             settings.trading.clone(),
             store.clone(),
@@ -134,9 +141,10 @@ impl Engine {
         let handler_context = handlers::Context::new(
             trading.clone(),
             notifier.clone(),
-            http.clone(),
             settings.handlers.clone(),
-        );
+            settings.listeners(),
+        )
+        .map_err(|e| StartError::HttpClient(crate::support::error_chain(&e)))?;
         let executor = Executor::start(
             settings.executor.clone(),
             store.clone(),

@@ -1,6 +1,6 @@
 //! Alerts over HTTP: raise one, read the outbox, see and re-enable channels, send a test.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -12,7 +12,7 @@ use sovereign_store::AlertRecord;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::tasks::parse_limit;
 use crate::wire::ts;
 
@@ -242,7 +242,7 @@ fn unknown_channel(name: &str) -> ApiError {
     responses((status = 200, body = ChannelOut), (status = 404, body = ErrorBody)))]
 pub async fn enable(
     State(n): State<Notifier>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ChannelOut>> {
     let notifier = n;
     notifier

@@ -62,9 +62,14 @@ codes! {
     InvalidTime = "invalid_time", BAD_REQUEST;
     InvalidStatus = "invalid_status", BAD_REQUEST;
     InvalidHost = "invalid_host", BAD_REQUEST;
+    InvalidPath = "invalid_path", BAD_REQUEST;
     Unauthenticated = "unauthenticated", UNAUTHORIZED;
     Forbidden = "forbidden", FORBIDDEN;
     CrossOrigin = "cross_origin", FORBIDDEN;
+    AddressNotAllowed = "address_not_allowed", FORBIDDEN;
+    TierBlocked = "tier_blocked", FORBIDDEN;
+    CsrfFailed = "csrf_failed", FORBIDDEN;
+    SsoNotConfigured = "sso_not_configured", NOT_FOUND;
     UnsupportedMediaType = "unsupported_media_type", UNSUPPORTED_MEDIA_TYPE;
     NotFound = "not_found", NOT_FOUND;
     UnknownAccount = "unknown_account", NOT_FOUND;
@@ -77,10 +82,15 @@ codes! {
     TaskDisabled = "task_disabled", CONFLICT;
     OrderNotOpen = "order_not_open", CONFLICT;
     ClientOrderIdConflict = "client_order_id_conflict", CONFLICT;
+    RequestTimeout = "request_timeout", REQUEST_TIMEOUT;
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
+    UriTooLong = "uri_too_long", URI_TOO_LONG;
+    HeadersTooLarge = "headers_too_large", REQUEST_HEADER_FIELDS_TOO_LARGE;
+    RateLimited = "rate_limited", TOO_MANY_REQUESTS;
     ShuttingDown = "shutting_down", SERVICE_UNAVAILABLE;
     StoreUnavailable = "store_unavailable", SERVICE_UNAVAILABLE;
     JournalUnavailable = "journal_unavailable", SERVICE_UNAVAILABLE;
+    SsoUnavailable = "sso_unavailable", SERVICE_UNAVAILABLE;
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +222,9 @@ impl From<WebhookError> for ApiError {
             WebhookError::Unauthorized { code, .. } => {
                 ApiError::domain(StatusCode::UNAUTHORIZED, code, message)
             }
+            WebhookError::AddressNotAllowed { .. } => {
+                ApiError::new(Code::AddressNotAllowed, message)
+            }
             WebhookError::ShuttingDown => ApiError::new(Code::ShuttingDown, message),
             WebhookError::Store(s) => s.into(),
         }
@@ -227,6 +240,9 @@ impl From<SignalError> for ApiError {
             }
             SignalError::Unauthorized { code, .. } => {
                 ApiError::domain(StatusCode::UNAUTHORIZED, code, message)
+            }
+            SignalError::AddressNotAllowed { .. } => {
+                ApiError::new(Code::AddressNotAllowed, message).field("strategy")
             }
             SignalError::Invalid(i) => i.into(),
             SignalError::Trading(t) => t.into(),

@@ -12,6 +12,28 @@ use crate::error::{ApiError, Code};
 
 pub struct JsonBody<T>(pub T);
 
+/// Path parameters whose failures (a segment that is not valid percent-encoded UTF-8) are
+/// `ApiError`s (400 `invalid_path`), like [`JsonBody`].
+pub struct ApiPath<T>(pub T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiPath<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Send,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(p)| ApiPath(p))
+            .map_err(|e| ApiError::new(Code::InvalidPath, e.body_text()))
+    }
+}
+
 /// Query parameters whose failures are `ApiError`s (400 `invalid_query`), like [`JsonBody`].
 pub struct ApiQuery<T>(pub T);
 

@@ -1,7 +1,7 @@
 //! API keys over HTTP (admin): list them (never a secret), create one (its key shown once in
 //! the answer), revoke one. Handlers take the [`Access`] handle.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
@@ -10,7 +10,7 @@ use sovereign_engine::access::Access;
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::JsonBody;
+use crate::extract::{ApiPath, JsonBody};
 use crate::wire::ts;
 
 crate::routes! {
@@ -113,7 +113,7 @@ pub async fn create_key(
 pub async fn revoke_key(
     State(a): State<Access>,
     principal: Option<Extension<Principal>>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     a.revoke(&name, &actor(principal)).await?;
     Ok(StatusCode::NO_CONTENT)

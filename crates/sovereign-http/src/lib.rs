@@ -46,13 +46,17 @@ pub(crate) use routes;
 
 pub mod alerts;
 pub mod audit;
+pub mod auth;
 pub mod error;
 pub mod extract;
+mod hygiene;
 pub mod keys;
 mod openapi;
-mod permissions;
+pub mod permissions;
+pub mod server;
 pub mod services;
 pub mod tasks;
+pub mod tls;
 pub mod trading;
 pub mod truth;
 pub mod webhooks;
@@ -154,11 +158,13 @@ impl AppState {
     }
 }
 
-/// Body limits: the API's, and the webhook routes' (senders post small alerts).
+/// Body limits: the API's, and the webhook routes' (senders post small alerts); how long a
+/// body may take to arrive.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub body: usize,
     pub webhook_body: usize,
+    pub body_timeout: std::time::Duration,
 }
 
 impl Default for Limits {
@@ -166,23 +172,39 @@ impl Default for Limits {
         Limits {
             body: 1024 * 1024,
             webhook_body: 256 * 1024,
+            body_timeout: std::time::Duration::from_secs(30),
         }
     }
 }
 
 /// Every route: the capabilities' routers, the webhook routes with their own body limit.
 fn router(limits: Limits) -> Router<AppState> {
+    let body = |limit| {
+        axum::middleware::from_fn_with_state(
+            hygiene::BodyRules {
+                limit,
+                timeout: limits.body_timeout,
+            },
+            hygiene::read_body,
+        )
+    };
     Router::new()
         .merge(tasks::router())
         .merge(audit::router())
         .merge(keys::router())
+        .merge(auth::router())
         .merge(truth::router())
         .merge(services::router())
         .merge(alerts::router())
         .merge(trading::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(limits.body))
-        .merge(webhooks::router().layer(DefaultBodyLimit::max(limits.webhook_body)))
+        .layer(body(limits.body))
+        .merge(
+            webhooks::router()
+                .layer(DefaultBodyLimit::max(limits.webhook_body))
+                .layer(body(limits.webhook_body)),
+        )
 }
 
 /// The header every answer carries, so a client knows it talks to a Sovereign engine (and
@@ -198,6 +220,7 @@ pub fn app_with(state: AppState, limits: Limits) -> Router {
         ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(hygiene::head_limits))
         .layer(axum::middleware::map_response(
             |mut response: axum::response::Response| async move {
                 response.headers_mut().insert(
@@ -212,31 +235,30 @@ pub fn app_with(state: AppState, limits: Limits) -> Router {
 
 /// The application router of a running engine; `closing` ends its streams.
 pub fn app(engine: &Engine, closing: Closing) -> Router {
+    let server = &engine.settings().server;
     let limits = Limits {
-        body: engine.settings().server.max_body_bytes,
+        body: server.max_body_bytes,
         webhook_body: engine.webhooks().max_body_bytes(),
+        body_timeout: server.body_timeout,
     };
     app_with(AppState::of(engine, closing), limits)
 }
 
-/// Serve the engine on `listener` until `shutdown` resolves; then end the streams and finish
-/// the requests in flight.
+/// Serve the engine on `endpoints` until `shutdown` resolves; then end the streams, finish
+/// the requests in flight and close the connections.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    endpoints: Vec<server::Endpoint>,
     engine: &Engine,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let closing = Closing::default();
     let app = app(engine, closing.clone());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        closing.close();
-    })
-    .await
+    let settings = &engine.settings().server;
+    let limits = server::ConnectionLimits {
+        header_timeout: settings.header_timeout,
+        max_connections: settings.max_connections,
+    };
+    server::serve_endpoints(endpoints, app, limits, closing, shutdown).await
 }
 
 /// The OpenAPI document as JSON (also served at `/openapi.json`), from the same lists as the
@@ -248,6 +270,7 @@ pub fn openapi_json() -> String {
         webhooks::paths,
         audit::paths,
         keys::paths,
+        auth::paths,
         truth::paths,
         services::paths,
         alerts::paths,

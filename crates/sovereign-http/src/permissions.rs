@@ -5,16 +5,19 @@
 //! Webhook and signal routes are authorised by their own secret. A route missing here needs
 //! `admin` (closed by default), and a test fails on it.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use sovereign_core::access::{allows, Need, Principal, Role};
-use sovereign_engine::access::{Access, Mode};
+use futures_util::StreamExt;
+use sovereign_core::access::{allows, Group, Need, Principal, Role};
+use sovereign_core::sso::{csrf_ok, Tier};
+use sovereign_engine::access::{Access, Limited, Mode, SessionProblem};
 
 use crate::error::{ApiError, Code};
+use crate::server::Connection;
 
 use Need::{OwnSecret, Public, Role as R};
 use Role::{Admin, Trader, Viewer};
@@ -22,6 +25,9 @@ use Role::{Admin, Trader, Viewer};
 /// (method, route, need) for every route.
 pub(crate) const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/health", Public),
+    ("POST", "/api/auth/sso", Public),
+    ("GET", "/api/auth/sso", Public),
+    ("POST", "/api/auth/logout", Public),
     ("POST", "/webhook", OwnSecret),
     ("POST", "/webhook/{source}", OwnSecret),
     ("POST", "/webhook/{source}/{token}", OwnSecret),
@@ -52,6 +58,7 @@ pub(crate) const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/api/truth", R(Viewer)),
     ("GET", "/api/truth/{component}", R(Viewer)),
     ("GET", "/api/webhooks", R(Viewer)),
+    ("GET", "/api/tier-gates", R(Viewer)),
     ("GET", "/sse/fills", R(Viewer)),
     ("GET", "/sse/orders", R(Viewer)),
     ("GET", "/sse/positions", R(Viewer)),
@@ -83,7 +90,13 @@ pub(crate) const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/api/keys", R(Admin)),
     ("POST", "/api/keys", R(Admin)),
     ("DELETE", "/api/keys/{name}", R(Admin)),
+    ("POST", "/api/tier-gates", R(Admin)),
 ];
+
+/// The client a request is from: the peer, or the address a trusted proxy forwarded
+/// (`None` for in-process callers). Handlers read it to apply allow-lists.
+#[derive(Debug, Clone, Copy)]
+pub struct Client(pub Option<IpAddr>);
 
 /// What `method route` needs (`None`: not in the table).
 pub(crate) fn need(method: &Method, route: &str) -> Option<Need> {
@@ -171,7 +184,82 @@ fn browser_checks(access: &Access, req: &Request, need: Need) -> Option<ApiError
     None
 }
 
-/// Apply the table: find who the request is, let it through or answer 401/403.
+/// The client address: the peer, unless the peer is a trusted proxy, in which case the
+/// nearest address in `X-Forwarded-For` that is not a trusted proxy itself.
+fn client_address(access: &Access, peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer?;
+    if !access.trusts_proxy(peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|a| a.trim().parse::<IpAddr>())
+        .collect::<Vec<_>>();
+    for hop in forwarded.iter().rev() {
+        match hop {
+            Ok(ip) if access.trusts_proxy(*ip) => continue,
+            Ok(ip) => return Some(*ip),
+            // A hop that is not an address: the chain cannot be believed past it.
+            Err(_) => return Some(peer),
+        }
+    }
+    Some(peer)
+}
+
+fn limited(l: Limited) -> Response {
+    let secs = l.retry_after.as_secs() + u64::from(l.retry_after.subsec_nanos() > 0);
+    let secs = secs.max(1);
+    let mut response = ApiError::new(
+        Code::RateLimited,
+        format!("too many requests; try again in {secs} s"),
+    )
+    .into_response();
+    response
+        .headers_mut()
+        .insert(axum::http::header::RETRY_AFTER, secs.into());
+    response
+}
+
+/// A refusal that also ends the session in the browser.
+fn clearing(error: ApiError) -> Response {
+    let mut response = error.into_response();
+    for c in crate::auth::clearing_cookies() {
+        response
+            .headers_mut()
+            .append(axum::http::header::SET_COOKIE, c);
+    }
+    response
+}
+
+/// End a session's event stream as soon as the tier gates block its tier.
+fn ending_when_blocked(access: &Access, tier: Tier, response: Response) -> Response {
+    let is_stream = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|t| t.as_bytes().starts_with(b"text/event-stream"));
+    if !is_stream {
+        return response;
+    }
+    let mut gates = access.watch_gates();
+    let blocked = async move {
+        loop {
+            if !gates.borrow_and_update().allows(tier) {
+                return;
+            }
+            if gates.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    let (parts, body) = response.into_parts();
+    let body = body.into_data_stream().take_until(Box::pin(blocked));
+    Response::from_parts(parts, axum::body::Body::from_stream(body))
+}
+
+/// Apply the table: find who the request is, let it through or answer 401/403/429.
 pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: Next) -> Response {
     let route = req
         .extensions()
@@ -181,36 +269,86 @@ pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: 
         .as_deref()
         .and_then(|r| need(req.method(), r))
         .unwrap_or(Need::Role(Admin));
+    let connection = req.extensions().get::<Connection>().copied();
+    if connection.is_some_and(|c| c.webhooks_only) && need != OwnSecret {
+        return ApiError::new(
+            Code::NotFound,
+            "this listener serves only the webhook and signal routes",
+        )
+        .into_response();
+    }
     if let Some(refusal) = browser_checks(&access, &req, need) {
         return refusal.into_response();
+    }
+    let peer = connection.map(|c| c.peer.ip());
+    let client = client_address(&access, peer, req.headers());
+    req.extensions_mut().insert(Client(client));
+    let group = Group::of(need);
+    let from = client.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    if client.is_some() {
+        if let Err(l) = access.admit(group, from) {
+            return limited(l);
+        }
     }
     if matches!(need, Public | OwnSecret) {
         return next.run(req).await;
     }
-    let peer = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip());
-    let principal = match presented_key(req.headers()) {
-        Some(key) => {
-            let from = peer.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-            match access.authenticate(key, from) {
-                Ok(p) => Some(p),
-                Err(refusal) => {
-                    return ApiError::new(Code::Unauthenticated, refusal.message()).into_response()
-                }
+    let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    let mut session_tier = None;
+    let principal = if let Some(key) = presented_key(req.headers()) {
+        match access.authenticate(key, from) {
+            Ok(p) => Some(p),
+            Err(refusal) => {
+                return ApiError::new(Code::Unauthenticated, refusal.message()).into_response()
             }
         }
-        None if access.mode() == Mode::Local && from_this_machine(peer, req.headers()) => {
-            Some(Principal::Local)
+    } else if let Some(cookie) = crate::auth::cookie(req.headers(), crate::auth::SESSION_COOKIE) {
+        match access.session(cookie) {
+            Ok((session, p)) => {
+                let presented = req
+                    .headers()
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok());
+                if mutating && !csrf_ok(&session, presented) {
+                    return ApiError::new(
+                        Code::CsrfFailed,
+                        "a session's request that changes something must send its CSRF token \
+                         as X-CSRF-Token",
+                    )
+                    .into_response();
+                }
+                session_tier = Some(session.tier);
+                Some(p)
+            }
+            Err(problem @ SessionProblem::Blocked(_)) => {
+                return clearing(ApiError::new(Code::TierBlocked, problem.message()))
+            }
+            Err(problem) => {
+                if let SessionProblem::Invalid(r) = &problem {
+                    access.failed(from, r.code());
+                }
+                return clearing(ApiError::new(Code::Unauthenticated, problem.message()));
+            }
         }
-        None => None,
+    } else if access.mode() == Mode::Local && from_this_machine(peer, req.headers()) {
+        Some(Principal::Local)
+    } else {
+        None
     };
+    if let Some(p) = &principal {
+        if let Err(l) = access.admit_principal(group, p, from) {
+            return limited(l);
+        }
+    }
     if allows(need, principal.as_ref()) {
         if let Some(p) = principal {
             req.extensions_mut().insert(p);
         }
-        return next.run(req).await;
+        let response = next.run(req).await;
+        return match session_tier {
+            Some(tier) => ending_when_blocked(&access, tier, response),
+            None => response,
+        };
     }
     let wanted = need.as_str();
     match principal {
@@ -221,7 +359,11 @@ pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: 
         Some(p) => ApiError::new(
             Code::Forbidden,
             format!(
-                "this needs the {wanted} role; the key has {}",
+                "this needs the {wanted} role; the {} has {}",
+                match p {
+                    Principal::Session { .. } => "session",
+                    _ => "key",
+                },
                 p.role().as_str()
             ),
         ),

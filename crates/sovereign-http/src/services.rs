@@ -2,7 +2,7 @@
 //! transition stream, and the engine's health (`/api/health`, `/api/health/deep`).
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::Json;
@@ -16,7 +16,7 @@ use sovereign_engine::supervisor::{ServiceEvent, ServiceView, Supervisor, Superv
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{parse, ApiQuery};
+use crate::extract::{parse, ApiPath, ApiQuery};
 use crate::tasks::parse_limit;
 use crate::trading::{event, sse_from};
 use crate::wire::ts;
@@ -169,7 +169,7 @@ pub async fn list(State(sup): State<Supervisor>) -> Json<ServiceList> {
 pub async fn start(
     State(sup): State<Supervisor>,
     State(audit): State<Audit>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServiceOut>> {
     let v = sup.start_service(&name).await?;
     audit.record("api", "service.start", json!({"service": name}));
@@ -181,7 +181,7 @@ pub async fn start(
 pub async fn stop(
     State(sup): State<Supervisor>,
     State(audit): State<Audit>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServiceOut>> {
     let v = sup.stop_service(&name).await?;
     audit.record("api", "service.stop", json!({"service": name}));
@@ -193,7 +193,7 @@ pub async fn stop(
 pub async fn restart(
     State(sup): State<Supervisor>,
     State(audit): State<Audit>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<Json<ServiceOut>> {
     let v = sup.restart_service(&name).await?;
     audit.record("api", "service.restart", json!({"service": name}));
@@ -220,7 +220,7 @@ pub struct LogOut {
     responses((status = 200, body = LogOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn logs(
     State(sup): State<Supervisor>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(q): ApiQuery<LogQuery>,
 ) -> ApiResult<Json<LogOut>> {
     let tail = parse_limit(
@@ -243,7 +243,7 @@ pub async fn logs(
 pub async fn log_stream(
     State(sup): State<Supervisor>,
     State(closing): State<Closing>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> ApiResult<impl IntoResponse> {
     let sink = sup.logs(&name).ok_or_else(|| unknown(&name))?;
     Ok(sse_from(sink.subscribe(), closing, |line: &String| {
@@ -293,7 +293,7 @@ pub struct BeatOut {
     responses((status = 200, body = BeatOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn heartbeat(
     State(sup): State<Supervisor>,
-    Path(service): Path<String>,
+    ApiPath(service): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<Json<BeatOut>> {
     let payload: Value = if body.iter().all(u8::is_ascii_whitespace) {

@@ -3,7 +3,7 @@
 //! [`Executor`] handle, nothing else of the engine.
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -14,7 +14,7 @@ use sovereign_engine::trading::Trading;
 use sovereign_store::ResultFilter;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{parse, ApiQuery, JsonBody};
+use crate::extract::{parse, ApiPath, ApiQuery, JsonBody};
 use crate::wire::*;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -155,7 +155,7 @@ pub async fn execute(
     responses((status = 200, body = ResultOut), (status = 404, body = ErrorBody)))]
 pub async fn execute_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> ApiResult<Json<ResultOut>> {
     let data = if body.iter().all(u8::is_ascii_whitespace) {
@@ -234,7 +234,7 @@ pub(crate) fn parse_limit(text: Option<&str>, default: usize, max: usize) -> Api
     responses((status = 200, body = TaskOut), (status = 404, body = ErrorBody)))]
 pub async fn get_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TaskOut>> {
     Ok(Json(x.task(&id).await?.into()))
 }
@@ -244,7 +244,7 @@ pub async fn get_task(
     responses((status = 200, body = TaskOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn update_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<TaskIn>,
 ) -> ApiResult<Json<TaskOut>> {
     Ok(Json(x.update(&id, body.into()).await?.into()))
@@ -254,7 +254,7 @@ pub async fn update_task(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn delete_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
     x.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -264,7 +264,7 @@ pub async fn delete_task(
     responses((status = 200, body = TaskOut), (status = 404, body = ErrorBody)))]
 pub async fn enable_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TaskOut>> {
     Ok(Json(x.set_enabled(&id, true).await?.into()))
 }
@@ -273,7 +273,7 @@ pub async fn enable_task(
     responses((status = 200, body = TaskOut), (status = 404, body = ErrorBody)))]
 pub async fn disable_task(
     State(x): State<Executor>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TaskOut>> {
     Ok(Json(x.set_enabled(&id, false).await?.into()))
 }

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -26,7 +26,7 @@ use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::tasks::parse_limit;
 use crate::wire::ts;
 use crate::Closing;
@@ -529,7 +529,7 @@ pub async fn list_orders(
     responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody)))]
 pub async fn get_order(
     State(t): State<Trading>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderOut>> {
     let n = order_id(&id)?;
     let order = t.order(n).await?.ok_or_else(|| {
@@ -542,7 +542,7 @@ pub async fn get_order(
     responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn cancel_order(
     State(t): State<Trading>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<OrderOut>> {
     let order = t.cancel(order_id(&id)?).await?;
     Ok(Json(OrderOut::from(&order)))
@@ -552,7 +552,7 @@ pub async fn cancel_order(
     responses((status = 200, body = OrderOut), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn modify_order(
     State(t): State<Trading>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     JsonBody(body): JsonBody<ModifyIn>,
 ) -> ApiResult<Json<OrderOut>> {
     let n = order_id(&id)?;
@@ -999,13 +999,15 @@ pub struct SignalOut {
         (status = 409, body = ErrorBody), (status = 422, body = SignalOut, description = "pre-trade risk denied an order of the signal: the orders and the rule")))]
 pub async fn signal(
     State(signals): State<Signals>,
-    Path(strategy): Path<String>,
+    ApiPath(strategy): ApiPath<String>,
+    client: Option<axum::Extension<crate::permissions::Client>>,
     JsonBody(body): JsonBody<SignalIn>,
 ) -> ApiResult<Response> {
+    let from = crate::webhooks::from(client);
     use sovereign_core::trading::order::OrderType;
     use sovereign_core::trading::signal::{Action, Signal};
     // The secret first: an unauthenticated sender learns nothing about the alert's validity.
-    signals.authenticate(&strategy, body.secret.as_deref())?;
+    signals.authenticate(&strategy, body.secret.as_deref(), from)?;
     let qty = match (&body.contracts, &body.qty) {
         (Some(d), _) => Some(Qty(decimal("contracts", d)?)),
         (None, Some(d)) => Some(Qty(decimal("qty", d)?)),
@@ -1040,6 +1042,7 @@ pub async fn signal(
                 signal,
                 delivery,
             },
+            from,
         )
         .await?;
     // Answered like an order: a risk denial (also of a repeat) is 422 with the rule.

@@ -1,7 +1,7 @@
 //! Truth over HTTP: the version in force and its components, secrets always masked (an admin
 //! reveals them with `sovereign truth show --reveal` on the machine that holds the files).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use sovereign_engine::truth::TruthSource;
 
 use crate::error::{ApiError, Code, ErrorBody};
+use crate::extract::ApiPath;
 use crate::wire::ts;
 
 // The Truth routes.
@@ -89,7 +90,7 @@ pub struct ComponentOut {
     responses((status = 200, body = ComponentOut), (status = 404, body = ErrorBody)))]
 pub async fn component(
     State(t): State<TruthSource>,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<ComponentOut>, ApiError> {
     let state = t.state();
     let truth = state

@@ -3,14 +3,15 @@
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::{Extension, Json};
 use serde_json::Value;
 use sovereign_engine::webhooks::{WebhookCall, Webhooks};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{body_error, parse, ApiQuery};
+use crate::extract::{body_error, parse, ApiPath, ApiQuery};
+use crate::permissions::Client;
 use crate::tasks::parse_limit;
 use crate::wire::*;
 
@@ -27,10 +28,11 @@ crate::routes! {
               (status = 401, body = ErrorBody), (status = 413, body = ErrorBody)))]
 pub async fn webhook(
     State(w): State<Webhooks>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    intake(&w, None, None, &headers, body).await
+    intake(&w, None, None, from(client), &headers, body).await
 }
 
 #[utoipa::path(post, path = "/webhook/{source}", tag = "executor", request_body = WebhookIn,
@@ -38,11 +40,12 @@ pub async fn webhook(
     responses((status = 202, body = WebhookOut), (status = 401, body = ErrorBody)))]
 pub async fn webhook_source(
     State(w): State<Webhooks>,
-    Path(source): Path<String>,
+    ApiPath(source): ApiPath<String>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    intake(&w, Some(source), None, &headers, body).await
+    intake(&w, Some(source), None, from(client), &headers, body).await
 }
 
 #[utoipa::path(post, path = "/webhook/{source}/{token}", tag = "executor", request_body = WebhookIn,
@@ -50,17 +53,24 @@ pub async fn webhook_source(
     responses((status = 202, body = WebhookOut), (status = 401, body = ErrorBody)))]
 pub async fn webhook_token(
     State(w): State<Webhooks>,
-    Path((source, token)): Path<(String, String)>,
+    ApiPath((source, token)): ApiPath<(String, String)>,
+    client: Option<Extension<Client>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
-    intake(&w, Some(source), Some(token), &headers, body).await
+    intake(&w, Some(source), Some(token), from(client), &headers, body).await
+}
+
+/// The client address the guard found (`None` for in-process callers).
+pub(crate) fn from(client: Option<Extension<Client>>) -> Option<std::net::IpAddr> {
+    client.and_then(|Extension(c)| c.0)
 }
 
 async fn intake(
     w: &Webhooks,
     path_source: Option<String>,
     token: Option<String>,
+    from: Option<std::net::IpAddr>,
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<(StatusCode, Json<WebhookOut>)> {
@@ -110,16 +120,19 @@ async fn intake(
         sovereign_core::webhook::delivery_id(body_id.or(idempotency).as_deref(), &data);
     let lookup = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let receipt = w
-        .receive(WebhookCall {
-            source,
-            event: fields.event,
-            data,
-            delivery_id,
-            url_token: token.as_deref(),
-            header: &lookup,
-            raw_body: &raw,
-            body: parsed,
-        })
+        .receive(
+            WebhookCall {
+                source,
+                event: fields.event,
+                data,
+                delivery_id,
+                url_token: token.as_deref(),
+                header: &lookup,
+                raw_body: &raw,
+                body: parsed,
+            },
+            from,
+        )
         .await?;
     Ok((
         StatusCode::ACCEPTED,

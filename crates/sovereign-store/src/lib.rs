@@ -147,6 +147,26 @@ impl Store {
         dispatch!(self, b => b.list_keys().await)
     }
 
+    /// Store one value of the access room's state (`session_key`, `tier_gates`).
+    pub async fn put_access_state(&self, name: String, value: String) -> Result<(), StoreError> {
+        dispatch!(self, b => b.put_access_state(name, value).await)
+    }
+
+    /// One value of the access room's state.
+    pub async fn access_state(&self, name: String) -> Result<Option<String>, StoreError> {
+        dispatch!(self, b => b.access_state(name).await)
+    }
+
+    /// Record a sign-on session ended before `expires_at` (unix seconds).
+    pub async fn end_session(&self, id: String, expires_at: i64) -> Result<(), StoreError> {
+        dispatch!(self, b => b.end_session(id, expires_at).await)
+    }
+
+    /// The ended sessions that would still be valid at `now` (unix seconds): (id, expires_at).
+    pub async fn ended_sessions(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        dispatch!(self, b => b.ended_sessions(now).await)
+    }
+
     /// A description of where the data lives, for banners and `/status`.
     pub fn location(&self) -> String {
         dispatch!(self, b => b.location())

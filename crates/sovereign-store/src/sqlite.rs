@@ -100,6 +100,8 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE journal ADD COLUMN hash BLOB;",
     // 7: API keys (hashes of their secrets only)
     keys::MIGRATION,
+    // 8: access state, ended sessions
+    keys::MIGRATION_STATE,
 ];
 
 enum WriteOp {
@@ -408,6 +410,30 @@ impl Sqlite {
 
     pub(crate) async fn list_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
         self.read(keys::list).await
+    }
+
+    pub(crate) async fn put_access_state(
+        &self,
+        name: String,
+        value: String,
+    ) -> Result<(), StoreError> {
+        self.write(WriteOp::Key(keys::KeyOp::PutState { name, value }))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn access_state(&self, name: String) -> Result<Option<String>, StoreError> {
+        self.read(move |c| keys::state(c, &name)).await
+    }
+
+    pub(crate) async fn end_session(&self, id: String, expires_at: i64) -> Result<(), StoreError> {
+        self.write(WriteOp::Key(keys::KeyOp::EndSession { id, expires_at }))
+            .await
+            .map(|_| ())
+    }
+
+    pub(crate) async fn ended_sessions(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        self.read(move |c| keys::ended_sessions(c, now)).await
     }
 
     pub(crate) async fn put_truth(

@@ -462,6 +462,40 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr().context("listener has no address")?;
+    let certificates = match &settings.server.tls {
+        Some(tls) => Some(
+            sovereign_http::tls::Certificates::load(&tls.cert, &tls.key)
+                .map_err(|e| anyhow::anyhow!("server.tls: {e}"))?,
+        ),
+        None => None,
+    };
+    let scheme = if certificates.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let mut endpoints = vec![sovereign_http::server::Endpoint {
+        listener,
+        tls: certificates,
+        webhooks_only: false,
+    }];
+    let mut plain_at = None;
+    if let Some(plain) = &settings.server.plain {
+        let at = format!("{}:{}", plain.bind, plain.port);
+        let at: SocketAddr = at
+            .parse()
+            .or_else(|_| format!("[{}]:{}", plain.bind, plain.port).parse())
+            .with_context(|| format!("server.plain.bind {:?} is not an IP address", plain.bind))?;
+        let listener = tokio::net::TcpListener::bind(at)
+            .await
+            .with_context(|| format!("cannot listen on {at} (server.plain)"))?;
+        plain_at = Some(listener.local_addr().context("listener has no address")?);
+        endpoints.push(sovereign_http::server::Endpoint {
+            listener,
+            tls: None,
+            webhooks_only: true,
+        });
+    }
     let store = Store::open_sqlite(&data_dir, SqliteOptions::default())
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     for warning in settings.warnings() {
@@ -469,7 +503,7 @@ async fn serve(
     }
     settings.data_dir = data_dir.clone();
     let grace = settings.server.shutdown_timeout;
-    settings.url = format!("http://{local}");
+    settings.url = format!("{scheme}://{local}");
     let engine = std::sync::Arc::new(
         Engine::start(settings, store)
             .await
@@ -477,13 +511,18 @@ async fn serve(
     );
     *running = true;
     outln!(
-        "sovereign {} listening on http://{local} (data: {}, ready in {} ms)",
+        "sovereign {} listening on {scheme}://{local} (data: {}, ready in {} ms)",
         env!("CARGO_PKG_VERSION"),
         data_dir.display(),
         started.elapsed().as_millis()
     );
-    if !local.ip().is_loopback() {
-        tracing::warn!(%local, "listening beyond loopback: anyone who can reach this address can use the API");
+    if let Some(at) = plain_at {
+        outln!("webhook and signal routes also on http://{at}");
+    }
+    if !engine.settings().server.is_loopback()
+        && engine.access().mode() == sovereign_engine::access::Mode::Local
+    {
+        tracing::warn!(%local, "listening beyond loopback in access.mode = \"local\": requests from this machine need no key");
     }
     // On a signal, stop the HTTP intake and drain the engine at the same time, so that
     // requests waiting on a run (POST /execute) end when the grace period does.
@@ -495,7 +534,7 @@ async fn serve(
         tracing::info!("stopping: finishing in-flight runs");
         draining.shutdown(grace, TASKS_WAIT).await
     });
-    sovereign_http::serve(listener, &engine, async move {
+    sovereign_http::serve(endpoints, &engine, async move {
         let _ = http_stopped.await;
     })
     .await

@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used)] // tests: a failed unwrap is a failed test
 
 mod access;
+mod allow_lists;
 mod anchor;
 mod audit;
 mod cli_trading;

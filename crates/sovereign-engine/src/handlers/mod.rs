@@ -16,6 +16,9 @@ mod place_order;
 mod rebalance;
 pub mod settings;
 
+use std::net::SocketAddr;
+use std::sync::Arc;
+
 use serde_json::Value;
 use sovereign_core::error::Invalid;
 use sovereign_core::task::{
@@ -29,8 +32,8 @@ use crate::notify::Notifier;
 use crate::trading::Trading;
 use settings::HandlerSettings;
 
-/// What handlers may use: the trading and notifier handles, the shared HTTP client, and their
-/// settings.
+/// What handlers may use: the trading and notifier handles, `http_request`'s own HTTP client,
+/// and their settings.
 #[derive(Clone)]
 pub struct Context {
     trading: Trading,
@@ -41,26 +44,33 @@ pub struct Context {
 }
 
 impl Context {
+    /// `listeners` are where the engine itself listens, so `http_request` is kept off its own
+    /// API (see `sovereign_core::egress`). Fails only if the HTTP client cannot be built.
     pub fn new(
         trading: Trading,
         notifier: Notifier,
-        http: reqwest::Client,
         settings: HandlerSettings,
-    ) -> Context {
+        listeners: Vec<SocketAddr>,
+    ) -> Result<Context, reqwest::Error> {
+        let egress = settings.egress(listeners);
+        tracing::info!("http_request may reach: {}", egress.describe());
+        let http = http_request::client(Arc::new(egress.clone()))?;
         let rules = HandlerRules {
             command_allow: settings.command_allow.clone(),
             instruments: trading.instruments().clone(),
+            egress,
         };
-        Context {
+        Ok(Context {
             trading,
             notifier,
             http,
             settings,
             rules,
-        }
+        })
     }
 
-    /// What registration checks a task against (the command allow-list, the instruments).
+    /// What registration checks a task against (the command allow-list, the instruments, the
+    /// `http_request` destinations).
     pub fn rules(&self) -> &HandlerRules {
         &self.rules
     }

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::Weekday;
 use serde::Deserialize;
 use sovereign_core::error::Invalid;
+use sovereign_core::net::AllowList;
 use sovereign_core::schedule::parse_duration;
 use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
 use sovereign_core::trading::instrument::{AssetClass, Instrument, Instruments, Symbol};
@@ -66,6 +67,8 @@ pub struct SignalFile {
     pub round_to_tick: Option<bool>,
     pub tif: Option<String>,
     pub dedup_window: Option<String>,
+    /// Addresses alerts may come from: IPs, CIDR networks, `tradingview`. Absent: any.
+    pub allow_from: Option<Vec<String>>,
 }
 
 /// A configured strategy.
@@ -74,6 +77,8 @@ pub struct StrategySettings {
     pub rule: StrategyRule,
     pub secret: String,
     pub dedup_window: Duration,
+    /// Where alerts may come from; empty: anywhere. Checked before the secret.
+    pub allow_from: AllowList,
 }
 
 impl std::fmt::Debug for StrategySettings {
@@ -82,6 +87,7 @@ impl std::fmt::Debug for StrategySettings {
             .field("rule", &self.rule)
             .field("secret", &"<redacted>")
             .field("dedup_window", &self.dedup_window)
+            .field("allow_from", &self.allow_from.describe())
             .finish()
     }
 }
@@ -431,6 +437,22 @@ fn strategy(
             .unwrap_or_default(),
         None => Duration::from_secs(600),
     };
+    let allow_from = match &f.allow_from {
+        Some(items) if items.is_empty() => {
+            note(Invalid::new(
+                "invalid_address",
+                field("allow_from"),
+                "allow_from is empty: list the addresses (an IP, a CIDR network like \
+                 10.0.0.0/8, or `tradingview`), or remove the key to accept any address",
+            ));
+            AllowList::default()
+        }
+        Some(items) => AllowList::parse(items, &field("allow_from")).unwrap_or_else(|errs| {
+            errs.into_iter().for_each(&mut note);
+            AllowList::default()
+        }),
+        None => AllowList::default(),
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -448,6 +470,7 @@ fn strategy(
         },
         secret: f.secret,
         dedup_window,
+        allow_from,
     })
 }
 

@@ -1,6 +1,9 @@
 //! Strategy signals: authenticate an alert, drop repeats, and submit the orders its strategy's
 //! rule plans — through pre-trade risk like every other order.
 //!
+//! A strategy with an `allow_from` list refuses alerts from any other address before its
+//! secret is looked at (on the audit trail like a wrong secret).
+//!
 //! An accepted signal is on the audit trail with its orders; one that risk denies raises a P1
 //! alert from `signals` naming the strategy and the rule.
 //!
@@ -8,6 +11,7 @@
 //! an id or time) by the orders' client order ids, which survive restarts.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -33,6 +37,14 @@ pub enum SignalError {
     Unauthorized {
         strategy: String,
         code: &'static str,
+        reason: String,
+    },
+    /// The strategy has an `allow_from` list and the caller's address is not on it (code
+    /// `address_not_allowed`, a 403).
+    #[error("signal for {strategy:?} refused: {reason}")]
+    AddressNotAllowed {
+        strategy: String,
+        address: IpAddr,
         reason: String,
     },
     #[error("{0}")]
@@ -96,17 +108,37 @@ impl Signals {
         }))
     }
 
-    /// Check a strategy's secret (constant time). Done first, before the alert is read further.
+    /// Check the caller's address against the strategy's `allow_from` (`from` = `None`: an
+    /// in-process caller, never refused), then its secret (constant time). Done first, before
+    /// the alert is read further.
     pub fn authenticate(
         &self,
         strategy: &str,
         secret: Option<&str>,
+        from: Option<IpAddr>,
     ) -> Result<&StrategySettings, SignalError> {
         let settings = self
             .0
             .strategies
             .get(strategy)
             .ok_or_else(|| SignalError::UnknownStrategy(strategy.to_string()))?;
+        let list = &settings.allow_from;
+        if let Some(address) = from.filter(|ip| !list.is_empty() && !list.contains(*ip)) {
+            let reason =
+                format!("address {address} is not in the allow_from list of strategy {strategy:?}");
+            tracing::warn!(strategy, %address, "signal refused: address not allowed");
+            self.0.audit.record(
+                "signal",
+                "signal.rejected",
+                serde_json::json!({"strategy": strategy, "reason": reason,
+                                   "address": address.to_string()}),
+            );
+            return Err(SignalError::AddressNotAllowed {
+                strategy: strategy.to_string(),
+                address,
+                reason,
+            });
+        }
         let given = secret.unwrap_or_default();
         if !constant_time_eq(given.as_bytes(), settings.secret.as_bytes()) {
             tracing::warn!(strategy, "signal refused: wrong secret");
@@ -128,14 +160,15 @@ impl Signals {
         Ok(settings)
     }
 
-    /// Authenticate the alert, drop a repeat, and submit what the strategy's rule plans from
-    /// the position at that moment.
+    /// Authenticate the alert (`from` as for [`Signals::authenticate`]), drop a repeat, and
+    /// submit what the strategy's rule plans from the position at that moment.
     pub async fn receive(
         &self,
         strategy: &str,
         req: SignalRequest,
+        from: Option<IpAddr>,
     ) -> Result<SignalOutcome, SignalError> {
-        let settings = self.authenticate(strategy, req.secret.as_deref())?;
+        let settings = self.authenticate(strategy, req.secret.as_deref(), from)?;
         if req.delivery.as_ref().is_some_and(|d| d.len() > 100) {
             return Err(Invalid::new(
                 "invalid_id",

@@ -1,12 +1,14 @@
 //! Webhook intake: authenticate, dedup, route, record durably, then start the routed runs.
 //!
 //! The answer (202) goes out as soon as the call's record is durable; the runs it starts go on
-//! in the background (through the executor's handle). A refused credential is recorded too
-//! (status `rejected`, the reason, never the credential), and so is a duplicate delivery
-//! (status `duplicate`, nothing run).
+//! in the background (through the executor's handle). A source with an `allow_from` list is
+//! refused from any other address before its credential is looked at. A refused address or
+//! credential is recorded too (status `rejected`, the reason, never the credential), and so is
+//! a duplicate delivery (status `duplicate`, nothing run).
 
 pub mod settings;
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
@@ -27,6 +29,14 @@ pub enum WebhookError {
     Unauthorized {
         source_name: String,
         code: &'static str,
+        reason: String,
+    },
+    /// The source has an `allow_from` list and the caller's address is not on it (code
+    /// `address_not_allowed`, a 403).
+    #[error("webhook from {source_name:?} refused: {reason}")]
+    AddressNotAllowed {
+        source_name: String,
+        address: IpAddr,
         reason: String,
     },
     #[error("the engine is shutting down")]
@@ -119,7 +129,13 @@ impl Webhooks {
         Ok(self.0.store.list_webhooks(limit).await?)
     }
 
-    pub async fn receive(&self, call: WebhookCall<'_>) -> Result<WebhookReceipt, WebhookError> {
+    /// Take one call. `from` is the caller's address (`None`: an in-process caller, which no
+    /// `allow_from` list refuses); a source's address list is checked before its credential.
+    pub async fn receive(
+        &self,
+        call: WebhookCall<'_>,
+        from: Option<IpAddr>,
+    ) -> Result<WebhookReceipt, WebhookError> {
         let this = &self.0;
         let webhook_id = uuid::Uuid::now_v7().to_string();
         let received_at = Utc::now();
@@ -140,12 +156,26 @@ impl Webhooks {
             None if this.require_known_source => None,
             None => Some(&SourceAuth::None),
         };
-        let verdict = match auth {
-            None => Err((
+        // The address first: a caller outside the list learns nothing about the credential.
+        let outsider = from.filter(|ip| {
+            this.settings
+                .allow_from
+                .get(&call.source)
+                .is_some_and(|list| !list.is_empty() && !list.contains(*ip))
+        });
+        let verdict = match (outsider, auth) {
+            (Some(ip), _) => Err((
+                "address_not_allowed",
+                format!(
+                    "address {ip} is not in the allow_from list of source {:?}",
+                    call.source
+                ),
+            )),
+            (None, None) => Err((
                 "unknown_source",
                 format!("source {:?} is not configured", call.source),
             )),
-            Some(auth) => webhook::verify(
+            (None, Some(auth)) => webhook::verify(
                 auth,
                 Presented {
                     header: call.header,
@@ -160,7 +190,8 @@ impl Webhooks {
             this.audit.record(
                 "webhook",
                 "webhook.rejected",
-                serde_json::json!({"source": call.source, "webhook_id": webhook_id, "reason": reason}),
+                serde_json::json!({"source": call.source, "webhook_id": webhook_id,
+                                   "reason": reason, "address": from.map(|ip| ip.to_string())}),
             );
             this.store
                 .insert_webhook(record(
@@ -169,10 +200,17 @@ impl Webhooks {
                     vec![],
                 ))
                 .await?;
-            return Err(WebhookError::Unauthorized {
-                source_name: call.source.clone(),
-                code,
-                reason,
+            return Err(match outsider {
+                Some(address) => WebhookError::AddressNotAllowed {
+                    source_name: call.source.clone(),
+                    address,
+                    reason,
+                },
+                None => WebhookError::Unauthorized {
+                    source_name: call.source.clone(),
+                    code,
+                    reason,
+                },
             });
         }
 

@@ -1,11 +1,13 @@
-//! `[webhooks]`: the file as written (sources with their credentials, routes), and its
-//! validation into [`WebhookSettings`], every problem collected.
+//! `[webhooks]`: the file as written (sources with their credentials and the addresses they
+//! may post from, routes), and its validation into [`WebhookSettings`], every problem
+//! collected.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 use sovereign_core::error::Invalid;
+use sovereign_core::net::AllowList;
 use sovereign_core::schedule::parse_duration;
 use sovereign_core::webhook::{Route, SourceAuth};
 
@@ -33,6 +35,8 @@ pub struct SourceFile {
     /// HMAC-SHA256 key; the hex signature is expected in `hmac_header` (default `X-Signature-256`).
     pub hmac_secret: Option<String>,
     pub hmac_header: Option<String>,
+    /// Addresses the source may post from: IPs, CIDR networks, `tradingview`. Absent: any.
+    pub allow_from: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -53,6 +57,9 @@ pub struct WebhookSettings {
     /// when the server listens beyond loopback (the root decides, knowing the bind address).
     pub require_known_source: Option<bool>,
     pub sources: BTreeMap<String, SourceAuth>,
+    /// The addresses each source may post from (only sources with an `allow_from`); checked
+    /// before the credential.
+    pub allow_from: BTreeMap<String, AllowList>,
     pub routes: Vec<Route>,
 }
 
@@ -63,6 +70,7 @@ impl Default for WebhookSettings {
             max_body_bytes: 256 * 1024,
             require_known_source: None,
             sources: BTreeMap::new(),
+            allow_from: BTreeMap::new(),
             routes: Vec::new(),
         }
     }
@@ -82,7 +90,15 @@ pub fn settings(file: WebhooksFile) -> Result<WebhookSettings, Vec<Invalid>> {
         s.max_body_bytes = n;
     }
     s.require_known_source = file.require_known_source;
-    for (name, src) in file.sources {
+    for (name, mut src) in file.sources {
+        if let Some(items) = src.allow_from.take() {
+            match allow_from(&items, &format!("webhooks.sources.{name}.allow_from")) {
+                Ok(list) => {
+                    s.allow_from.insert(name.clone(), list);
+                }
+                Err(errs) => problems.extend(errs),
+            }
+        }
         match source_auth(&name, src) {
             Ok(a) => {
                 s.sources.insert(name, a);
@@ -109,6 +125,20 @@ pub fn settings(file: WebhooksFile) -> Result<WebhookSettings, Vec<Invalid>> {
     } else {
         Err(problems)
     }
+}
+
+/// An `allow_from` list as written at `field`; an empty one is refused (it would read as
+/// "nobody" but mean "anybody").
+pub fn allow_from(items: &[String], field: &str) -> Result<AllowList, Vec<Invalid>> {
+    if items.is_empty() {
+        return Err(vec![Invalid::new(
+            "invalid_address",
+            field,
+            "allow_from is empty: list the addresses (an IP, a CIDR network like 10.0.0.0/8, or \
+             `tradingview`), or remove the key to accept any address",
+        )]);
+    }
+    AllowList::parse(items, field)
 }
 
 fn source_auth(name: &str, f: SourceFile) -> Result<SourceAuth, Invalid> {
@@ -153,4 +183,62 @@ fn source_auth(name: &str, f: SourceFile) -> Result<SourceAuth, Invalid> {
     } else {
         SourceAuth::None
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn with_allow(items: &[&str]) -> WebhooksFile {
+        let source = SourceFile {
+            token: Some("tok-123456".into()),
+            allow_from: Some(items.iter().map(|s| s.to_string()).collect()),
+            ..SourceFile::default()
+        };
+        WebhooksFile {
+            sources: BTreeMap::from([("tv".to_string(), source)]),
+            ..WebhooksFile::default()
+        }
+    }
+
+    #[test]
+    fn allow_from_is_parsed_per_source() {
+        let s = settings(with_allow(&["tradingview", "10.0.0.0/8"])).unwrap();
+        let list = &s.allow_from["tv"];
+        assert!(list.contains("52.89.214.238".parse().unwrap()));
+        assert!(list.contains("10.9.8.7".parse().unwrap()));
+        assert!(!list.contains("127.0.0.1".parse().unwrap()));
+        assert_eq!(list.describe(), "tradingview, 10.0.0.0/8");
+        assert!(settings(WebhooksFile::default())
+            .unwrap()
+            .allow_from
+            .is_empty());
+    }
+
+    #[test]
+    fn every_bad_entry_is_named_and_an_empty_list_refused() {
+        let bad = ["1.2.3.4", "10.0.0.1/8", "nope", "::1/129"];
+        let problems = settings(with_allow(&bad)).unwrap_err();
+        let fields: Vec<_> = problems.iter().map(|p| p.field.clone().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "webhooks.sources.tv.allow_from[1]",
+                "webhooks.sources.tv.allow_from[2]",
+                "webhooks.sources.tv.allow_from[3]",
+            ]
+        );
+        assert!(
+            problems[0].message.contains("did you mean 10.0.0.0/8?"),
+            "{problems:?}"
+        );
+        assert!(problems.iter().all(|p| p.code == "invalid_address"));
+        let empty = settings(with_allow(&[])).unwrap_err();
+        assert_eq!(
+            empty[0].field.as_deref(),
+            Some("webhooks.sources.tv.allow_from")
+        );
+    }
 }

@@ -1,4 +1,6 @@
 //! API keys: each key's id, name, role, the hash of its secret (never the secret), its times.
+//! Beside them, the access room's small state (the session signing key, the tier gates) and
+//! the sign-on sessions ended before their time (logged out).
 
 use chrono::{DateTime, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -20,7 +22,19 @@ pub(crate) const MIGRATION: &str = "CREATE TABLE api_keys (
     );
     CREATE UNIQUE INDEX api_keys_live_name ON api_keys(name) WHERE revoked_at IS NULL;";
 
+/// Version 8: access state by name, and ended sessions (kept until they would have expired).
+pub(crate) const MIGRATION_STATE: &str = "CREATE TABLE access_state (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE ended_sessions (
+        id TEXT PRIMARY KEY,
+        expires_at INTEGER NOT NULL
+    );";
+
 pub(crate) enum KeyOp {
+    PutState { name: String, value: String },
+    EndSession { id: String, expires_at: i64 },
     Insert(ApiKey),
     Revoke { name: String, at: DateTime<Utc> },
     Touch { id: String, at: DateTime<Utc> },
@@ -61,6 +75,18 @@ pub(crate) fn apply(c: &Connection, op: &KeyOp) -> Result<u64, StoreError> {
                 return Err(StoreError::NotFound(format!("key {name:?}")));
             }
             Ok(1)
+        }
+        KeyOp::PutState { name, value } => Ok(c
+            .prepare_cached(
+                "INSERT INTO access_state (name, value) VALUES (?1, ?2) \
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+            )?
+            .execute(params![name, value])? as u64),
+        KeyOp::EndSession { id, expires_at } => {
+            Ok(c.prepare_cached(
+                "INSERT OR IGNORE INTO ended_sessions (id, expires_at) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, expires_at])? as u64)
         }
         KeyOp::Touch { id, at } => Ok(c
             .prepare_cached("UPDATE api_keys SET last_used_at = ?1 WHERE id = ?2")?
@@ -104,4 +130,21 @@ pub(crate) fn list(c: &Connection) -> Result<Vec<ApiKey>, StoreError> {
         });
     }
     Ok(out)
+}
+
+/// One value of the access state.
+pub(crate) fn state(c: &Connection, name: &str) -> Result<Option<String>, StoreError> {
+    Ok(
+        c.prepare_cached("SELECT value FROM access_state WHERE name = ?1")?
+            .query_row(params![name], |r| r.get::<_, String>(0))
+            .optional()?,
+    )
+}
+
+/// The ended sessions that would still be valid at `now` (unix seconds).
+pub(crate) fn ended_sessions(c: &Connection, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+    let mut stmt =
+        c.prepare_cached("SELECT id, expires_at FROM ended_sessions WHERE expires_at > ?1")?;
+    let rows = stmt.query_map(params![now], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

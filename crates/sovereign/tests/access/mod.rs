@@ -2,6 +2,9 @@
 //! engine), every request judged by the permission table in `keys` mode, revocation biting on
 //! the next request, and no key ever in the engine's output.
 
+mod hygiene;
+mod tls;
+
 use reqwest::Method;
 use serde_json::json;
 

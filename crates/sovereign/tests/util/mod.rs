@@ -85,6 +85,7 @@ pub struct Engine {
     /// Owned root dir; `None` once handed over to the restarted engine.
     root: Option<PathBuf>,
     http: reqwest::Client,
+    stdout: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Engine {
@@ -130,12 +131,16 @@ impl Engine {
         // The banner is the first stdout line; keep draining afterwards so the pipe never fills.
         let stdout = child.stdout.take().expect("piped stdout");
         let (tx, rx) = std::sync::mpsc::channel();
+        let later = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = later.clone();
         std::thread::spawn(move || {
             let mut lines = BufReader::new(stdout).lines();
             if let Some(Ok(line)) = lines.next() {
                 let _ = tx.send(line);
             }
-            lines.for_each(drop);
+            for line in lines.map_while(Result::ok) {
+                kept.lock().unwrap_or_else(|p| p.into_inner()).push(line);
+            }
         });
         let banner = match rx.recv_timeout(PROCESS_PATIENCE) {
             Ok(line) => line,
@@ -156,7 +161,16 @@ impl Engine {
             url,
             root: Some(root),
             http: http_client(),
+            stdout: later,
         }
+    }
+
+    /// The lines `up` printed after its banner so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// `http://127.0.0.1:PORT`, no trailing slash.
@@ -414,7 +428,7 @@ fn banner_url(line: &str) -> Option<&str> {
     }
     let rest = line.split(" listening on ").nth(1)?;
     let url = rest.split_whitespace().next()?;
-    url.starts_with("http://127.0.0.1:").then_some(url)
+    (url.starts_with("http://127.0.0.1:") || url.starts_with("https://127.0.0.1:")).then_some(url)
 }
 
 fn body_value(bytes: &[u8]) -> Value {
