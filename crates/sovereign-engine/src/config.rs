@@ -207,11 +207,13 @@ impl Settings {
     }
 
     /// Whether webhooks from unlisted sources are refused: as configured, else whenever the
-    /// server is reachable beyond loopback (safe by default).
+    /// server is reachable beyond loopback or keys are required (safe by default: in `keys`
+    /// mode a webhook is authorised by its source's credential, never by nothing).
     pub fn requires_known_source(&self) -> bool {
-        self.webhooks
-            .require_known_source
-            .unwrap_or_else(|| !self.server.is_loopback())
+        self.webhooks.require_known_source.unwrap_or_else(|| {
+            let loopback = self.server.is_loopback();
+            !loopback || self.access.mode_for(loopback) == crate::access::Mode::Keys
+        })
     }
 
     /// Read and validate a config file.

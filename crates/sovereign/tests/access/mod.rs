@@ -3,6 +3,9 @@
 //! the next request, and no key ever in the engine's output.
 
 mod hygiene;
+mod limits;
+mod routes;
+mod sso;
 mod tls;
 
 use reqwest::Method;
@@ -10,7 +13,7 @@ use serde_json::json;
 
 use crate::util::{self, Engine};
 
-fn create_offline(data: &std::path::Path, name: &str, role: &str) -> String {
+pub(super) fn create_offline(data: &std::path::Path, name: &str, role: &str) -> String {
     let out = util::cli(&[
         "keys",
         "create",
