@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|startup|scheduler|alert|supervise|anchor|criterion|all]
+# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,13 +20,26 @@ PID=
 
 start() {
   rm -rf "$DATA"; mkdir -p "$DATA"
+  launch "$@"
+}
+launch() {
   LOG_LEVEL=WARN "$BIN" up --port "$PORT" --data-dir "$DATA" "$@" >"$DATA.out" 2>"$DATA.err" &
   PID=$!
-  for _ in $(seq 1 200); do curl -sf "$URL/health" >/dev/null && return; sleep 0.05; done
+  for _ in $(seq 1 200); do curl -skf "$URL/health" >/dev/null && return; sleep 0.05; done
   echo "engine did not start" >&2; cat "$DATA.err" >&2; exit 1
 }
+# keys mode: every request carries a trader key (made offline before the start); the webhook
+# source authenticates with its own secret header, as a sender on the internet would.
+start_keys() {
+  rm -rf "$DATA"; mkdir -p "$DATA"
+  KEY=$("$BIN" keys create bench --role trader --data-dir "$DATA")
+  printf '[access]\nmode = "keys"\n[webhooks.sources.bench]\nsecret = "bench-secret-0123"\n%s' "${EXTRA_CONFIG:-}" > "$DATA.toml"
+  launch --config "$DATA.toml"
+  sed "s|^wrk.body|wrk.headers[\"Authorization\"] = \"Bearer $KEY\"\nwrk.body|" "$DATA.order.lua" > "$DATA.order-key.lua"
+  sed 's|^wrk.body|wrk.headers["X-Webhook-Secret"] = "bench-secret-0123"\nwrk.body|' "$DATA.lua" > "$DATA.hook-key.lua"
+}
 stop() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null || true; PID=; }
-trap 'stop; rm -rf "$DATA" "$DATA.out" "$DATA.err"' EXIT
+trap 'stop; rm -rf "$DATA" "$DATA".*' EXIT
 
 cat > "$DATA.lua" <<'LUA'
 wrk.method = "POST"
@@ -63,6 +76,43 @@ if [[ $what == orders || $what == all ]]; then
   start
   wrk -t1 -c128 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | sed -n "1,20p"
   stop
+fi
+
+if [[ $what == keys || $what == all ]]; then
+  echo "== keys mode: POST /api/orders with a trader key, durable ack (wrk, 1 thread, 128 connections, 15 s)"
+  start_keys
+  wrk -t1 -c128 -d15s --latency -s "$DATA.order-key.lua" "$URL/api/orders" | sed -n "1,20p"
+  stop
+  echo "== keys mode: durable /webhook intake with the source's secret (wrk, 1 thread, 64 connections, 15 s)"
+  start_keys
+  wrk -t1 -c64 -d15s --latency -s "$DATA.hook-key.lua" "$URL/webhook" | sed -n '1,20p'
+  stop
+fi
+
+if [[ $what == tls || $what == all ]]; then
+  command -v openssl >/dev/null || { echo "openssl is not installed" >&2; exit 1; }
+  certs=$(mktemp -d)
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=bench \
+    -addext subjectAltName=IP:127.0.0.1 -addext basicConstraints=critical,CA:FALSE \
+    -keyout "$certs/key.pem" -out "$certs/cert.pem" 2>/dev/null
+  EXTRA_CONFIG=$(printf '[server.tls]\ncert = "%s"\nkey = "%s"\n' "$certs/cert.pem" "$certs/key.pem")
+  URL=https://127.0.0.1:$PORT
+  echo "== TLS, keys mode: POST /api/orders with a trader key (wrk, 1 thread, 128 connections, 15 s)"
+  EXTRA_CONFIG=$EXTRA_CONFIG start_keys
+  wrk -t1 -c128 -d15s --latency -s "$DATA.order-key.lua" "$URL/api/orders" | sed -n "1,20p"
+  stop
+  echo "== TLS, keys mode: durable /webhook intake (wrk, 1 thread, 64 connections, 15 s)"
+  EXTRA_CONFIG=$EXTRA_CONFIG start_keys
+  wrk -t1 -c64 -d15s --latency -s "$DATA.hook-key.lua" "$URL/webhook" | sed -n '1,20p'
+  echo "== TLS handshakes: GET /health with Connection: close, a new TLS 1.3 session each (wrk, 1 thread, 16 connections, 10 s)"
+  wrk -t1 -c16 -d10s -H "Connection: close" "$URL/health" | sed -n '1,12p'
+  stop
+  URL=http://127.0.0.1:$PORT
+  echo "== the same without TLS: GET /health with Connection: close"
+  start
+  wrk -t1 -c16 -d10s -H "Connection: close" "$URL/health" | sed -n '1,12p'
+  stop
+  rm -rf "$certs"
 fi
 
 if [[ $what == orders-steady || $what == all ]]; then
@@ -119,4 +169,5 @@ if [[ $what == criterion || $what == all ]]; then
   cargo bench -p sovereign-core --bench risk
   cargo bench -p sovereign-core --bench oms
   cargo bench -p sovereign-core --bench audit
+  cargo bench -p sovereign-http --bench access
 fi

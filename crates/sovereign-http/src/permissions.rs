@@ -3,7 +3,8 @@
 //! `viewer` reads; `trader` orders, cancels, flattens, runs tasks, pushes prices, posts alerts;
 //! `admin` everything else (tasks' definitions, services, hardstop/resume, keys, channels).
 //! Webhook and signal routes are authorised by their own secret. A route missing here needs
-//! `admin` (closed by default), and a test fails on it.
+//! `admin` (closed by default), and a test fails on it. A request over the data dir's Unix
+//! socket is `local` (admin) in every mode, without a key and without an address budget.
 
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -23,7 +24,7 @@ use Need::{OwnSecret, Public, Role as R};
 use Role::{Admin, Trader, Viewer};
 
 /// (method, route, need) for every route.
-pub(crate) const TABLE: &[(&str, &str, Need)] = &[
+pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/health", Public),
     ("POST", "/api/auth/sso", Public),
     ("GET", "/api/auth/sso", Public),
@@ -99,7 +100,7 @@ pub(crate) const TABLE: &[(&str, &str, Need)] = &[
 pub struct Client(pub Option<IpAddr>);
 
 /// What `method route` needs (`None`: not in the table).
-pub(crate) fn need(method: &Method, route: &str) -> Option<Need> {
+pub fn need(method: &Method, route: &str) -> Option<Need> {
     TABLE
         .iter()
         .find(|(m, r, _)| *m == method.as_str() && *r == route)
@@ -280,12 +281,18 @@ pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: 
     if let Some(refusal) = browser_checks(&access, &req, need) {
         return refusal.into_response();
     }
+    // The data dir's Unix socket: only its owner can connect, who is trusted with everything.
+    let local_socket = connection.is_some_and(|c| c.local_socket);
     let peer = connection.map(|c| c.peer.ip());
-    let client = client_address(&access, peer, req.headers());
+    let client = if local_socket {
+        Some(IpAddr::V4(Ipv4Addr::LOCALHOST))
+    } else {
+        client_address(&access, peer, req.headers())
+    };
     req.extensions_mut().insert(Client(client));
     let group = Group::of(need);
     let from = client.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    if client.is_some() {
+    if client.is_some() && !local_socket {
         if let Err(l) = access.admit(group, from) {
             return limited(l);
         }
@@ -295,7 +302,9 @@ pub(crate) async fn guard(State(access): State<Access>, mut req: Request, next: 
     }
     let mutating = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut session_tier = None;
-    let principal = if let Some(key) = presented_key(req.headers()) {
+    let principal = if local_socket {
+        Some(Principal::Local)
+    } else if let Some(key) = presented_key(req.headers()) {
         match access.authenticate(key, from) {
             Ok(p) => Some(p),
             Err(refusal) => {

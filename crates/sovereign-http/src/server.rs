@@ -2,23 +2,28 @@
 //! header timeout, and a graceful end.
 //!
 //! - Every connection takes a slot of [`ConnectionLimits::max_connections`] (shared by all
-//!   listeners); at the cap, new connections wait in the kernel's backlog until one closes.
+//!   listeners); at the cap, each listener holds one accepted connection until a slot frees and
+//!   the rest wait in the kernel's backlog.
 //! - A connection must send each request's head within the header timeout, counted from the
 //!   moment it is ready for that request: a slow head (slowloris) and an idle keep-alive
 //!   connection are closed alike. A TLS handshake has the same time.
 //! - Each request carries its [`Connection`] (peer address, TLS or not, which listener).
+//! - A listener is TCP or a Unix socket ([`Listener`]). The Unix socket ([`bind_unix`], in the
+//!   data dir, mode 0600) is for the data dir's owner: no TLS there, and every request on it is
+//!   marked [`Connection::local_socket`]. What that grants is `permissions.rs`'s decision.
 //! - At shutdown every listener stops accepting, the streams end (`Closing`), requests in
 //!   flight finish, idle connections close.
 
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
@@ -30,18 +35,91 @@ use crate::Closing;
 /// What a request knows of the connection it came on.
 #[derive(Debug, Clone, Copy)]
 pub struct Connection {
+    /// The peer's address; `127.0.0.1:0` on the Unix socket.
     pub peer: SocketAddr,
     /// Whether it came over TLS (session cookies are `Secure` then).
     pub tls: bool,
     /// The plain listener for senders that cannot do TLS: webhook and signal routes only.
     pub webhooks_only: bool,
+    /// Whether it came over the data dir's Unix socket (only its owner can connect).
+    pub local_socket: bool,
 }
 
-/// One listening socket and how it is served.
+/// A socket to listen on.
+pub enum Listener {
+    Tcp(TcpListener),
+    /// The data dir's socket: no TLS, every connection its owner's.
+    Unix(UnixListener),
+}
+
+/// A connection a [`Listener`] accepted.
+enum Accepted {
+    Tcp(TcpStream, SocketAddr),
+    Unix(UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// One listening socket and how it is served. `tls` must be `None` on a Unix socket.
 pub struct Endpoint {
-    pub listener: TcpListener,
+    pub listener: Listener,
     pub tls: Option<Arc<Certificates>>,
     pub webhooks_only: bool,
+}
+
+/// The path of a Unix socket this process bound; dropping it removes the file, unless another
+/// socket has taken the path since (a later engine on the same data dir).
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    /// (device, inode) of the socket bound.
+    identity: (u64, u64),
+}
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        if identity(&self.path).is_ok_and(|id| id == self.identity) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
+}
+
+/// Listen on a Unix socket at `path`, readable and writable by its owner only (0600, whatever
+/// the umask). A socket file already there is removed first: the caller holds the lock of the
+/// directory it is in, so no live engine can be listening on it. Anything else at the path is
+/// an error, never removed.
+pub fn bind_unix(path: &Path) -> std::io::Result<(UnixListener, SocketFile)> {
+    use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)?,
+        Ok(_) => {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "something other than a socket is there",
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    let file = SocketFile {
+        path: path.to_path_buf(),
+        identity: identity(path)?,
+    };
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok((listener, file))
 }
 
 /// The limits every connection lives under.
@@ -60,6 +138,50 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// Tells every open connection to finish its request and close. Each connection holds a
+/// oneshot of its own: polling it is an atomic load, where a shared cancellation token would
+/// take a lock on every wake of every connection.
+#[derive(Clone, Default)]
+struct Draining(Arc<std::sync::Mutex<DrainState>>);
+
+#[derive(Default)]
+struct DrainState {
+    closed: bool,
+    next: u64,
+    open: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Draining {
+    fn state(&self) -> std::sync::MutexGuard<'_, DrainState> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A new connection's ticket and signal; `None` once draining has begun.
+    fn join(&self) -> Option<(u64, tokio::sync::oneshot::Receiver<()>)> {
+        let mut state = self.state();
+        if state.closed {
+            return None;
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let id = state.next;
+        state.next += 1;
+        state.open.insert(id, tx);
+        Some((id, rx))
+    }
+
+    fn leave(&self, id: u64) {
+        self.state().open.remove(&id);
+    }
+
+    fn drain(&self) {
+        let mut state = self.state();
+        state.closed = true;
+        for (_, tx) in state.open.drain() {
+            let _ = tx.send(());
+        }
+    }
+}
+
 /// Serve `app` on every endpoint until `shutdown` resolves, then end gracefully.
 pub async fn serve_endpoints(
     endpoints: Vec<Endpoint>,
@@ -70,8 +192,15 @@ pub async fn serve_endpoints(
 ) -> std::io::Result<()> {
     let connections = TaskTracker::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let draining = Draining::default();
     let mut loops = Vec::new();
     for endpoint in endpoints {
+        if matches!(endpoint.listener, Listener::Unix(_)) && endpoint.tls.is_some() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "TLS is not served on a Unix socket",
+            ));
+        }
         let acceptor = match &endpoint.tls {
             Some(certs) => {
                 connections.spawn(certs.clone().watch(closing.clone()));
@@ -82,18 +211,22 @@ pub async fn serve_endpoints(
         loops.push(accept_loop(
             endpoint,
             acceptor,
-            app.clone(),
-            limits,
-            slots.clone(),
-            connections.clone(),
-            closing.clone(),
+            Shared {
+                app: app.clone(),
+                limits,
+                slots: slots.clone(),
+                connections: connections.clone(),
+                closing: closing.clone(),
+                draining: draining.clone(),
+            },
         ));
     }
     let stop = {
-        let closing = closing.clone();
+        let (closing, draining) = (closing.clone(), draining.clone());
         async move {
             shutdown.await;
             closing.close();
+            draining.drain();
         }
     };
     tokio::join!(stop, futures_util::future::join_all(loops));
@@ -102,28 +235,32 @@ pub async fn serve_endpoints(
     Ok(())
 }
 
-async fn accept_loop(
-    endpoint: Endpoint,
-    acceptor: Option<TlsAcceptor>,
+/// What every accept loop shares.
+struct Shared {
     app: Router,
     limits: ConnectionLimits,
     slots: Arc<Semaphore>,
     connections: TaskTracker,
     closing: Closing,
-) {
+    draining: Draining,
+}
+
+async fn accept_loop(endpoint: Endpoint, acceptor: Option<TlsAcceptor>, shared: Shared) {
+    let Shared {
+        app,
+        limits,
+        slots,
+        connections,
+        closing,
+        draining,
+    } = shared;
     let Endpoint {
         listener,
         webhooks_only,
         ..
     } = endpoint;
     loop {
-        let slot = tokio::select! {
-            biased;
-            _ = closing.closed() => return,
-            slot = slots.clone().acquire_owned() => slot,
-        };
-        let Ok(slot) = slot else { return };
-        let (stream, peer) = tokio::select! {
+        let accepted = tokio::select! {
             biased;
             _ = closing.closed() => return,
             accepted = listener.accept() => match accepted {
@@ -136,22 +273,47 @@ async fn accept_loop(
                 }
             },
         };
+        // A slot for it (shared by every listener): at the cap, this listener accepts nothing
+        // more until a connection closes, so the rest wait in the kernel's backlog.
+        let slot = tokio::select! {
+            biased;
+            _ = closing.closed() => return,
+            slot = slots.clone().acquire_owned() => slot,
+        };
+        let Ok(slot) = slot else { return };
+        let (app, draining, acceptor) = (app.clone(), draining.clone(), acceptor.clone());
+        let (stream, peer) = match accepted {
+            Accepted::Unix(stream) => {
+                let info = Connection {
+                    peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+                    tls: false,
+                    webhooks_only,
+                    local_socket: true,
+                };
+                connections.spawn(async move {
+                    let _slot = slot;
+                    serve_connection(TokioIo::new(stream), app, info, limits, draining).await
+                });
+                continue;
+            }
+            Accepted::Tcp(stream, peer) => (stream, peer),
+        };
         let _ = stream.set_nodelay(true);
         let info = Connection {
             peer,
             tls: acceptor.is_some(),
             webhooks_only,
+            local_socket: false,
         };
-        let (app, closing, acceptor) = (app.clone(), closing.clone(), acceptor.clone());
         connections.spawn(async move {
             let _slot = slot;
             match acceptor {
-                None => serve_connection(TokioIo::new(stream), app, info, limits, closing).await,
+                None => serve_connection(TokioIo::new(stream), app, info, limits, draining).await,
                 Some(acceptor) => {
                     match tokio::time::timeout(limits.header_timeout, acceptor.accept(stream)).await
                     {
                         Ok(Ok(tls)) => {
-                            serve_connection(TokioIo::new(tls), app, info, limits, closing).await
+                            serve_connection(TokioIo::new(tls), app, info, limits, draining).await
                         }
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -167,10 +329,13 @@ async fn serve_connection<I>(
     app: Router,
     info: Connection,
     limits: ConnectionLimits,
-    closing: Closing,
+    draining: Draining,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
+    let Some((ticket, stop)) = draining.join() else {
+        return;
+    };
     let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
         req.extensions_mut().insert(info);
         app.clone().oneshot(req)
@@ -191,9 +356,10 @@ async fn serve_connection<I>(
                 tracing::debug!(peer = %info.peer, error = %e, "connection ended with an error");
             }
         }
-        _ = closing.closed() => {
+        _ = stop => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.as_mut().await;
         }
     }
+    draining.leave(ticket);
 }

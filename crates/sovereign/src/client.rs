@@ -282,6 +282,8 @@ pub(crate) struct Api {
     base: String,
     http: reqwest::Client,
     key: Option<String>,
+    /// The Unix socket every request goes through, when not `base`'s address.
+    socket: Option<PathBuf>,
 }
 
 impl Api {
@@ -290,6 +292,36 @@ impl Api {
             base: client.url.trim_end_matches('/').to_string(),
             http: reqwest::Client::new(),
             key: client.api_key.clone(),
+            socket: None,
+        }
+    }
+
+    /// Through the Unix socket at `path` (the data dir's), with no key: the engine trusts
+    /// whoever can reach it.
+    pub(crate) fn unix(path: &std::path::Path) -> anyhow::Result<Api> {
+        let http = reqwest::Client::builder()
+            .unix_socket(path)
+            .build()
+            .map_err(|e| {
+                anyhow!(
+                    "cannot reach the engine through {}: {}",
+                    path.display(),
+                    root_cause(&e)
+                )
+            })?;
+        Ok(Api {
+            base: "http://localhost".into(),
+            http,
+            key: None,
+            socket: Some(path.to_path_buf()),
+        })
+    }
+
+    /// Where the engine is, as error lines name it.
+    fn place(&self) -> String {
+        match &self.socket {
+            Some(path) => format!("through {}", path.display()),
+            None => format!("at {}", self.base),
         }
     }
 
@@ -311,18 +343,25 @@ impl Api {
         }
         let resp = req.send().await.map_err(|e| {
             anyhow!(
-                "cannot reach the engine at {}: {}",
-                self.base,
+                "cannot reach the engine {}: {}",
+                self.place(),
                 root_cause(&e)
             )
         })?;
         let status = resp.status();
         if !resp.headers().contains_key(sovereign_http::ENGINE_HEADER) {
-            return Err(anyhow!(
-                "{} is not a Sovereign engine (HTTP {status} without the {} header); check --url",
-                self.base,
-                sovereign_http::ENGINE_HEADER
-            ));
+            return Err(match &self.socket {
+                Some(path) => anyhow!(
+                    "{} is not a Sovereign engine's socket (HTTP {status} without the {} header)",
+                    path.display(),
+                    sovereign_http::ENGINE_HEADER
+                ),
+                None => anyhow!(
+                    "{} is not a Sovereign engine (HTTP {status} without the {} header); check --url",
+                    self.base,
+                    sovereign_http::ENGINE_HEADER
+                ),
+            });
         }
         let text = resp.text().await.unwrap_or_default();
         let value: Value = if text.trim().is_empty() {

@@ -1,6 +1,8 @@
 //! `sovereign keys create|list|revoke`: API keys. Whoever can write the data dir is trusted:
-//! with no engine running the store is opened directly (no key needed); while an engine holds
-//! the data dir, the command goes through its API (`/api/keys`, an admin key).
+//! with no engine running the store is opened directly; while an engine holds the data dir,
+//! the command goes through its API (`/api/keys`) over the engine's socket in the data dir
+//! (`DATA/sovereign.sock`, no key needed). Only when that socket is missing (an engine that
+//! could not bind it) does it go to `--url` with an admin key.
 
 use std::path::PathBuf;
 
@@ -39,7 +41,17 @@ pub fn run(cmd: KeysCommand, data_dir: PathBuf, client: &ClientArgs) -> anyhow::
                 store.close().await;
                 out
             }
-            Err(StoreError::Locked(_)) => online(cmd, client).await,
+            // An engine holds the data dir: through its socket (no key), or, when it has
+            // none, at --url with an admin key.
+            Err(StoreError::Locked(_)) => {
+                let socket = data_dir.join(crate::SOCKET);
+                let api = if socket.exists() {
+                    Api::unix(&socket)?
+                } else {
+                    Api::new(client)
+                };
+                online(cmd, &api).await
+            }
             Err(e) => Err(anyhow!(
                 "cannot open the store in {}: {e}",
                 data_dir.display()
@@ -118,9 +130,8 @@ async fn offline(store: &Store, cmd: KeysCommand) -> anyhow::Result<()> {
     }
 }
 
-async fn online(cmd: KeysCommand, client: &ClientArgs) -> anyhow::Result<()> {
+async fn online(cmd: KeysCommand, api: &Api) -> anyhow::Result<()> {
     use reqwest::Method;
-    let api = Api::new(client);
     match cmd {
         KeysCommand::Create {
             name,

@@ -71,7 +71,7 @@ enum Command {
     /// Show recent task results (newest first).
     Results(client::ResultsArgs),
     /// API keys (sov_…): create (shown once), list, revoke. Works without a key for whoever can
-    /// write the data dir: offline when no engine runs, else through the engine (admin key).
+    /// write the data dir: offline when no engine runs, else through the engine's socket in it.
     Keys {
         #[command(subcommand)]
         command: keys::KeysCommand,
@@ -448,6 +448,10 @@ fn dir_holds_only_new_store(dir: &std::path::Path) -> bool {
     })
 }
 
+/// The Unix socket `up` listens on in its data dir (mode 0600): requests on it are the data
+/// dir's owner's, admin without a key.
+pub(crate) const SOCKET: &str = "sovereign.sock";
+
 async fn serve(
     data_dir: PathBuf,
     addr: SocketAddr,
@@ -475,7 +479,7 @@ async fn serve(
         "http"
     };
     let mut endpoints = vec![sovereign_http::server::Endpoint {
-        listener,
+        listener: sovereign_http::server::Listener::Tcp(listener),
         tls: certificates,
         webhooks_only: false,
     }];
@@ -491,13 +495,34 @@ async fn serve(
             .with_context(|| format!("cannot listen on {at} (server.plain)"))?;
         plain_at = Some(listener.local_addr().context("listener has no address")?);
         endpoints.push(sovereign_http::server::Endpoint {
-            listener,
+            listener: sovereign_http::server::Listener::Tcp(listener),
             tls: None,
             webhooks_only: true,
         });
     }
     let store = Store::open_sqlite(&data_dir, SqliteOptions::default())
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    // The data dir's socket, for whoever can write the data dir (`sovereign keys` without a
+    // key). Bound only now: the store holds the data dir's lock, so a socket file still there
+    // was left by an engine that was killed. Removed when `socket` drops.
+    let socket_path = data_dir.join(SOCKET);
+    let socket = match sovereign_http::server::bind_unix(&socket_path) {
+        Ok((listener, file)) => {
+            endpoints.push(sovereign_http::server::Endpoint {
+                listener: sovereign_http::server::Listener::Unix(listener),
+                tls: None,
+                webhooks_only: false,
+            });
+            Some(file)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "cannot listen on {}: {e}; while the engine runs, `sovereign keys` needs an admin key",
+                socket_path.display()
+            );
+            None
+        }
+    };
     for warning in settings.warnings() {
         tracing::warn!("{warning}: the service fails when started until this is fixed");
     }
@@ -534,11 +559,13 @@ async fn serve(
         tracing::info!("stopping: finishing in-flight runs");
         draining.shutdown(grace, TASKS_WAIT).await
     });
-    sovereign_http::serve(endpoints, &engine, async move {
+    let served = sovereign_http::serve(endpoints, &engine, async move {
         let _ = http_stopped.await;
     })
-    .await
-    .context("HTTP server failed")?;
+    .await;
+    // Nothing is served any more: the socket file goes.
+    drop(socket);
+    served.context("HTTP server failed")?;
     let left = drain.await.context("shutdown task failed")?;
     if left > 0 {
         anyhow::bail!(

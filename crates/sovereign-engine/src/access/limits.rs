@@ -9,6 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,8 @@ pub(super) struct Limiters {
     failed: Keyed<IpAddr>,
     /// Addresses refused outright after too many failures, until when.
     blocked: Mutex<HashMap<IpAddr, Instant>>,
+    /// Whether `blocked` may hold anyone: the common case reads one atomic, not the lock.
+    any_blocked: AtomicBool,
     refused: Mutex<HashMap<IpAddr, Refusals>>,
     clock: DefaultClock,
 }
@@ -71,6 +74,7 @@ impl Limiters {
             groups,
             failed: Keyed::keyed(quota(settings.failed_auth, settings.failed_burst)),
             blocked: Mutex::new(HashMap::new()),
+            any_blocked: AtomicBool::new(false),
             refused: Mutex::new(HashMap::new()),
             clock: DefaultClock::default(),
         }
@@ -84,7 +88,12 @@ impl Limiters {
 
     /// Spend one request of `group` from `address` (and refuse a blocked address).
     pub(super) fn admit_address(&self, group: Group, address: IpAddr) -> Result<(), Limited> {
-        if let Some(until) = lock(&self.blocked).get(&address).copied() {
+        let until = if self.any_blocked.load(Ordering::Acquire) {
+            lock(&self.blocked).get(&address).copied()
+        } else {
+            None
+        };
+        if let Some(until) = until {
             let now = Instant::now();
             if until > now {
                 self.count(address, "blocked_after_failures");
@@ -105,13 +114,18 @@ impl Limiters {
         })
     }
 
-    /// Spend one request of `group` by key `id`.
-    pub(super) fn admit_key(&self, group: Group, id: &str, address: IpAddr) -> Result<(), Limited> {
+    /// Spend one request of `group` by the key or session named by `name` (asked only when
+    /// the group limits keys at all).
+    pub(super) fn admit_key(
+        &self,
+        group: Group,
+        name: impl FnOnce() -> String,
+        address: IpAddr,
+    ) -> Result<(), Limited> {
         let Some(bucket) = &self.groups[group.index()].per_key else {
             return Ok(());
         };
-        // Keys are few (the operator makes them); the owned id is the map's key.
-        bucket.check_key(&id.to_string()).map_err(|n| {
+        bucket.check_key(&name()).map_err(|n| {
             self.count(address, "rate_limited");
             self.wait(n)
         })
@@ -124,6 +138,7 @@ impl Limiters {
         if let Err(n) = self.failed.check_key(&address) {
             let wait = self.wait(n).retry_after;
             lock(&self.blocked).insert(address, Instant::now() + wait);
+            self.any_blocked.store(true, Ordering::Release);
         }
     }
 
@@ -137,7 +152,12 @@ impl Limiters {
     /// The refusals since the last call, per address; forgets buckets gone back to full.
     pub(super) fn take_refusals(&self) -> Vec<(IpAddr, Refusals)> {
         let now = Instant::now();
-        lock(&self.blocked).retain(|_, until| *until > now);
+        {
+            let mut blocked = lock(&self.blocked);
+            blocked.retain(|_, until| *until > now);
+            self.any_blocked
+                .store(!blocked.is_empty(), Ordering::Release);
+        }
         for g in &self.groups {
             if let Some(b) = &g.per_address {
                 b.retain_recent();
@@ -194,6 +214,35 @@ mod tests {
         assert_eq!(taken[0].1.count, 1);
         assert_eq!(taken[0].1.reasons.get("rate_limited"), Some(&1));
         assert!(l.take_refusals().is_empty(), "taken once");
+    }
+
+    #[test]
+    fn keys_have_their_own_budget_when_one_is_set() {
+        let mut set = limits(1000, 2);
+        set.groups[Group::Trade.index()].per_key = Some(Rate {
+            count: 1,
+            per_secs: 60,
+        });
+        let l = Limiters::new(&set);
+        let a: IpAddr = "127.0.0.1".parse().unwrap();
+        let name = || "key:desk".to_string();
+        assert!(l.admit_key(Group::Trade, name, a).is_ok());
+        assert!(l.admit_key(Group::Trade, name, a).is_ok());
+        assert!(
+            l.admit_key(Group::Trade, name, a).is_err(),
+            "past the burst of 2"
+        );
+        assert!(l.admit_key(Group::Trade, || "key:other".into(), a).is_ok());
+        let asked = std::cell::Cell::new(false);
+        let unlimited = || {
+            asked.set(true);
+            String::new()
+        };
+        assert!(l.admit_key(Group::Read, unlimited, a).is_ok());
+        assert!(
+            !asked.get(),
+            "a group without a per-key limit never names the key"
+        );
     }
 
     #[test]

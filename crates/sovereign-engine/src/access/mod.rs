@@ -228,7 +228,7 @@ impl Access {
     ) -> Result<(), Limited> {
         match principal {
             Principal::Local => Ok(()),
-            p => self.0.limits.admit_key(group, &p.actor(), address),
+            p => self.0.limits.admit_key(group, || p.actor(), address),
         }
     }
 

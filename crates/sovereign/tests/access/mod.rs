@@ -5,6 +5,7 @@
 mod hygiene;
 mod limits;
 mod routes;
+mod socket;
 mod sso;
 mod tls;
 

@@ -38,6 +38,9 @@ fn expected(method: &str, path: &str) -> Need {
     }
 }
 
+/// (what is presented, the key, whether a status is right for it)
+type Case<'a> = (&'static str, Option<&'a str>, fn(u16) -> bool);
+
 async fn status(e: &Engine, method: &str, path: &str, key: Option<&str>) -> u16 {
     let method = Method::from_bytes(method.as_bytes()).unwrap();
     let concrete = path
@@ -103,7 +106,7 @@ async fn every_route_answers_each_credential_as_the_rule_says() {
     let mut wrong = Vec::new();
     for (method, path) in &routes {
         let need = expected(method, path);
-        let cases: Vec<(&str, Option<&str>, fn(u16) -> bool)> = match need {
+        let cases: Vec<Case> = match need {
             Need::Public => vec![
                 ("none", None, |s| s != 401 && s != 403),
                 ("forged", Some(&forged), |s| s != 401 && s != 403),
@@ -119,7 +122,7 @@ async fn every_route_answers_each_credential_as_the_rule_says() {
                     Need::Trader => (Some(&viewer), &trader),
                     _ => (Some(&trader), &admin),
                 };
-                let mut c: Vec<(&str, Option<&str>, fn(u16) -> bool)> = vec![
+                let mut c: Vec<Case> = vec![
                     ("none", None, |s| s == 401),
                     ("forged", Some(&forged), |s| s == 401),
                     ("revoked", Some(&revoked), |s| s == 401),
