@@ -259,6 +259,21 @@ pub fn role_names(roles: &Value) -> Vec<String> {
         .collect()
 }
 
+/// The WordPress roles a site has out of the box: subscriber → observer; activator, navigator,
+/// coaching, administrator → the tier of their name.
+pub fn default_tiers() -> BTreeMap<String, Tier> {
+    [
+        ("subscriber", Tier::Observer),
+        ("activator", Tier::Activator),
+        ("navigator", Tier::Navigator),
+        ("coaching", Tier::Coaching),
+        ("administrator", Tier::Administrator),
+    ]
+    .into_iter()
+    .map(|(role, tier)| (role.to_string(), tier))
+    .collect()
+}
+
 /// The highest tier any of the claim's roles maps onto (role names compare without regard to
 /// case). No mapped role: `unknown_role`, naming the roles seen (never anything else of the
 /// token).
@@ -482,16 +497,7 @@ mod tests {
     const KEY: &[u8] = b"engine session key, 32 bytes!!!!";
 
     fn default_map() -> BTreeMap<String, Tier> {
-        [
-            ("subscriber", Tier::Observer),
-            ("activator", Tier::Activator),
-            ("navigator", Tier::Navigator),
-            ("coaching", Tier::Coaching),
-            ("administrator", Tier::Administrator),
-        ]
-        .into_iter()
-        .map(|(r, t)| (r.to_string(), t))
-        .collect()
+        default_tiers()
     }
 
     fn session() -> Session {

@@ -183,7 +183,9 @@ fn startup(args: &[String]) {
         loop {
             let ok = std::net::TcpStream::connect(&addr)
                 .and_then(|mut s| {
-                    s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+                    s.write_all(
+                        b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                    )?;
                     let mut buf = String::new();
                     s.read_to_string(&mut buf)?;
                     Ok(buf.starts_with("HTTP/1.1 200"))

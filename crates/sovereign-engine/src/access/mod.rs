@@ -143,27 +143,20 @@ impl Access {
             .into_iter()
             .map(|k| (k.id.clone(), k))
             .collect();
-        let session_key = match store.access_state("session_key".into()).await? {
-            Some(hex_key) => hex::decode(hex_key).unwrap_or_default(),
-            None => Vec::new(),
-        };
-        let session_key = if session_key.len() == 32 {
-            session_key
-        } else {
-            let mut fresh = [0u8; 32];
-            ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
-                .map_err(|_| StoreError::Corrupt("no random bytes for the session key".into()))?;
-            store
-                .put_access_state("session_key".into(), hex::encode(fresh))
-                .await?;
-            fresh.to_vec()
+        // Sessions exist only with single sign-on: without it no key is made (a fresh start
+        // stays one durable write shorter) and no cookie is ever accepted.
+        let (session_key, ended) = match &settings.sso {
+            Some(_) => (
+                session_key(&store).await?,
+                store.ended_sessions(Utc::now().timestamp()).await?,
+            ),
+            None => (Vec::new(), Vec::new()),
         };
         let gates = match store.access_state("tier_gates".into()).await? {
             Some(text) => TierGates::from_text(&text).unwrap_or_default(),
             None => TierGates::default(),
         };
-        let now = Utc::now().timestamp();
-        let ended = store.ended_sessions(now).await?.into_iter().collect();
+        let ended = ended.into_iter().collect();
         let access = Access(Arc::new(Inner {
             mode: settings.mode_for(loopback_bind),
             trusted_proxies: settings.trusted_proxies,
@@ -297,6 +290,9 @@ impl Access {
 
     /// The session a cookie holds, and who it acts as; judged against the gates in force.
     pub fn session(&self, cookie: &str) -> Result<(Session, Principal), SessionProblem> {
+        if self.0.sso.is_none() {
+            return Err(SessionProblem::Invalid(SessionRefusal::Malformed));
+        }
         let now = Utc::now().timestamp();
         let session =
             Session::decode(cookie, &self.0.session_key, now).map_err(SessionProblem::Invalid)?;
@@ -477,6 +473,24 @@ impl Access {
         v.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         v
     }
+}
+
+/// The key session cookies are signed with: made once, kept in the store.
+async fn session_key(store: &Store) -> Result<Vec<u8>, StoreError> {
+    if let Some(stored) = store.access_state("session_key".into()).await? {
+        if let Ok(key) = hex::decode(stored) {
+            if key.len() == 32 {
+                return Ok(key);
+            }
+        }
+    }
+    let mut fresh = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut fresh)
+        .map_err(|_| StoreError::Corrupt("no random bytes for the session key".into()))?;
+    store
+        .put_access_state("session_key".into(), hex::encode(fresh))
+        .await?;
+    Ok(fresh.to_vec())
 }
 
 /// A new key of random bytes (from the operating system).

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use sovereign_core::access::{Group, Rate, Role};
 use sovereign_core::error::Invalid;
 use sovereign_core::schedule::parse_duration;
-use sovereign_core::sso::Tier;
+use sovereign_core::sso::{default_tiers, Tier};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -315,20 +315,6 @@ impl SsoSettings {
             .copied()
             .unwrap_or_else(|| default_role(tier))
     }
-}
-
-/// subscriber → observer; activator, navigator, coaching, administrator → their namesakes.
-pub fn default_tiers() -> BTreeMap<String, Tier> {
-    [
-        ("subscriber", Tier::Observer),
-        ("activator", Tier::Activator),
-        ("navigator", Tier::Navigator),
-        ("coaching", Tier::Coaching),
-        ("administrator", Tier::Administrator),
-    ]
-    .into_iter()
-    .map(|(role, tier)| (role.to_string(), tier))
-    .collect()
 }
 
 /// observer, activator → viewer; navigator, coaching → trader; administrator → admin.
