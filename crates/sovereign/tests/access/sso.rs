@@ -433,3 +433,37 @@ async fn a_tier_gate_flip_blocks_an_open_session_at_once_and_ends_its_stream() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn the_sso_secret_can_come_from_truth() {
+    let root = util::unique_dir("sovereign-e2e-sso-truth");
+    let write = |path: &str, v: Value| {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, v.to_string()).unwrap();
+    };
+    write("truth/node.json", json!({"name": "box-1"}));
+    write(
+        "truth/components/wordpress.json",
+        json!({"env": {"JWT_AUTH_SECRET_KEY": SECRET}}),
+    );
+    let e = Engine::start_in(
+        root.clone(),
+        Some("[access]\nmode = \"keys\"\n[access.sso]\nsecret_from = \"wordpress.JWT_AUTH_SECRET_KEY\"\n[truth]\ndir = \"truth\"\n[trading]\nsynthetic_feed = false\n"),
+    );
+    let good = token("HS256", &claims(json!(["coaching"])), Some(SECRET));
+    let a = sign_on(&e, &good).await;
+    assert_eq!(
+        (a.status, a.body["tier"].as_str()),
+        (200, Some("coaching")),
+        "{}",
+        a.body
+    );
+    let forged = token(
+        "HS256",
+        &claims(json!(["coaching"])),
+        Some("another-secret-000"),
+    );
+    assert_eq!(sign_on(&e, &forged).await.status, 401);
+    assert!(!e.stderr().contains(SECRET), "the secret is never logged");
+}

@@ -304,3 +304,50 @@ allow_from = []
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A TradingView-style post through a proxy that says the client is `forwarded`.
+async fn hook(e: &Engine, forwarded: &str) -> (u16, Value) {
+    let headers = [
+        ("content-type", "application/json"),
+        ("x-forwarded-for", forwarded),
+    ];
+    let body = json!({"event": "ping", "data": {}})
+        .to_string()
+        .into_bytes();
+    e.call(
+        reqwest::Method::POST,
+        "/webhook/tv/tok-12345678",
+        Some(body),
+        &headers,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn only_a_trusted_proxy_says_who_the_client_is() {
+    let source =
+        "[webhooks.sources.tv]\ntoken = \"tok-12345678\"\nallow_from = [\"tradingview\"]\n";
+
+    // A reverse proxy on this machine, named as trusted: its forwarded address is judged.
+    let e = Engine::start(Some(&format!(
+        "[access]\ntrusted_proxies = [\"127.0.0.1\"]\n{source}"
+    )));
+    assert_eq!(
+        hook(&e, "52.89.214.238").await.0,
+        202,
+        "TradingView through the proxy"
+    );
+    let (status, body) = hook(&e, "198.51.100.7").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("address_not_allowed"))
+    );
+    // A client that writes TradingView's address itself: the proxy appends the real one,
+    // and the nearest hop the proxy did not vouch for is the one judged.
+    assert_eq!(hook(&e, "52.89.214.238, 198.51.100.7").await.0, 403);
+    drop(e);
+
+    // Without trusted proxies the header is not believed: the peer (127.0.0.1) is judged.
+    let e = Engine::start(Some(source));
+    assert_eq!(hook(&e, "52.89.214.238").await.0, 403);
+}
