@@ -247,6 +247,9 @@ pub struct FillOut {
     pub commission: String,
     pub realized_pnl: String,
     pub at: String,
+    /// The venue's id of the execution (absent for paper fills).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exec_id: Option<String>,
 }
 
 impl From<&FillRecord> for FillOut {
@@ -262,6 +265,7 @@ impl From<&FillRecord> for FillOut {
             commission: f.commission.to_string(),
             realized_pnl: f.realized_pnl.to_string(),
             at: ts(f.at),
+            exec_id: f.exec_id.clone(),
         }
     }
 }

@@ -118,6 +118,11 @@ pub trait Gateway: std::fmt::Debug + Send {
     fn name(&self) -> &'static str;
     /// What the venue does with `order` now, given the latest `quote`.
     fn work(&self, order: &Order, instrument: &Instrument, quote: &Quote) -> Decision;
+    /// Whether the venue answers later, through [`Oms::report`](crate::trading::oms::Oms::report):
+    /// its orders stay `submitted` after risk until the venue says what became of them.
+    fn asynchronous(&self) -> bool {
+        false
+    }
 }
 
 /// The paper broker: fills against the latest market data by the rules of [`decide`].

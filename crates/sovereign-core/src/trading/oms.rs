@@ -183,6 +183,84 @@ pub struct FillRecord {
     pub commission: Money,
     pub realized_pnl: Money,
     pub at: DateTime<Utc>,
+    /// The venue's id of this execution (`None` for the paper broker's fills): a report that
+    /// repeats it is a duplicate.
+    pub exec_id: Option<String>,
+}
+
+/// What a venue reports about an order it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueReport {
+    /// The venue works the order.
+    Accepted,
+    /// An execution: `exec_id` names it at the venue, so a repeated report is recognised.
+    Fill {
+        exec_id: String,
+        qty: Qty,
+        price: Price,
+        commission: Money,
+    },
+    Canceled {
+        reason: String,
+    },
+    Rejected {
+        code: String,
+        reason: String,
+    },
+    Expired,
+}
+
+impl VenueReport {
+    fn what(&self) -> &'static str {
+        match self {
+            VenueReport::Accepted => "acceptance",
+            VenueReport::Fill { .. } => "fill",
+            VenueReport::Canceled { .. } => "cancel",
+            VenueReport::Rejected { .. } => "rejection",
+            VenueReport::Expired => "expiry",
+        }
+    }
+}
+
+/// A venue report that was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReportOutcome {
+    /// Applied: its events are in `out`.
+    Applied,
+    /// Already known (the same execution again, or the state the order is already in):
+    /// nothing changed.
+    Duplicate,
+}
+
+/// A venue report that cannot be applied. The caller records it; it never changes the OMS.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReportAnomaly {
+    #[error("the venue reports on order {0}, which was never sent to it")]
+    UnknownOrder(u64),
+    #[error("the venue reports a {what} for order {id}, which is already {status}")]
+    Finished {
+        id: u64,
+        status: OrderStatus,
+        what: &'static str,
+    },
+    #[error("the venue reports a fill of {qty} for order {id}, which has only {leaves} left")]
+    Overfill { id: u64, qty: Qty, leaves: Qty },
+    #[error(
+        "the venue reports a fill of {qty} at {price} for order {id}: not a quantity and price"
+    )]
+    BadFill { id: u64, qty: Qty, price: Price },
+}
+
+impl ReportAnomaly {
+    /// A stable code for alerts and records.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReportAnomaly::UnknownOrder(_) => "report_unknown_order",
+            ReportAnomaly::Finished { .. } => "report_after_end",
+            ReportAnomaly::Overfill { .. } => "report_overfill",
+            ReportAnomaly::BadFill { .. } => "report_bad_fill",
+        }
+    }
 }
 
 /// Everything that changes the OMS. Journaled in order; replayed at start.
@@ -350,6 +428,8 @@ pub struct Oms {
     /// Symbols an external price has reached: synthetic prices are ignored for them.
     external: std::collections::BTreeSet<Symbol>,
     fills: Chunked<FillRecord>,
+    /// (order id, venue execution id) of every venue fill applied: the duplicate check.
+    executions: std::collections::HashSet<(u64, String), BuildHasherDefault<FxHasher>>,
     next_order_id: u64,
     next_fill_id: u64,
     /// Most recent window any account's rate rule needs; older submit times are dropped.
@@ -400,6 +480,7 @@ impl Oms {
             marked: Map::default(),
             external: Default::default(),
             fills: Chunked::default(),
+            executions: Default::default(),
             next_order_id: 1,
             next_fill_id: 1,
             rate_window,
@@ -487,7 +568,7 @@ impl Oms {
                 },
                 out,
             );
-        } else {
+        } else if !self.gateway.asynchronous() {
             self.emit(
                 Event::OrderUpdated {
                     order_id: id,
@@ -621,9 +702,8 @@ impl Oms {
             self.fill(
                 id,
                 instrument,
-                fill.qty,
-                fill.price,
-                fill.commission,
+                (fill.qty, fill.price, fill.commission),
+                None,
                 now,
                 out,
             );
@@ -646,14 +726,12 @@ impl Oms {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn fill(
         &mut self,
         id: u64,
         instrument: &Instrument,
-        qty: Qty,
-        price: Price,
-        commission: Money,
+        (qty, price, commission): (Qty, Price, Money),
+        exec_id: Option<String>,
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
     ) {
@@ -702,6 +780,7 @@ impl Oms {
                 commission,
                 realized_pnl: realized,
                 at: now,
+                exec_id,
             }),
             out,
         );
@@ -784,6 +863,124 @@ impl Oms {
         for id in ids {
             let _ = self.cancel(*id, reason, now, out);
         }
+    }
+
+    /// Take a venue's report on an order it was given: a repeated report (the same execution,
+    /// or the state the order is already in) changes nothing; a report for an order never sent,
+    /// after the order's end, or a fill beyond what is left is refused as an anomaly and changes
+    /// nothing either. Otherwise its events go to `out` through the same `apply` as every other
+    /// change, so a replay rebuilds the same state.
+    pub fn report(
+        &mut self,
+        order_id: u64,
+        report: VenueReport,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<ReportOutcome, ReportAnomaly> {
+        let order = self
+            .orders
+            .get(&order_id)
+            .ok_or(ReportAnomaly::UnknownOrder(order_id))?;
+        let status = order.status;
+        let finished = |what| ReportAnomaly::Finished {
+            id: order_id,
+            status,
+            what,
+        };
+        let update = match report {
+            VenueReport::Fill {
+                exec_id,
+                qty,
+                price,
+                commission,
+            } => {
+                if self.executions.contains(&(order_id, exec_id.clone())) {
+                    return Ok(ReportOutcome::Duplicate);
+                }
+                if !status.is_open() {
+                    return Err(finished("fill"));
+                }
+                if !qty.is_positive() || !price.0.is_positive() || commission.0.is_negative() {
+                    return Err(ReportAnomaly::BadFill {
+                        id: order_id,
+                        qty,
+                        price,
+                    });
+                }
+                let leaves = order.leaves_qty();
+                if qty > leaves {
+                    return Err(ReportAnomaly::Overfill {
+                        id: order_id,
+                        qty,
+                        leaves,
+                    });
+                }
+                let Some(instrument) = self.instruments.get(&order.request.symbol).cloned() else {
+                    return Err(ReportAnomaly::UnknownOrder(order_id));
+                };
+                self.fill(
+                    order_id,
+                    &instrument,
+                    (qty, price, commission),
+                    Some(exec_id),
+                    now,
+                    out,
+                );
+                return Ok(ReportOutcome::Applied);
+            }
+            VenueReport::Accepted => match status {
+                OrderStatus::Submitted => OrderUpdate::Accepted,
+                OrderStatus::Accepted | OrderStatus::PartiallyFilled => {
+                    return Ok(ReportOutcome::Duplicate)
+                }
+                _ => return Err(finished("acceptance")),
+            },
+            ref terminal => {
+                let (same, update) = match terminal {
+                    VenueReport::Canceled { reason } => (
+                        OrderStatus::Canceled,
+                        OrderUpdate::Canceled {
+                            reason: reason.clone(),
+                        },
+                    ),
+                    VenueReport::Rejected { code, reason } => (
+                        OrderStatus::Rejected,
+                        OrderUpdate::Rejected {
+                            code: code.clone(),
+                            reason: reason.clone(),
+                        },
+                    ),
+                    _ => (OrderStatus::Expired, OrderUpdate::Expired),
+                };
+                if status == same {
+                    return Ok(ReportOutcome::Duplicate);
+                }
+                if !status.is_open() {
+                    return Err(finished(terminal.what()));
+                }
+                match update {
+                    // Part of it traded: what the venue refuses is the rest, which ends the
+                    // order as a cancel of what was left (its fills stand).
+                    OrderUpdate::Rejected { reason, .. }
+                        if status == OrderStatus::PartiallyFilled =>
+                    {
+                        OrderUpdate::Canceled {
+                            reason: format!("the venue refused the rest: {reason}"),
+                        }
+                    }
+                    update => update,
+                }
+            }
+        };
+        self.emit(
+            Event::OrderUpdated {
+                order_id,
+                update,
+                at: now,
+            },
+            out,
+        );
+        Ok(ReportOutcome::Applied)
     }
 
     /// Cancel a working order.
@@ -1198,6 +1395,9 @@ impl Oms {
             }
             Event::Filled(f) => {
                 self.next_fill_id = self.next_fill_id.max(f.fill_id + 1);
+                if let Some(exec) = &f.exec_id {
+                    self.executions.insert((f.order_id, exec.clone()));
+                }
                 let multiplier = self
                     .instruments
                     .get(&f.symbol)

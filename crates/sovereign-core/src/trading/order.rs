@@ -233,6 +233,9 @@ impl OrderStatus {
             (S::Submitted, E::Fill { complete: true }) => S::Filled,
             (S::Submitted, E::Fill { complete: false }) => S::PartiallyFilled,
             (S::Submitted, E::Cancel) => S::Canceled,
+            (S::Submitted, E::Expire) => S::Expired,
+            // A venue may refuse an order it first acknowledged (a later check of its own).
+            (S::Accepted, E::Reject) => S::Rejected,
             (S::Accepted, E::Trigger) => S::Accepted,
             (S::Accepted, E::Fill { complete: true }) => S::Filled,
             (S::Accepted, E::Fill { complete: false }) => S::PartiallyFilled,
@@ -539,7 +542,7 @@ mod tests {
             match (from, e) {
                 (S::Submitted, OrderEvent::Accept) => Some(S::Accepted),
                 (S::Submitted, OrderEvent::Deny) => Some(S::Denied),
-                (S::Submitted, OrderEvent::Reject) => Some(S::Rejected),
+                (S::Submitted | S::Accepted, OrderEvent::Reject) => Some(S::Rejected),
                 (
                     S::Submitted | S::Accepted | S::PartiallyFilled,
                     OrderEvent::Fill { complete: true },
@@ -551,7 +554,9 @@ mod tests {
                 (S::Submitted | S::Accepted | S::PartiallyFilled, OrderEvent::Cancel) => {
                     Some(S::Canceled)
                 }
-                (S::Accepted | S::PartiallyFilled, OrderEvent::Expire) => Some(S::Expired),
+                (S::Submitted | S::Accepted | S::PartiallyFilled, OrderEvent::Expire) => {
+                    Some(S::Expired)
+                }
                 (S::Accepted, OrderEvent::Trigger | OrderEvent::Modify) => Some(S::Accepted),
                 (S::PartiallyFilled, OrderEvent::Trigger | OrderEvent::Modify) => {
                     Some(S::PartiallyFilled)

@@ -107,16 +107,19 @@ fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
             v["order_id"] = json!(order_id);
             ("order_updated", *at, v)
         }
-        Event::Filled(f) => (
-            "filled",
-            f.at,
-            json!({
+        Event::Filled(f) => {
+            let mut v = json!({
                 "fill_id": f.fill_id, "order_id": f.order_id, "account": f.account,
                 "symbol": f.symbol.as_str(), "side": f.side.as_str(), "qty": f.qty.to_string(),
                 "price": f.price.to_string(), "commission": f.commission.to_string(),
                 "realized_pnl": f.realized_pnl.to_string(),
-            }),
-        ),
+            });
+            // Only venue fills carry one; paper rows stay as they always were.
+            if let Some(exec) = &f.exec_id {
+                v["exec_id"] = json!(exec);
+            }
+            ("filled", f.at, v)
+        }
         Event::StateChanged {
             account,
             change,
@@ -350,6 +353,7 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                 commission: Money(r.fixed("commission")?),
                 realized_pnl: Money(r.fixed("realized_pnl")?),
                 at: entry.at,
+                exec_id: r.opt_str("exec_id"),
             }),
             "state_changed" => {
                 let state = |k: &str| -> Result<TradingState, String> {

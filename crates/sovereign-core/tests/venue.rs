@@ -1,0 +1,354 @@
+//! A venue that answers later: orders wait in `submitted` after risk, and the venue's reports
+//! (acceptance, fills, cancel, rejection, expiry) become events through the same `apply`. A
+//! repeated report changes nothing; a report for an order never sent, after its end, or beyond
+//! its quantity is an anomaly that changes nothing either. Property: whatever the venue sends,
+//! in whatever order and however often, every execution counts once, an order never fills
+//! beyond its quantity, and replaying the events rebuilds the same state.
+
+#![allow(clippy::unwrap_used)]
+
+use chrono::{DateTime, TimeZone, Utc};
+use proptest::prelude::*;
+use sovereign_core::trading::fixed::{Fixed, Money, Price, Qty};
+use sovereign_core::trading::instrument::{Instrument, Instruments, Symbol};
+use sovereign_core::trading::matching::{Decision, Gateway, Quote};
+use sovereign_core::trading::oms::{
+    AccountConfig, Event, Oms, PriceSource, ReportAnomaly, ReportOutcome, VenueReport,
+};
+use sovereign_core::trading::order::{NewOrder, Order, OrderStatus, OrderType, Side, Tif};
+use sovereign_core::trading::risk::RiskLimits;
+
+/// A venue that decides nothing itself: everything comes back as reports.
+#[derive(Debug)]
+struct Later;
+
+impl Gateway for Later {
+    fn name(&self) -> &'static str {
+        "later"
+    }
+    fn work(&self, _: &Order, _: &Instrument, _: &Quote) -> Decision {
+        Decision::default()
+    }
+    fn asynchronous(&self) -> bool {
+        true
+    }
+}
+
+fn f(s: &str) -> Fixed {
+    Fixed::parse(s).unwrap()
+}
+
+fn q(n: i64) -> Qty {
+    Qty(Fixed::from_int(n).unwrap())
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap()
+}
+
+fn es() -> Symbol {
+    Symbol::parse("ES").unwrap()
+}
+
+fn venue_oms() -> Oms {
+    let mut oms = Oms::with_gateway(
+        Instruments::builtin(),
+        Box::new(Later),
+        &[AccountConfig {
+            name: "live".into(),
+            starting_cash: Money(f("100000")),
+            limits: RiskLimits::default(),
+        }],
+    );
+    let quote = Quote {
+        last: Some(Price(f("5000"))),
+        bid: Some(Price(f("4999.75"))),
+        ask: Some(Price(f("5000.25"))),
+    };
+    oms.on_quote(&es(), quote, PriceSource::External, t0(), &mut Vec::new());
+    oms
+}
+
+fn buy(oms: &mut Oms, qty: i64, out: &mut Vec<Event>) -> u64 {
+    let new = NewOrder {
+        account: "live".into(),
+        symbol: es(),
+        side: Side::Buy,
+        qty: q(qty),
+        order_type: OrderType::Market,
+        limit_price: None,
+        stop_price: None,
+        tif: Tif::Day,
+        client_order_id: None,
+    };
+    let submitted = oms.submit(new, t0(), out).unwrap();
+    assert!(submitted.denial.is_none(), "{:?}", submitted.denial);
+    submitted.order.id
+}
+
+fn fill(exec: &str, qty: i64, price: &str) -> VenueReport {
+    VenueReport::Fill {
+        exec_id: exec.into(),
+        qty: q(qty),
+        price: Price(f(price)),
+        commission: Money(f("1.25")),
+    }
+}
+
+fn position(oms: &Oms) -> Qty {
+    oms.position_qty("live", &es())
+}
+
+#[test]
+fn an_order_waits_for_the_venue_and_every_report_counts_once() {
+    let mut oms = venue_oms();
+    let mut out = Vec::new();
+    let id = buy(&mut oms, 3, &mut out);
+    let status = |oms: &Oms| oms.order(id).unwrap().status;
+    assert_eq!(
+        status(&oms),
+        OrderStatus::Submitted,
+        "no fill without the venue"
+    );
+    assert_eq!(position(&oms), Qty::ZERO);
+
+    let now = t0();
+    let mut report = |oms: &mut Oms, r| oms.report(id, r, now, &mut out);
+    assert_eq!(
+        report(&mut oms, VenueReport::Accepted),
+        Ok(ReportOutcome::Applied)
+    );
+    assert_eq!(
+        report(&mut oms, VenueReport::Accepted),
+        Ok(ReportOutcome::Duplicate)
+    );
+    assert_eq!(status(&oms), OrderStatus::Accepted);
+
+    assert_eq!(
+        report(&mut oms, fill("e1", 1, "5000.25")),
+        Ok(ReportOutcome::Applied)
+    );
+    assert_eq!(
+        report(&mut oms, fill("e1", 1, "5000.25")),
+        Ok(ReportOutcome::Duplicate)
+    );
+    assert_eq!(
+        (status(&oms), position(&oms)),
+        (OrderStatus::PartiallyFilled, q(1))
+    );
+
+    let over = report(&mut oms, fill("e2", 3, "5000.50"));
+    assert_eq!(
+        over,
+        Err(ReportAnomaly::Overfill {
+            id,
+            qty: q(3),
+            leaves: q(2)
+        })
+    );
+    assert_eq!(over.unwrap_err().code(), "report_overfill");
+    assert_eq!(position(&oms), q(1), "an overfill changes nothing");
+
+    let bad = report(&mut oms, fill("e3", 0, "5000"));
+    assert!(matches!(bad, Err(ReportAnomaly::BadFill { .. })), "{bad:?}");
+
+    assert_eq!(
+        report(&mut oms, fill("e2", 2, "5000.50")),
+        Ok(ReportOutcome::Applied)
+    );
+    assert_eq!((status(&oms), position(&oms)), (OrderStatus::Filled, q(3)));
+    let order = oms.order(id).unwrap();
+    assert_eq!(order.filled_qty, q(3));
+
+    // After its end: the same execution is a duplicate; anything new is an anomaly.
+    assert_eq!(
+        report(&mut oms, fill("e2", 2, "5000.50")),
+        Ok(ReportOutcome::Duplicate)
+    );
+    let late = report(&mut oms, fill("e4", 1, "5001"));
+    assert_eq!(late.as_ref().map_err(|e| e.code()), Err("report_after_end"));
+    let cancel = report(
+        &mut oms,
+        VenueReport::Canceled {
+            reason: "late".into(),
+        },
+    );
+    assert!(
+        matches!(cancel, Err(ReportAnomaly::Finished { .. })),
+        "{cancel:?}"
+    );
+    assert_eq!(
+        oms.report(999, VenueReport::Accepted, now, &mut Vec::new()),
+        Err(ReportAnomaly::UnknownOrder(999))
+    );
+    let fills = oms.fills(Some("live"), 10);
+    assert_eq!(fills.len(), 2);
+    assert!(fills.iter().all(|f| f.exec_id.is_some()));
+}
+
+#[test]
+fn refusals_cancels_and_expiries_end_an_order_once() {
+    let now = t0();
+    let cases: Vec<(Vec<VenueReport>, OrderStatus, Qty)> = vec![
+        (
+            vec![VenueReport::Rejected {
+                code: "no_margin".into(),
+                reason: "not enough margin".into(),
+            }],
+            OrderStatus::Rejected,
+            Qty::ZERO,
+        ),
+        (
+            vec![
+                VenueReport::Accepted,
+                VenueReport::Rejected {
+                    code: "x".into(),
+                    reason: "later check".into(),
+                },
+            ],
+            OrderStatus::Rejected,
+            Qty::ZERO,
+        ),
+        (
+            vec![
+                VenueReport::Accepted,
+                VenueReport::Expired,
+                VenueReport::Expired,
+            ],
+            OrderStatus::Expired,
+            Qty::ZERO,
+        ),
+        (vec![VenueReport::Expired], OrderStatus::Expired, Qty::ZERO),
+        (
+            vec![
+                VenueReport::Canceled {
+                    reason: "by the venue".into(),
+                },
+                VenueReport::Canceled {
+                    reason: "again".into(),
+                },
+            ],
+            OrderStatus::Canceled,
+            Qty::ZERO,
+        ),
+        // Part traded, the rest refused: a cancel of the rest, the fill stands.
+        (
+            vec![
+                fill("a", 1, "5000"),
+                VenueReport::Rejected {
+                    code: "x".into(),
+                    reason: "halted".into(),
+                },
+            ],
+            OrderStatus::Canceled,
+            q(1),
+        ),
+    ];
+    for (reports, want, pos) in cases {
+        let mut oms = venue_oms();
+        let mut out = Vec::new();
+        let id = buy(&mut oms, 2, &mut out);
+        for r in &reports {
+            oms.report(id, r.clone(), now, &mut out)
+                .unwrap_or_else(|e| panic!("{reports:?}: {e}"));
+        }
+        assert_eq!(oms.order(id).unwrap().status, want, "{reports:?}");
+        assert_eq!(position(&oms), pos, "{reports:?}");
+        // A report after the end changes nothing.
+        let before = format!("{:?}", oms.order(id));
+        let _ = oms.report(id, fill("late", 1, "5000"), now, &mut out);
+        assert_eq!(format!("{:?}", oms.order(id)), before, "{reports:?}");
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Submit(i64),
+    Report(usize, VenueReport),
+}
+
+fn report() -> impl Strategy<Value = VenueReport> {
+    prop_oneof![
+        Just(VenueReport::Accepted),
+        ((0u8..6), (0i64..4), (0i64..4)).prop_map(|(e, qty, tick)| VenueReport::Fill {
+            exec_id: format!("x{e}"),
+            qty: q(qty),
+            price: Price(Fixed::from_int(5000 + tick).unwrap()),
+            commission: Money::ZERO,
+        }),
+        Just(VenueReport::Canceled {
+            reason: "venue".into()
+        }),
+        Just(VenueReport::Rejected {
+            code: "r".into(),
+            reason: "venue".into()
+        }),
+        Just(VenueReport::Expired),
+    ]
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        1 => (1i64..5).prop_map(Step::Submit),
+        4 => ((0usize..4), report()).prop_map(|(i, r)| Step::Report(i, r)),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn whatever_the_venue_sends_each_execution_counts_once(
+        steps in proptest::collection::vec(step(), 1..60),
+        repeat in any::<bool>(),
+    ) {
+        let now = t0();
+        let mut live = venue_oms();
+        let mut events = Vec::new();
+        let mut ids = Vec::new();
+        // (order, exec id) -> qty of the executions taken.
+        let mut taken = std::collections::BTreeMap::new();
+        for s in &steps {
+            match s {
+                Step::Submit(n) => ids.push(buy(&mut live, *n, &mut events)),
+                Step::Report(i, r) => {
+                    let Some(&id) = ids.get(i % ids.len().max(1)) else { continue };
+                    let times = if repeat { 2 } else { 1 };
+                    for round in 0..times {
+                        let outcome = live.report(id, r.clone(), now, &mut events);
+                        if round == 1 {
+                            prop_assert!(!matches!(outcome, Ok(ReportOutcome::Applied)), "a repeat was applied: {r:?}");
+                        }
+                        if let (Ok(ReportOutcome::Applied), VenueReport::Fill { exec_id, qty, .. }) = (&outcome, r) {
+                            prop_assert!(taken.insert((id, exec_id.clone()), *qty).is_none());
+                        }
+                    }
+                }
+            }
+        }
+        let mut total = Qty::ZERO;
+        for &id in &ids {
+            let order = live.order(id).unwrap();
+            let counted = taken
+                .iter()
+                .filter(|((o, _), _)| *o == id)
+                .fold(Qty::ZERO, |a, (_, q)| a.saturating_add(*q));
+            prop_assert_eq!(order.filled_qty, counted);
+            prop_assert!(order.filled_qty <= order.request.qty);
+            total = total.saturating_add(counted);
+        }
+        prop_assert_eq!(position(&live), total);
+        // Replaying the journal rebuilds the same state.
+        let mut replayed = venue_oms();
+        for e in &events {
+            replayed.apply(e);
+        }
+        prop_assert_eq!(
+            format!("{:?}{:?}{:?}", live.orders(&Default::default(), usize::MAX), live.positions(None), live.fills(None, usize::MAX)),
+            format!("{:?}{:?}{:?}", replayed.orders(&Default::default(), usize::MAX), replayed.positions(None), replayed.fills(None, usize::MAX))
+        );
+        // And a replayed OMS still knows every execution: none counts twice after a restart.
+        for ((id, exec), qty) in &taken {
+            let again = VenueReport::Fill { exec_id: exec.clone(), qty: *qty, price: Price(f("5000")), commission: Money::ZERO };
+            prop_assert_eq!(replayed.report(*id, again, now, &mut Vec::new()), Ok(ReportOutcome::Duplicate));
+        }
+    }
+}
