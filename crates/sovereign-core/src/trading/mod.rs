@@ -5,6 +5,8 @@
 //! - [`fixed`]: `Fixed` (8-decimal exact numbers) and the `Price`, `Qty`, `Money` newtypes.
 //! - [`instrument`]: symbols, tick and quantity grids, point values; the built-in set.
 //! - [`matching`]: the paper broker's decisions: trigger, fill or cancel a working order on a quote.
+//! - [`ninjatrader`]: NinjaTrader's order instruction lines and its order state, position and
+//!   connection files, read back exactly; the CME quarterly front month.
 //! - [`oms`]: the order management core: commands → events → state; replay is recovery.
 //! - [`signal`]: TradingView-style alerts and rebalance targets planned into orders.
 //! - [`order`]: sides, types, TIF, the validated `NewOrder`, and the `OrderStatus` state machine.
@@ -14,6 +16,7 @@
 pub mod fixed;
 pub mod instrument;
 pub mod matching;
+pub mod ninjatrader;
 pub mod oms;
 pub mod order;
 pub mod position;
