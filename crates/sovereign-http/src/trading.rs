@@ -970,8 +970,13 @@ pub async fn sse_positions(
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct SignalIn {
     pub ticker: String,
-    /// `buy`, `sell`, `exit` or `flat`.
-    pub action: String,
+    /// `buy`, `sell`, `exit` or `flat` (a `target` strategy may leave it out).
+    pub action: Option<String>,
+    /// `long`, `short` or `flat` (`{{strategy.market_position}}`): a `target` strategy holds it.
+    pub market_position: Option<String>,
+    /// The position's size (`{{strategy.position_size}}`, signed, or the absolute
+    /// `{{strategy.market_position_size}}`).
+    pub position_size: Option<DecimalIn>,
     pub contracts: Option<DecimalIn>,
     pub qty: Option<DecimalIn>,
     pub price: Option<DecimalIn>,
@@ -1011,7 +1016,25 @@ pub async fn signal(
     use sovereign_core::trading::order::OrderType;
     use sovereign_core::trading::signal::{Action, Signal};
     // The secret first: an unauthenticated sender learns nothing about the alert's validity.
-    signals.authenticate(&strategy, body.secret.as_deref(), from)?;
+    let holds_targets = signals
+        .authenticate(&strategy, body.secret.as_deref(), from)?
+        .rule
+        .target;
+    let action = match (&body.action, holds_targets) {
+        (Some(a), _) => Action::parse(a)?,
+        // Not read by a target strategy.
+        (None, true) => Action::Exit,
+        (None, false) => {
+            return Err(ApiError::new(Code::MissingField, "action is required").field("action"))
+        }
+    };
+    let target = sovereign_core::trading::signal::target_position(
+        body.market_position.as_deref(),
+        body.position_size
+            .as_ref()
+            .map(|d| decimal("position_size", d).map(Qty))
+            .transpose()?,
+    )?;
     let qty = match (&body.contracts, &body.qty) {
         (Some(d), _) => Some(Qty(decimal("contracts", d)?)),
         (None, Some(d)) => Some(Qty(decimal("qty", d)?)),
@@ -1019,7 +1042,7 @@ pub async fn signal(
     };
     let signal = Signal {
         ticker: body.ticker.clone(),
-        action: Action::parse(&body.action)?,
+        action,
         qty,
         price: body
             .price
@@ -1031,6 +1054,7 @@ pub async fn signal(
             .as_deref()
             .map(OrderType::parse)
             .transpose()?,
+        target,
     };
     let delivery = match (&body.id, &body.time) {
         (Some(Value::String(id)), _) => Some(id.clone()),

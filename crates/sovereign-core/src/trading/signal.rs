@@ -54,6 +54,10 @@ pub struct StrategyRule {
     /// explicit `order_type` is always honoured.
     pub use_signal_price: bool,
     pub tif: Tif,
+    /// `mode = "target"`: an alert says the position to hold (TradingView's
+    /// `{{strategy.market_position}}` and `{{strategy.position_size}}`) and the plan trades the
+    /// difference, so a missed or repeated alert cannot leave the account drifting.
+    pub target: bool,
 }
 
 /// A parsed alert.
@@ -64,6 +68,71 @@ pub struct Signal {
     pub qty: Option<Qty>,
     pub price: Option<Price>,
     pub order_type: Option<OrderType>,
+    /// The position the strategy holds after this alert, when it says (see [`target_position`]).
+    pub target: Option<HeldPosition>,
+}
+
+/// The position an alert says the strategy holds: its side (`long`, `short`, `flat`) and, when
+/// sent, its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldPosition {
+    /// -1, 0 or 1.
+    pub sign: i64,
+    pub size: Option<Qty>,
+}
+
+/// Read `market_position` (`long`/`short`/`flat`) and `position_size` (TradingView sends it
+/// signed, or as the absolute `market_position_size`). Either may be absent; neither: `None`.
+pub fn target_position(
+    market_position: Option<&str>,
+    position_size: Option<Qty>,
+) -> Result<Option<HeldPosition>, Invalid> {
+    let sign = match market_position.map(|m| m.trim().to_ascii_lowercase()) {
+        None => None,
+        Some(m) => Some(match m.as_str() {
+            "long" => 1,
+            "short" => -1,
+            "flat" => 0,
+            _ => {
+                return Err(Invalid::new(
+                    "invalid_market_position",
+                    "market_position",
+                    format!("market_position must be long, short or flat, not {m:?}"),
+                ))
+            }
+        }),
+    };
+    Ok(match (sign, position_size) {
+        (None, None) => None,
+        (None, Some(size)) => Some(HeldPosition {
+            sign: size.0.signum(),
+            size: Some(size.abs()),
+        }),
+        (Some(sign), size) => {
+            if let Some(size) = size {
+                // A positive size with `short` is the absolute `market_position_size`; a
+                // negative one with `long` contradicts it.
+                if sign > 0 && size.is_negative() {
+                    return Err(Invalid::new(
+                        "conflicting_position",
+                        "position_size",
+                        format!("market_position says long but position_size is {size}"),
+                    ));
+                }
+                if sign == 0 && !size.is_zero() {
+                    return Err(Invalid::new(
+                        "conflicting_position",
+                        "position_size",
+                        format!("market_position says flat but position_size is {size}"),
+                    ));
+                }
+            }
+            Some(HeldPosition {
+                sign,
+                size: size.map(Qty::abs),
+            })
+        }
+    })
 }
 
 impl StrategyRule {
@@ -121,6 +190,41 @@ impl StrategyRule {
         Ok(price)
     }
 
+    /// The position a target-mode alert asks for: its side, and its size from the alert (or
+    /// the strategy's fixed quantity).
+    fn wanted(&self, signal: &Signal, instrument: &Instrument) -> Result<Qty, Invalid> {
+        let target = signal.target.ok_or_else(|| {
+            Invalid::new(
+                "missing_target",
+                "market_position",
+                "this strategy holds target positions: send market_position and position_size \
+                 ({{strategy.market_position}}, {{strategy.position_size}})",
+            )
+        })?;
+        if target.sign == 0 {
+            return Ok(Qty::ZERO);
+        }
+        let size = match (target.size, self.fixed_qty, signal.qty) {
+            (Some(s), _, _) | (None, Some(s), _) | (None, None, Some(s)) => s,
+            (None, None, None) => {
+                return Err(Invalid::new(
+                    "missing_qty",
+                    "position_size",
+                    "a long or short target needs its size: send position_size",
+                ))
+            }
+        };
+        if size.is_zero() {
+            return Ok(Qty::ZERO);
+        }
+        instrument.check_qty(size, "position_size")?;
+        Ok(if target.sign < 0 {
+            Qty(size.0.negate())
+        } else {
+            size
+        })
+    }
+
     /// The orders that carry out `signal` given the current signed `position`.
     pub fn plan(
         &self,
@@ -128,6 +232,18 @@ impl StrategyRule {
         instrument: &Instrument,
         position: Qty,
     ) -> Result<Vec<NewOrder>, Invalid> {
+        if self.target {
+            let delta = self.wanted(signal, instrument)?.saturating_sub(position);
+            if delta.is_zero() {
+                return Ok(Vec::new());
+            }
+            let side = if delta.is_positive() {
+                Side::Buy
+            } else {
+                Side::Sell
+            };
+            return self.order(signal, instrument, side, delta.abs(), false);
+        }
         let qty = match (signal.action, self.fixed_qty, signal.qty) {
             (Action::Exit, _, _) => Qty::ZERO,
             (_, Some(q), _) | (_, None, Some(q)) => {
@@ -161,6 +277,24 @@ impl StrategyRule {
             Action::Buy => (Side::Buy, qty),
             Action::Sell => (Side::Sell, qty),
         };
+        self.order(
+            signal,
+            instrument,
+            side,
+            amount,
+            signal.action == Action::Exit,
+        )
+    }
+
+    /// One order of `amount` on `side`, of the kind the alert asks for.
+    fn order(
+        &self,
+        signal: &Signal,
+        instrument: &Instrument,
+        side: Side,
+        amount: Qty,
+        exit: bool,
+    ) -> Result<Vec<NewOrder>, Invalid> {
         // The order is what the alert says, or refused: never a different kind of order.
         let buy = side == Side::Buy;
         let (order_type, limit_price, stop_price) = match (signal.order_type, signal.price) {
@@ -189,7 +323,7 @@ impl StrategyRule {
                 None,
                 Some(self.order_price(p, instrument, buy)?),
             ),
-            (None, Some(p)) if self.use_signal_price && signal.action != Action::Exit => (
+            (None, Some(p)) if self.use_signal_price && !exit => (
                 OrderType::Limit,
                 Some(self.order_price(p, instrument, !buy)?),
                 None,
@@ -307,6 +441,7 @@ mod tests {
             reverse,
             use_signal_price: false,
             tif: Tif::Day,
+            target: false,
         }
     }
 
@@ -321,6 +456,7 @@ mod tests {
             qty: Some(Qty::parse("1").unwrap()),
             price: price.map(p),
             order_type: t,
+            target: None,
         };
         let rounding = StrategyRule {
             round_to_tick: true,
@@ -436,6 +572,7 @@ mod tests {
             qty: n.map(q),
             price: None,
             order_type: None,
+            target: None,
         };
         // (rule, signal, position, expected (side, qty) or none)
         type Case<'a> = (StrategyRule, Signal, &'a str, Option<(Side, &'a str)>);
@@ -540,5 +677,93 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(err.code, "no_market_price");
+    }
+
+    #[test]
+    fn a_target_strategy_trades_to_the_position_the_alert_holds() {
+        let set = Instruments::builtin();
+        let q = |s: &str| Qty::parse(s).unwrap();
+        let targeting = StrategyRule {
+            target: true,
+            ..rule(true, None)
+        };
+        let fixed = StrategyRule {
+            target: true,
+            ..rule(true, Some("2"))
+        };
+        let es = targeting.instrument("ES1!", &set).unwrap().clone();
+        let sig = |m: Option<&str>, size: Option<&str>| Signal {
+            ticker: "ES1!".into(),
+            action: Action::Buy,
+            qty: None,
+            price: None,
+            order_type: None,
+            target: target_position(m, size.map(q)).unwrap(),
+        };
+        // (rule, market_position, position_size, position now) → (side, qty) or nothing
+        type Case<'a> = (
+            &'a StrategyRule,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            Option<(Side, &'a str)>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                &targeting,
+                Some("long"),
+                Some("3"),
+                "0",
+                Some((Side::Buy, "3")),
+            ),
+            (
+                &targeting,
+                Some("long"),
+                Some("3"),
+                "1",
+                Some((Side::Buy, "2")),
+            ),
+            // A repeated alert: already there, nothing to do.
+            (&targeting, Some("long"), Some("3"), "3", None),
+            (
+                &targeting,
+                Some("long"),
+                Some("3"),
+                "5",
+                Some((Side::Sell, "2")),
+            ),
+            (
+                &targeting,
+                Some("short"),
+                Some("2"),
+                "3",
+                Some((Side::Sell, "5")),
+            ),
+            (&targeting, None, Some("-2"), "0", Some((Side::Sell, "2"))),
+            (&targeting, Some("flat"), None, "-4", Some((Side::Buy, "4"))),
+            (&targeting, Some("flat"), Some("0"), "0", None),
+            (&fixed, Some("short"), None, "0", Some((Side::Sell, "2"))),
+            (&fixed, Some("long"), Some("1"), "0", Some((Side::Buy, "1"))),
+        ];
+        for (rule, m, size, pos, want) in cases {
+            let orders = rule.plan(&sig(m, size), &es, q(pos)).unwrap();
+            let got = orders.first().map(|o| (o.side, o.qty));
+            assert_eq!(got, want.map(|(s, n)| (s, q(n))), "{m:?} {size:?} at {pos}");
+            assert!(orders.len() <= 1);
+        }
+        let missing = targeting.plan(&sig(None, None), &es, q("0")).unwrap_err();
+        assert_eq!(missing.code, "missing_target");
+        let no_size = targeting
+            .plan(&sig(Some("long"), None), &es, q("0"))
+            .unwrap_err();
+        assert_eq!(no_size.code, "missing_qty");
+        for (m, size, code) in [
+            (Some("sideways"), None, "invalid_market_position"),
+            (Some("long"), Some("-2"), "conflicting_position"),
+            (Some("flat"), Some("1"), "conflicting_position"),
+        ] {
+            assert_eq!(target_position(m, size.map(q)).unwrap_err().code, code);
+        }
+        assert_eq!(target_position(None, None).unwrap(), None);
     }
 }

@@ -69,6 +69,9 @@ pub struct SignalFile {
     pub dedup_window: Option<String>,
     /// Addresses alerts may come from: IPs, CIDR networks, `tradingview`. Absent: any.
     pub allow_from: Option<Vec<String>>,
+    /// `delta` (default: each alert buys or sells its contracts) or `target` (each alert says
+    /// the position to hold, `market_position` + `position_size`; the difference is traded).
+    pub mode: Option<String>,
 }
 
 /// A configured strategy.
@@ -453,6 +456,18 @@ fn strategy(
         }),
         None => AllowList::default(),
     };
+    let target = match f.mode.as_deref() {
+        None | Some("delta") => false,
+        Some("target") => true,
+        Some(other) => {
+            note(Invalid::new(
+                "invalid_mode",
+                field("mode"),
+                format!("mode must be delta or target, not {other:?}"),
+            ));
+            false
+        }
+    };
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -467,6 +482,7 @@ fn strategy(
             reverse: f.reverse.unwrap_or(true),
             use_signal_price: f.use_signal_price.unwrap_or(false),
             tif,
+            target,
         },
         secret: f.secret,
         dedup_window,

@@ -1627,3 +1627,43 @@ async fn trading_handlers_place_order_and_rebalance() {
         (Some("qty_off_step"), Some("payload.qty"))
     );
 }
+
+#[tokio::test]
+async fn a_target_strategy_holds_the_position_its_alerts_say() {
+    let e = Engine::start(Some(
+        "[trading]\nsynthetic_feed = false\n\n[signals.tgt]\nsecret = \"tv-secret-123\"\nsymbols = { \"ES1!\" = \"ES\" }\nmode = \"target\"\n",
+    ));
+    tick(&e, "ES", "5000", "4999.75", "5000.25").await;
+    let held = |market: &str, size: &str, id: &str| {
+        json!({"ticker": "ES1!", "market_position": market, "position_size": size,
+               "id": id, "secret": "tv-secret-123"})
+    };
+    let a = alert(&e, "tgt", 200, held("long", "2", "a1")).await;
+    assert_eq!(placed(&a), vec![triple("buy", "2", "filled")]);
+    // A repeated alert with a new id (a resend): already held, nothing traded.
+    let a = alert(&e, "tgt", 200, held("long", "2", "a2")).await;
+    assert_eq!(placed(&a), vec![]);
+    // A missed alert: from long 2 straight to short 1 (the signed size TradingView sends).
+    let a = alert(&e, "tgt", 200, held("short", "-1", "a3")).await;
+    assert_eq!(placed(&a), vec![triple("sell", "3", "filled")]);
+    assert_eq!(position(&e, "ES").await["qty"], "-1");
+    let a = alert(
+        &e,
+        "tgt",
+        200,
+        json!({"ticker": "ES1!", "market_position": "flat", "id": "a4", "secret": "tv-secret-123"}),
+    )
+    .await;
+    assert_eq!(placed(&a), vec![triple("buy", "1", "filled")]);
+    // Without a target it says what is missing; a contradiction is refused.
+    let a = alert(
+        &e,
+        "tgt",
+        400,
+        json!({"ticker": "ES1!", "action": "buy", "contracts": 1, "secret": "tv-secret-123"}),
+    )
+    .await;
+    assert_eq!(a["error"]["code"], "missing_target");
+    let a = alert(&e, "tgt", 400, held("long", "-2", "a5")).await;
+    assert_eq!(a["error"]["code"], "conflicting_position");
+}
