@@ -352,3 +352,65 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn each_account_trades_at_its_own_venue() {
+    let mut oms = Oms::new(
+        Instruments::builtin(),
+        Default::default(),
+        &[
+            AccountConfig {
+                name: "paper".into(),
+                starting_cash: Money(f("100000")),
+                limits: RiskLimits::default(),
+            },
+            AccountConfig {
+                name: "live".into(),
+                starting_cash: Money(f("100000")),
+                limits: RiskLimits::default(),
+            },
+        ],
+    );
+    oms.route("live", Box::new(Later));
+    assert_eq!(oms.gateway_of("live").name(), "later");
+    assert_eq!(oms.gateway_of("paper").name(), "paper");
+    let quote = Quote {
+        last: Some(Price(f("5000"))),
+        bid: Some(Price(f("4999.75"))),
+        ask: Some(Price(f("5000.25"))),
+    };
+    let mut out = Vec::new();
+    oms.on_quote(&es(), quote, PriceSource::External, t0(), &mut out);
+    let order = |account: &str| NewOrder {
+        account: account.into(),
+        symbol: es(),
+        side: Side::Buy,
+        qty: q(1),
+        order_type: OrderType::Market,
+        limit_price: None,
+        stop_price: None,
+        tif: Tif::Day,
+        client_order_id: None,
+    };
+    let paper = oms.submit(order("paper"), t0(), &mut out).unwrap().order;
+    let live = oms.submit(order("live"), t0(), &mut out).unwrap().order;
+    assert_eq!(
+        paper.status,
+        OrderStatus::Filled,
+        "the paper broker fills at once"
+    );
+    assert_eq!(
+        live.status,
+        OrderStatus::Submitted,
+        "the venue answers later"
+    );
+    // The paper broker's orders were never sent to a venue: a report on one is refused.
+    assert_eq!(
+        oms.report(paper.id, fill("v0", 1, "5000"), t0(), &mut out),
+        Err(ReportAnomaly::UnknownOrder(paper.id))
+    );
+    assert_eq!(oms.position_qty("live", &es()), Qty::ZERO);
+    oms.report(live.id, fill("v1", 1, "5000.25"), t0(), &mut out)
+        .unwrap();
+    assert_eq!(oms.position_qty("live", &es()), q(1));
+}

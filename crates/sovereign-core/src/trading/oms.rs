@@ -418,6 +418,8 @@ pub struct AccountView {
 pub struct Oms {
     instruments: Arc<Instruments>,
     gateway: Box<dyn Gateway>,
+    /// Accounts traded at another venue than `gateway`.
+    venues: Map<String, Box<dyn Gateway>>,
     books: Map<String, Book>,
     orders: OrderBook,
     working: Map<Symbol, Vec<u64>>,
@@ -472,6 +474,7 @@ impl Oms {
         Oms {
             instruments: Arc::new(instruments),
             gateway,
+            venues: Map::default(),
             books,
             orders: OrderBook::default(),
             working: Map::default(),
@@ -489,6 +492,18 @@ impl Oms {
 
     pub fn instruments(&self) -> &Instruments {
         &self.instruments
+    }
+
+    /// Trade `account` at `gateway` instead of the OMS's own (a venue per account).
+    pub fn route(&mut self, account: &str, gateway: Box<dyn Gateway>) {
+        self.venues.insert(account.to_string(), gateway);
+    }
+
+    /// The venue an account trades at.
+    pub fn gateway_of(&self, account: &str) -> &dyn Gateway {
+        self.venues
+            .get(account)
+            .map_or(self.gateway.as_ref(), |g| g.as_ref())
     }
 
     // ----- commands -------------------------------------------------------------------------
@@ -568,7 +583,10 @@ impl Oms {
                 },
                 out,
             );
-        } else if !self.gateway.asynchronous() {
+        } else if !self
+            .gateway_of(request.as_ref().map_or("", |r| r.account.as_str()))
+            .asynchronous()
+        {
             self.emit(
                 Event::OrderUpdated {
                     order_id: id,
@@ -675,7 +693,9 @@ impl Oms {
             .get(&order.request.symbol)
             .copied()
             .unwrap_or_default();
-        let decision = self.gateway.work(order, instrument, &quote);
+        let decision = self
+            .gateway_of(&order.request.account)
+            .work(order, instrument, &quote);
         if decision.trigger {
             self.emit(
                 Event::OrderUpdated {
@@ -877,9 +897,11 @@ impl Oms {
         now: DateTime<Utc>,
         out: &mut Vec<Event>,
     ) -> Result<ReportOutcome, ReportAnomaly> {
+        // Only orders of an account traded at an answering venue were ever sent to one.
         let order = self
             .orders
             .get(&order_id)
+            .filter(|o| self.gateway_of(&o.request.account).asynchronous())
             .ok_or(ReportAnomaly::UnknownOrder(order_id))?;
         let status = order.status;
         let finished = |what| ReportAnomaly::Finished {
