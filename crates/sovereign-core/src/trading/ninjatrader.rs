@@ -189,6 +189,115 @@ impl Command {
     }
 }
 
+impl Command {
+    /// Read an OIF line as NinjaTrader does: thirteen `;`-separated fields (trailing empty ones
+    /// may be left off), the command and words in any letter case; a line NinjaTrader would
+    /// reject is refused with what is wrong.
+    pub fn parse(line: &str) -> Result<Command, Invalid> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        let fields: Vec<&str> = line.split(';').map(str::trim).collect();
+        if fields.len() > 13 {
+            return Err(oif("too many fields", line));
+        }
+        let at = |i: usize| fields.get(i).copied().unwrap_or("");
+        let required = |i: usize, name: &str| -> Result<String, Invalid> {
+            let v = at(i);
+            if v.is_empty() {
+                Err(oif(&format!("{name} is required"), line))
+            } else {
+                Ok(v.to_string())
+            }
+        };
+        let price_at = |i: usize, name: &str| -> Result<Option<Price>, Invalid> {
+            match at(i) {
+                "" => Ok(None),
+                v => Fixed::parse(v)
+                    .ok()
+                    .filter(|p| !p.is_negative())
+                    .map(|p| (!p.is_zero()).then_some(Price(p)))
+                    .ok_or_else(|| oif(&format!("{name} {v:?} is not a price"), line)),
+            }
+        };
+        let qty_at = |i: usize| -> Result<i64, Invalid> {
+            at(i)
+                .parse::<i64>()
+                .ok()
+                .filter(|q| *q >= 0)
+                .ok_or_else(|| oif(&format!("quantity {:?} is not a whole number", at(i)), line))
+        };
+        match at(0).to_ascii_uppercase().as_str() {
+            "PLACE" => {
+                let side = match at(3).to_ascii_uppercase().as_str() {
+                    "BUY" => Side::Buy,
+                    "SELL" => Side::Sell,
+                    other => {
+                        return Err(oif(&format!("action {other:?} is not BUY or SELL"), line))
+                    }
+                };
+                let qty = qty_at(4)?;
+                if qty == 0 {
+                    return Err(oif("quantity must be at least 1", line));
+                }
+                let order_type = match at(5).to_ascii_uppercase().as_str() {
+                    "MARKET" => OrderType::Market,
+                    "LIMIT" => OrderType::Limit,
+                    "STOP" | "STOPMARKET" => OrderType::Stop,
+                    "STOPLIMIT" => OrderType::StopLimit,
+                    other => return Err(oif(&format!("order type {other:?} is not known"), line)),
+                };
+                let (limit, stop) = (price_at(6, "limit price")?, price_at(7, "stop price")?);
+                let needs_limit = matches!(order_type, OrderType::Limit | OrderType::StopLimit);
+                let needs_stop = matches!(order_type, OrderType::Stop | OrderType::StopLimit);
+                if needs_limit && limit.is_none() || needs_stop && stop.is_none() {
+                    return Err(oif("the order type needs its price", line));
+                }
+                let gtc = match at(8).to_ascii_uppercase().as_str() {
+                    "DAY" => false,
+                    "GTC" => true,
+                    other => return Err(oif(&format!("TIF {other:?} is not DAY or GTC"), line)),
+                };
+                Ok(Command::Place {
+                    account: required(1, "the account")?,
+                    instrument: required(2, "the instrument")?,
+                    side,
+                    qty,
+                    order_type,
+                    limit,
+                    stop,
+                    gtc,
+                    order_id: at(10).to_string(),
+                })
+            }
+            "CANCEL" => Ok(Command::Cancel {
+                order_id: required(10, "the order id")?,
+            }),
+            "CHANGE" => {
+                let qty = match at(4) {
+                    "" => None,
+                    _ => Some(qty_at(4)?).filter(|q| *q > 0),
+                };
+                Ok(Command::Change {
+                    order_id: required(10, "the order id")?,
+                    qty,
+                    limit: price_at(6, "limit price")?,
+                    stop: price_at(7, "stop price")?,
+                })
+            }
+            "CLOSEPOSITION" => Ok(Command::ClosePosition {
+                account: required(1, "the account")?,
+                instrument: required(2, "the instrument")?,
+            }),
+            "CANCELALLORDERS" => Ok(Command::CancelAllOrders),
+            "FLATTENEVERYTHING" => Ok(Command::FlattenEverything),
+            other => Err(oif(&format!("command {other:?} is not known"), line)),
+        }
+    }
+}
+
+fn oif(what: &str, line: &str) -> Invalid {
+    Invalid::new("malformed_oif", "incoming", format!("{what}: {line:?}"))
+}
+
 fn whole(f: Fixed) -> Option<i64> {
     (f.raw() % SCALE == 0).then_some(f.raw() / SCALE)
 }
@@ -549,6 +658,72 @@ mod tests {
         for (command, line) in cases {
             assert_eq!(command.line(), line);
             assert_eq!(command.line().matches(';').count(), 12);
+        }
+    }
+
+    #[test]
+    fn lines_read_back_as_written_and_bad_ones_are_refused() {
+        let place = Command::Place {
+            account: "Sim101".into(),
+            instrument: "ES 03-27".into(),
+            side: Side::Sell,
+            qty: 3,
+            order_type: OrderType::Stop,
+            limit: None,
+            stop: Some(px("4990.5")),
+            gtc: false,
+            order_id: "sov-9".into(),
+        };
+        for c in [
+            place,
+            Command::Cancel {
+                order_id: "sov-9".into(),
+            },
+            Command::Change {
+                order_id: "sov-9".into(),
+                qty: Some(2),
+                limit: None,
+                stop: Some(px("4991")),
+            },
+            Command::ClosePosition {
+                account: "Sim101".into(),
+                instrument: "ES 03-27".into(),
+            },
+            Command::CancelAllOrders,
+            Command::FlattenEverything,
+        ] {
+            assert_eq!(Command::parse(&c.line()).unwrap(), c, "{}", c.line());
+        }
+        assert!(matches!(
+            Command::parse("place;Sim101;ES 03-27;buy;1;stopmarket;;4990;gtc;;x;;\r\n").unwrap(),
+            Command::Place {
+                order_type: OrderType::Stop,
+                gtc: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            Command::parse("CANCELALLORDERS").unwrap(),
+            Command::CancelAllOrders
+        );
+        for bad in [
+            "",
+            "DANCE;;;;;;;;;;;;",
+            "PLACE;;ES 03-27;BUY;1;MARKET;;;DAY;;x;;",
+            "PLACE;Sim101;ES 03-27;HOLD;1;MARKET;;;DAY;;x;;",
+            "PLACE;Sim101;ES 03-27;BUY;0;MARKET;;;DAY;;x;;",
+            "PLACE;Sim101;ES 03-27;BUY;1.5;MARKET;;;DAY;;x;;",
+            "PLACE;Sim101;ES 03-27;BUY;1;LIMIT;;;DAY;;x;;",
+            "PLACE;Sim101;ES 03-27;BUY;1;MARKET;;;IOC;;x;;",
+            "PLACE;Sim101;ES 03-27;BUY;1;LIMIT;abc;;DAY;;x;;",
+            "CANCEL;;;;;;;;;;;;",
+            "PLACE;Sim101;ES 03-27;BUY;1;MARKET;;;DAY;;x;;;extra",
+        ] {
+            assert_eq!(
+                Command::parse(bad).unwrap_err().code,
+                "malformed_oif",
+                "{bad:?}"
+            );
         }
     }
 
