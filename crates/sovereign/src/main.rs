@@ -21,6 +21,7 @@ mod keys;
 mod notify;
 mod replay;
 mod services;
+mod simulate;
 mod truth;
 
 /// mimalloc instead of the system allocator: the engine allocates many small short-lived
@@ -85,6 +86,11 @@ enum Command {
         data_dir: PathBuf,
         #[command(flatten)]
         client: client::ClientArgs,
+    },
+    /// Venues: `gateway simulate ninjatrader DIR` stands in for NinjaTrader's file interface.
+    Gateway {
+        #[command(subcommand)]
+        command: simulate::GatewayCommand,
     },
     /// Anchor files (size, SHA-256, purpose, optional signature) and verify them later.
     Anchor {
@@ -300,6 +306,7 @@ fn main() -> ExitCode {
             data_dir,
             client,
         } => keys::run(command, data_dir, &client),
+        Command::Gateway { command } => simulate::run(command),
         Command::Orders(args) => trading(client::Trading::Orders(args.clone()), &args.client),
         Command::Order(args) => trading(client::Trading::Order(args.clone()), &args.client),
         Command::Cancel { id, client } => trading(client::Trading::Cancel(id), &client),

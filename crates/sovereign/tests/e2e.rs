@@ -21,6 +21,7 @@ mod trading;
 mod trust;
 mod truth;
 mod util;
+mod venues;
 
 use std::collections::BTreeSet;
 use std::time::Duration;
