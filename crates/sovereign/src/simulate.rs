@@ -254,25 +254,8 @@ impl Venue {
                     eprintln!("refused: order id {order_id:?} is missing or not unique");
                     return Ok(());
                 }
-                if !self.connected {
-                    self.orders.insert(
-                        order_id.clone(),
-                        Working {
-                            account,
-                            instrument,
-                            side,
-                            qty,
-                            order_type,
-                            limit,
-                            stop,
-                            triggered: false,
-                            filled: 0,
-                            notional: Fixed::ZERO,
-                            done: true,
-                        },
-                    );
-                    return self.write_state(&order_id, "REJECTED");
-                }
+                // Without a connection NinjaTrader rejects what it cannot send.
+                let rejected = !self.connected;
                 self.orders.insert(
                     order_id.clone(),
                     Working {
@@ -286,9 +269,12 @@ impl Venue {
                         triggered: false,
                         filled: 0,
                         notional: Fixed::ZERO,
-                        done: false,
+                        done: rejected,
                     },
                 );
+                if rejected {
+                    return self.write_state(&order_id, "REJECTED");
+                }
                 self.write_state(&order_id, "ACCEPTED")?;
                 self.write_state(&order_id, "WORKING")
             }
