@@ -414,3 +414,75 @@ fn each_account_trades_at_its_own_venue() {
         .unwrap();
     assert_eq!(oms.position_qty("live", &es()), q(1));
 }
+
+#[test]
+fn the_venue_is_asked_to_place_cancel_and_change_and_decides_itself() {
+    use sovereign_core::trading::oms::VenueInstruction as I;
+    use sovereign_core::trading::risk::StateCommand;
+    let mut oms = venue_oms();
+    let mut out = Vec::new();
+    let id = buy(&mut oms, 2, &mut out);
+    assert_eq!(oms.take_instructions(), vec![I::Place { order_id: id }]);
+    assert!(oms.take_instructions().is_empty(), "taken once");
+    oms.report(id, VenueReport::Accepted, t0(), &mut out)
+        .unwrap();
+
+    // A change is applied and passed on.
+    oms.modify(id, Some(q(3)), None, None, t0(), &mut out)
+        .unwrap();
+    assert_eq!(
+        oms.take_instructions(),
+        vec![I::Change {
+            order_id: id,
+            qty: Some(q(3)),
+            limit_price: None,
+            stop_price: None
+        }]
+    );
+
+    // A cancel is asked once; the order works until the venue says it is canceled, and a fill
+    // that beats the cancel still counts.
+    let asked = oms.cancel(id, "by the operator", t0(), &mut out).unwrap();
+    assert_eq!(asked.status, OrderStatus::Accepted);
+    oms.cancel(id, "again", t0(), &mut out).unwrap();
+    assert_eq!(oms.take_instructions(), vec![I::Cancel { order_id: id }]);
+    oms.report(id, fill("f1", 1, "5000.25"), t0(), &mut out)
+        .unwrap();
+    oms.report(
+        id,
+        VenueReport::Canceled {
+            reason: "canceled".into(),
+        },
+        t0(),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(oms.order(id).unwrap().status, OrderStatus::Canceled);
+    assert_eq!(position(&oms), q(1));
+
+    // The kill switch reaches the venue: a halt asks it to cancel every working order.
+    let a = buy(&mut oms, 1, &mut out);
+    let b = buy(&mut oms, 1, &mut out);
+    oms.take_instructions();
+    oms.set_state(
+        Some("live"),
+        &StateCommand::Hardstop {
+            reason: "test".into(),
+        },
+        t0(),
+        &mut out,
+    )
+    .unwrap();
+    let mut asked = oms.take_instructions();
+    asked.sort_by_key(|i| format!("{i:?}"));
+    assert_eq!(
+        asked,
+        vec![I::Cancel { order_id: a }, I::Cancel { order_id: b }]
+    );
+    // Replaying the journal asks nothing: instructions are not state.
+    let mut replayed = venue_oms();
+    for e in &out {
+        replayed.apply(e);
+    }
+    assert!(replayed.take_instructions().is_empty());
+}

@@ -222,6 +222,22 @@ impl VenueReport {
     }
 }
 
+/// What the OMS asks of an answering venue. Not journaled: the venue's reports are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueInstruction {
+    /// Send this order (through risk, still `submitted`).
+    Place { order_id: u64 },
+    /// Cancel it; the order stays working until the venue reports the cancel.
+    Cancel { order_id: u64 },
+    /// Change it as the OMS already did.
+    Change {
+        order_id: u64,
+        qty: Option<Qty>,
+        limit_price: Option<Price>,
+        stop_price: Option<Price>,
+    },
+}
+
 /// A venue report that was taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReportOutcome {
@@ -430,6 +446,10 @@ pub struct Oms {
     /// Symbols an external price has reached: synthetic prices are ignored for them.
     external: std::collections::BTreeSet<Symbol>,
     fills: Chunked<FillRecord>,
+    /// What answering venues are to be told, oldest first ([`Oms::take_instructions`]).
+    instructions: Vec<VenueInstruction>,
+    /// Orders whose cancel was asked of their venue (asked once).
+    cancel_asked: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>>,
     /// (order id, venue execution id) of every venue fill applied: the duplicate check.
     executions: std::collections::HashSet<(u64, String), BuildHasherDefault<FxHasher>>,
     next_order_id: u64,
@@ -484,6 +504,8 @@ impl Oms {
             external: Default::default(),
             fills: Chunked::default(),
             executions: Default::default(),
+            instructions: Vec::new(),
+            cancel_asked: Default::default(),
             next_order_id: 1,
             next_fill_id: 1,
             rate_window,
@@ -497,6 +519,18 @@ impl Oms {
     /// Trade `account` at `gateway` instead of the OMS's own (a venue per account).
     pub fn route(&mut self, account: &str, gateway: Box<dyn Gateway>) {
         self.venues.insert(account.to_string(), gateway);
+    }
+
+    /// What answering venues are to be told since the last call, oldest first: the caller
+    /// sends each once its command's events are durable.
+    pub fn take_instructions(&mut self) -> Vec<VenueInstruction> {
+        std::mem::take(&mut self.instructions)
+    }
+
+    fn answers_later(&self, order_id: u64) -> bool {
+        self.orders
+            .get(&order_id)
+            .is_some_and(|o| self.gateway_of(&o.request.account).asynchronous())
     }
 
     /// The venue an account trades at.
@@ -583,10 +617,10 @@ impl Oms {
                 },
                 out,
             );
-        } else if !self
-            .gateway_of(request.as_ref().map_or("", |r| r.account.as_str()))
-            .asynchronous()
-        {
+        } else if self.answers_later(id) {
+            self.instructions
+                .push(VenueInstruction::Place { order_id: id });
+        } else {
             self.emit(
                 Event::OrderUpdated {
                     order_id: id,
@@ -1020,16 +1054,24 @@ impl Oms {
                 status: order.status,
             });
         }
-        self.emit(
-            Event::OrderUpdated {
-                order_id: id,
-                update: OrderUpdate::Canceled {
-                    reason: reason.into(),
+        if self.answers_later(id) {
+            // The venue decides: it may fill first. Its cancel report ends the order.
+            if self.cancel_asked.insert(id) {
+                self.instructions
+                    .push(VenueInstruction::Cancel { order_id: id });
+            }
+        } else {
+            self.emit(
+                Event::OrderUpdated {
+                    order_id: id,
+                    update: OrderUpdate::Canceled {
+                        reason: reason.into(),
+                    },
+                    at: now,
                 },
-                at: now,
-            },
-            out,
-        );
+                out,
+            );
+        }
         self.orders
             .get(&id)
             .cloned()
@@ -1112,6 +1154,14 @@ impl Oms {
             },
             out,
         );
+        if self.answers_later(id) {
+            self.instructions.push(VenueInstruction::Change {
+                order_id: id,
+                qty,
+                limit_price,
+                stop_price,
+            });
+        }
         self.work(id, instrument, now, out);
         self.orders
             .get(&id)
