@@ -125,6 +125,25 @@ pub trait Gateway: std::fmt::Debug + Send {
     }
 }
 
+/// A venue that answers later (NinjaTrader, a broker bridge): it decides nothing here; the
+/// engine sends it the OMS's instructions and brings its reports back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answering(pub &'static str);
+
+impl Gateway for Answering {
+    fn name(&self) -> &'static str {
+        self.0
+    }
+
+    fn work(&self, _: &Order, _: &Instrument, _: &Quote) -> Decision {
+        Decision::default()
+    }
+
+    fn asynchronous(&self) -> bool {
+        true
+    }
+}
+
 /// The paper broker: fills against the latest market data by the rules of [`decide`].
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct PaperGateway(pub PaperConfig);

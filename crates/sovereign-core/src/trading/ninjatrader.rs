@@ -154,6 +154,8 @@ impl Command {
         let gtc = match r.tif {
             Tif::Day => false,
             Tif::Gtc => true,
+            // A market order fills at once or not at all anyway: IOC is what DAY does with it.
+            Tif::Ioc if r.order_type == OrderType::Market => false,
             Tif::Ioc | Tif::Fok => {
                 return Err(Invalid::new(
                     "venue_unsupported",
@@ -658,6 +660,43 @@ mod tests {
         for (command, line) in cases {
             assert_eq!(command.line(), line);
             assert_eq!(command.line().matches(';').count(), 12);
+        }
+    }
+
+    #[test]
+    fn an_order_becomes_a_place_line_or_is_refused() {
+        use crate::trading::fixed::Qty;
+        use crate::trading::instrument::Symbol;
+        use crate::trading::order::NewOrder;
+        let order = |qty: &str, order_type, tif, limit: Option<&str>| {
+            let new = NewOrder {
+                account: "live".into(),
+                symbol: Symbol::parse("ES").unwrap(),
+                side: Side::Buy,
+                qty: Qty(Fixed::parse(qty).unwrap()),
+                order_type,
+                limit_price: limit.map(px),
+                stop_price: None,
+                tif,
+                client_order_id: None,
+            };
+            Order::new(7, new, chrono::DateTime::UNIX_EPOCH)
+        };
+        let line = |o: &Order| Command::place(o, "Sim101", "ES 03-27", "sov-7").map(|c| c.line());
+        assert_eq!(
+            line(&order("2", OrderType::Market, Tif::Ioc, None)).unwrap(),
+            "PLACE;Sim101;ES 03-27;BUY;2;MARKET;;;DAY;;sov-7;;"
+        );
+        assert_eq!(
+            line(&order("1", OrderType::Limit, Tif::Gtc, Some("5000"))).unwrap(),
+            "PLACE;Sim101;ES 03-27;BUY;1;LIMIT;5000;;GTC;;sov-7;;"
+        );
+        for refused in [
+            order("1", OrderType::Limit, Tif::Ioc, Some("5000")),
+            order("1", OrderType::Market, Tif::Fok, None),
+            order("1.5", OrderType::Market, Tif::Day, None),
+        ] {
+            assert_eq!(line(&refused).unwrap_err().code, "venue_unsupported");
         }
     }
 

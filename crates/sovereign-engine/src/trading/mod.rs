@@ -8,10 +8,13 @@
 //! Subscribers (SSE) get each command's events once they are durable.
 //!
 //! The room also holds the journal's storage encoding (`journal`), the synthetic price feed
-//! (`feed`), strategy signals (`signals`) and the `[trading]`/`[signals]` settings.
+//! (`feed`), strategy signals (`signals`), the NinjaTrader gateway (`ninjatrader`: an
+//! account's orders out as order files once durable, its `outgoing` files back as venue
+//! reports) and the `[trading]`/`[signals]` settings.
 
 pub mod feed;
 pub mod journal;
+mod ninjatrader;
 pub mod settings;
 pub mod signals;
 
@@ -27,7 +30,7 @@ use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::Quote;
 use sovereign_core::trading::oms::{
     AccountView, Event, FillRecord, Oms, OmsError, OrderFilter, PositionView, PriceSource,
-    StateOutcome, Submitted, CANCELED_HALTED, CANCELED_REDUCING,
+    StateOutcome, Submitted, VenueInstruction, VenueReport, CANCELED_HALTED, CANCELED_REDUCING,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderUpdate};
 use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
@@ -111,6 +114,8 @@ enum Command {
     Planned(Planner, Reply<Vec<Submitted>>),
     /// Time passes: expire day orders whose session closed.
     Clock,
+    /// A venue's order state file changed.
+    VenueReading(u64, sovereign_core::trading::ninjatrader::OrderReading),
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
     /// Finish the commands queued before this one, then end the actor.
@@ -175,6 +180,26 @@ impl Trading {
             .filter_map(|(s, q)| Some((s, q.last?)))
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
+        let mut venues = Vec::new();
+        for g in &settings.gateways {
+            oms.route(
+                &g.account,
+                Box::new(sovereign_core::trading::matching::Answering("ninjatrader")),
+            );
+            if let Err(e) = std::fs::create_dir_all(g.dir.join("incoming")) {
+                tracing::error!(dir = %g.dir.display(), error = %e, "cannot create NinjaTrader's incoming folder");
+            }
+            let (to_venue, instructions) = mpsc::unbounded_channel();
+            tasks.spawn(ninjatrader::writer(g.dir.clone(), instructions));
+            let readings = tx.clone();
+            tasks.spawn(ninjatrader::reader(
+                g.dir.clone(),
+                g.poll,
+                tasks.clone(),
+                move |id, reading| readings.send(Command::VenueReading(id, reading)).is_ok(),
+            ));
+            venues.push((g.clone(), to_venue));
+        }
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
@@ -191,6 +216,7 @@ impl Trading {
             spot: spot.clone(),
             failed: failed.clone(),
             clock_ticks: 0,
+            venues,
         };
         tasks.spawn(actor.run(rx));
         let clock = tx.clone();
@@ -432,6 +458,8 @@ struct Actor {
     publish: mpsc::UnboundedSender<(Durable, Published)>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
+    /// Answering venues: their settings and the writer of their instructions.
+    venues: Vec<(settings::GatewaySettings, ninjatrader::Outbox)>,
 }
 
 /// Deliver published batches to subscribers in the order they were queued, each once durable.
@@ -597,7 +625,73 @@ impl Actor {
                         self.commit(out, tx, Ok(()));
                     }
                 }
+                Command::VenueReading(order_id, reading) => {
+                    for report in ninjatrader::reports(&self.oms, order_id, &reading) {
+                        if let Err(anomaly) = self.oms.report(order_id, report, now, &mut out) {
+                            tracing::warn!(code = anomaly.code(), "{anomaly}");
+                            self.audit.record(
+                                "engine",
+                                "trading.venue_anomaly",
+                                json!({"order_id": order_id.to_string(), "code": anomaly.code(), "message": anomaly.to_string()}),
+                            );
+                        }
+                    }
+                    if !out.is_empty() {
+                        let (tx, _rx) = oneshot::channel();
+                        self.commit(out, tx, Ok(()));
+                    }
+                }
                 Command::Read(_) | Command::Stop(_) => {}
+            }
+            self.instruct(now);
+        }
+    }
+
+    /// Send what the OMS asks of its venues, each batch once the journal holds what led to it.
+    /// An order the venue cannot be given (an instrument without a NinjaTrader name, an IOC)
+    /// is rejected at once rather than left waiting.
+    fn instruct(&mut self, now: DateTime<Utc>) {
+        let instructions = self.oms.take_instructions();
+        if instructions.is_empty() {
+            return;
+        }
+        let mut batches: Vec<Vec<String>> = vec![Vec::new(); self.venues.len()];
+        let mut refused = Vec::new();
+        for i in &instructions {
+            let id = match i {
+                VenueInstruction::Place { order_id }
+                | VenueInstruction::Cancel { order_id }
+                | VenueInstruction::Change { order_id, .. } => *order_id,
+            };
+            let account = self.oms.order(id).map(|o| o.request.account.clone());
+            let Some(v) = self
+                .venues
+                .iter()
+                .position(|(g, _)| Some(&g.account) == account.as_ref())
+            else {
+                continue;
+            };
+            match ninjatrader::line(&self.oms, &self.venues[v].0, i, now) {
+                Ok(line) => batches[v].push(line),
+                Err(e) => refused.push((id, e)),
+            }
+        }
+        let mut out = Vec::new();
+        for (id, e) in refused {
+            let report = VenueReport::Rejected {
+                code: e.code.to_string(),
+                reason: e.message,
+            };
+            let _ = self.oms.report(id, report, now, &mut out);
+        }
+        if !out.is_empty() {
+            let (tx, _rx) = oneshot::channel();
+            self.commit(out, tx, Ok(()));
+        }
+        for (v, lines) in batches.into_iter().enumerate() {
+            if !lines.is_empty() {
+                let barrier: Durable = Box::pin(self.store.barrier());
+                let _ = self.venues[v].1.send((barrier, lines));
             }
         }
     }
@@ -745,7 +839,7 @@ fn refuse(cmd: Command) {
             }
         }
         Command::Planned(_, r) => drop(r.send(e())),
-        Command::Clock | Command::Read(_) => {}
+        Command::Clock | Command::Read(_) | Command::VenueReading(..) => {}
         Command::Stop(done) => drop(done.send(())),
     }
 }

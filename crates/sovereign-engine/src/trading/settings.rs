@@ -27,6 +27,7 @@ pub struct TradingSettings {
     /// Random-walk prices on every instrument.
     pub synthetic_feed: bool,
     pub feed_interval: Duration,
+    pub gateways: Vec<GatewaySettings>,
 }
 
 impl Default for TradingSettings {
@@ -40,6 +41,7 @@ impl Default for TradingSettings {
             accounts: vec![default_account("paper")],
             synthetic_feed: true,
             feed_interval: Duration::from_millis(500),
+            gateways: Vec::new(),
         }
     }
 }
@@ -109,6 +111,40 @@ pub struct TradingFile {
     pub accounts: BTreeMap<String, AccountFile>,
     #[serde(default)]
     pub instruments: BTreeMap<String, InstrumentFile>,
+    /// `[trading.gateways.NAME]`: an account traded at a venue instead of the paper broker.
+    #[serde(default)]
+    pub gateways: BTreeMap<String, GatewayFile>,
+}
+
+/// A venue for one account, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayFile {
+    /// `ninjatrader` (its file interface).
+    pub kind: String,
+    /// The engine's account that trades there.
+    pub account: String,
+    /// NinjaTrader's folder (holding `incoming` and `outgoing`).
+    pub dir: std::path::PathBuf,
+    /// The account's name in NinjaTrader (default: the engine's account name).
+    pub venue_account: Option<String>,
+    /// Symbol → NinjaTrader instrument (`ES = "ES 03-27"`); a quarterly future left out
+    /// follows the CME roll (`ES` → the front month).
+    #[serde(default)]
+    pub instruments: BTreeMap<String, String>,
+    /// How often `outgoing` is read (default 50ms).
+    pub poll: Option<String>,
+}
+
+/// A NinjaTrader venue for one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewaySettings {
+    pub name: String,
+    pub account: String,
+    pub venue_account: String,
+    pub dir: std::path::PathBuf,
+    pub instruments: BTreeMap<Symbol, String>,
+    pub poll: Duration,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -199,7 +235,81 @@ pub fn settings(file: TradingFile) -> (TradingSettings, Vec<Invalid>) {
         s.accounts.push(account);
         problems.extend(errs);
     }
+    for (name, g) in file.gateways {
+        match gateway(&name, g, &s) {
+            Ok(g) => s.gateways.push(g),
+            Err(errs) => problems.extend(errs),
+        }
+    }
     (s, problems)
+}
+
+fn gateway(
+    name: &str,
+    g: GatewayFile,
+    s: &TradingSettings,
+) -> Result<GatewaySettings, Vec<Invalid>> {
+    let field = |f: &str| format!("trading.gateways.{name}.{f}");
+    let mut problems = Vec::new();
+    if g.kind != "ninjatrader" {
+        problems.push(Invalid::new(
+            "invalid_gateway",
+            field("kind"),
+            format!(
+                "kind must be ninjatrader (the broker-bridge gateway is not built yet), not {:?}",
+                g.kind
+            ),
+        ));
+    }
+    if !s.accounts.iter().any(|a| a.name == g.account) {
+        problems.push(Invalid::new(
+            "unknown_account",
+            field("account"),
+            format!("no trading account {:?}", g.account),
+        ));
+    }
+    let mut instruments = BTreeMap::new();
+    for (sym, nt) in &g.instruments {
+        match s.instruments.find(sym) {
+            Ok(i) => {
+                instruments.insert(i.symbol.clone(), nt.clone());
+            }
+            Err(e) => problems.push(Invalid::new(
+                e.code,
+                field(&format!("instruments.{sym}")),
+                e.message,
+            )),
+        }
+    }
+    let poll = match &g.poll {
+        Some(t) => match parse_duration(&field("poll"), t) {
+            Ok(d) if !d.is_zero() => d,
+            Ok(_) => {
+                problems.push(Invalid::new(
+                    "invalid_duration",
+                    field("poll"),
+                    "poll must be more than 0",
+                ));
+                Duration::from_millis(50)
+            }
+            Err(e) => {
+                problems.push(e);
+                Duration::from_millis(50)
+            }
+        },
+        None => Duration::from_millis(50),
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(GatewaySettings {
+        name: name.to_string(),
+        venue_account: g.venue_account.unwrap_or_else(|| g.account.clone()),
+        account: g.account,
+        dir: g.dir,
+        instruments,
+        poll,
+    })
 }
 
 fn instrument(name: &str, i: InstrumentFile) -> Result<Instrument, Invalid> {

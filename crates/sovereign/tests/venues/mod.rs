@@ -123,3 +123,95 @@ async fn the_stand_in_works_the_folder_as_ninjatrader_does() {
     );
     file_says(&dir, "sov-6.txt", "REJECTED;0;0").await;
 }
+
+fn engine_with_stand_in() -> (crate::util::Engine, StandIn, std::path::PathBuf) {
+    let root = unique_dir("sovereign-e2e-nt-engine");
+    let nt = root.join("nt");
+    let config = format!(
+        "[trading]\nsynthetic_feed = false\n[trading.accounts.live]\nstarting_cash = \"100000\"\n\n[trading.gateways.nt]\nkind = \"ninjatrader\"\naccount = \"live\"\nvenue_account = \"Sim101\"\ndir = \"{}\"\ninstruments = {{ ES = \"ES 03-27\" }}\npoll = \"20ms\"\n\n[signals.tv]\nsecret = \"tv-secret-123\"\naccount = \"live\"\nsymbols = {{ \"ES1!\" = \"ES\" }}\n",
+        nt.display()
+    );
+    let e = crate::util::Engine::start_in(root, Some(&config));
+    let child = Command::new(BIN)
+        .args(["gateway", "simulate", "ninjatrader"])
+        .arg(&nt)
+        .args(["--price", "5000.25"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (e, StandIn(child), nt)
+}
+
+async fn order_status(e: &crate::util::Engine, id: &str, want: &str) -> serde_json::Value {
+    wait_for(&format!("order {id} {want}"), PATIENCE, || async {
+        let (_, o) = e.get(&format!("/api/orders/{id}")).await;
+        (o["status"] == want).then_some(o)
+    })
+    .await
+}
+
+#[tokio::test]
+async fn an_alert_reaches_ninjatrader_and_its_fill_comes_back_once() {
+    use serde_json::json;
+    let (e, _venue, nt) = engine_with_stand_in();
+    let (status, _) = e
+        .post(
+            "/api/market/ticks",
+            json!([{"symbol": "ES", "price": "5000", "bid": "4999.75", "ask": "5000.25"}]),
+        )
+        .await;
+    assert_eq!(status, 200);
+
+    // A TradingView alert: its market order goes out as an order file and waits.
+    let (status, answer) = e
+        .post(
+            "/api/signals/tv",
+            json!({"ticker": "ES1!", "action": "buy", "contracts": 2, "secret": "tv-secret-123", "id": "a1"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let id = answer["orders"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(answer["orders"][0]["status"], "submitted", "{answer}");
+    let filled = order_status(&e, &id, "filled").await;
+    assert_eq!(
+        (
+            filled["filled_qty"].as_str(),
+            filled["avg_fill_price"].as_str()
+        ),
+        (Some("2"), Some("5000.25"))
+    );
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    assert_eq!(positions["positions"][0]["qty"], "2", "{positions}");
+
+    // A resting order, canceled: it works until NinjaTrader says it is canceled.
+    let (status, rest) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": "4800", "tif": "gtc"}))
+        .await;
+    assert_eq!(status, 201, "{rest}");
+    let rest_id = rest["id"].as_str().unwrap().to_string();
+    order_status(&e, &rest_id, "accepted").await;
+    let (status, asked) = e.delete(&format!("/api/orders/{rest_id}")).await;
+    assert_eq!(
+        (status, asked["status"].as_str()),
+        (200, Some("accepted")),
+        "{asked}"
+    );
+    order_status(&e, &rest_id, "canceled").await;
+
+    // An engine killed and started again reads the same files: nothing counts twice.
+    let mut e = e;
+    e.kill9();
+    let e = e.resume();
+    let (status, again) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "sell", "qty": "1", "type": "market"}))
+        .await;
+    assert_eq!(status, 201, "{again}");
+    order_status(&e, again["id"].as_str().unwrap(), "filled").await;
+    let (_, fills) = e.get("/api/fills?account=live").await;
+    let fills = fills["fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 2, "{fills:?}");
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    assert_eq!(positions["positions"][0]["qty"], "1", "{positions}");
+    assert!(nt.join("outgoing").join(format!("sov-{id}.txt")).exists());
+}
