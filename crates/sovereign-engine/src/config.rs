@@ -298,7 +298,11 @@ impl Settings {
         };
         section(server(file.server, base).map(|v| s.server = v));
         section(crate::access::settings::settings(file.access).map(|v| s.access = v));
-        let (trading, trading_problems) = trading::settings(file.trading);
+        let (mut trading, trading_problems) = trading::settings(file.trading);
+        // A gateway's folder, like every path in the file, is relative to the file.
+        for g in &mut trading.gateways {
+            g.dir = base.join(&g.dir);
+        }
         s.trading = trading;
         section(if trading_problems.is_empty() {
             Ok(())

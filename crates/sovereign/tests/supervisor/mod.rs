@@ -104,10 +104,14 @@ autostart = false
     let mut e = Engine::start(Some(&config));
     wait_state(&e, "worker", "running").await;
     let events = e.root().join("events");
-    // Running means spawned; the script writes its line a moment later.
-    let seen = wait_for("the worker's start line", PATIENCE, || {
+    // Running means spawned; each script writes its line a moment later (on a busy machine,
+    // the api's may come after the worker's).
+    let seen = wait_for("the start lines", PATIENCE, || {
         let seen = lines(&events);
-        async move { seen.contains(&"start worker".to_string()).then_some(seen) }
+        let all = ["done migrate", "start api", "start worker"]
+            .iter()
+            .all(|l| seen.contains(&l.to_string()));
+        async move { all.then_some(seen) }
     })
     .await;
     let at = |what: &str| {
