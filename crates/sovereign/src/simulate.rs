@@ -160,10 +160,6 @@ fn write_whole(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn decimal(f: Fixed) -> String {
-    f.to_string()
-}
-
 impl Venue {
     fn write_connection(&self) -> anyhow::Result<()> {
         let state = if self.connected {
@@ -454,7 +450,7 @@ impl Venue {
         let file = format!("{instrument} {}_{account}_Position.txt", self.args.exchange);
         write_whole(
             &self.outgoing.join(file),
-            &format!("{side};{};{}", next.abs(), decimal(avg)),
+            &format!("{side};{};{}", next.abs(), avg),
         )
     }
 
@@ -471,7 +467,7 @@ impl Venue {
         };
         write_whole(
             &self.outgoing.join(format!("{id}.txt")),
-            &format!("{state};{};{}", o.filled, decimal(avg)),
+            &format!("{state};{};{}", o.filled, avg),
         )
     }
 }

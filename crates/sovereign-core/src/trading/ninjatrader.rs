@@ -167,7 +167,7 @@ impl Command {
                 ))
             }
         };
-        let qty = whole(r.qty.0).ok_or_else(|| {
+        let qty = contracts(r.qty).ok_or_else(|| {
             Invalid::new(
                 "venue_unsupported",
                 "qty",
@@ -302,6 +302,11 @@ fn oif(what: &str, line: &str) -> Invalid {
 
 fn whole(f: Fixed) -> Option<i64> {
     (f.raw() % SCALE == 0).then_some(f.raw() / SCALE)
+}
+
+/// A quantity as the interface writes it: whole contracts, or `None`.
+pub fn contracts(q: Qty) -> Option<i64> {
+    whole(q.0)
 }
 
 /// An order's state as NinjaTrader names it (`OrderState`, any letter case).

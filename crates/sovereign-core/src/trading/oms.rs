@@ -765,17 +765,7 @@ impl Oms {
         if let Some(reason) = decision.cancel {
             let still_open = self.orders.get(&id).is_some_and(|o| o.status.is_open());
             if still_open {
-                let reason = reason.as_str();
-                self.emit(
-                    Event::OrderUpdated {
-                        order_id: id,
-                        update: OrderUpdate::Canceled {
-                            reason: reason.into(),
-                        },
-                        at: now,
-                    },
-                    out,
-                );
+                self.emit_canceled(id, reason.as_str(), now, out);
             }
         }
     }
@@ -1061,16 +1051,7 @@ impl Oms {
                     .push(VenueInstruction::Cancel { order_id: id });
             }
         } else {
-            self.emit(
-                Event::OrderUpdated {
-                    order_id: id,
-                    update: OrderUpdate::Canceled {
-                        reason: reason.into(),
-                    },
-                    at: now,
-                },
-                out,
-            );
+            self.emit_canceled(id, reason, now, out);
         }
         self.orders
             .get(&id)
@@ -1416,6 +1397,19 @@ impl Oms {
     }
 
     // ----- events ---------------------------------------------------------------------------
+
+    fn emit_canceled(&mut self, id: u64, reason: &str, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        self.emit(
+            Event::OrderUpdated {
+                order_id: id,
+                update: OrderUpdate::Canceled {
+                    reason: reason.into(),
+                },
+                at: now,
+            },
+            out,
+        );
+    }
 
     fn emit(&mut self, event: Event, out: &mut Vec<Event>) {
         self.apply(&event);

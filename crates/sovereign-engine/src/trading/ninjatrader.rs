@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sovereign_core::error::Invalid;
-use sovereign_core::trading::fixed::{Fixed, SCALE};
+use sovereign_core::trading::fixed::Fixed;
 use sovereign_core::trading::ninjatrader::{
-    front_month, increment, parse_order_state, Command as Oif, OrderReading, OrderState,
+    contracts, front_month, increment, parse_order_state, Command as Oif, OrderReading, OrderState,
 };
 use sovereign_core::trading::oms::{Oms, VenueInstruction, VenueReport};
 use sovereign_core::trading::order::{Order, OrderStatus};
@@ -83,7 +83,7 @@ pub(super) fn line(
             stop_price,
         } => Oif::Change {
             order_id: venue_id(*order_id),
-            qty: qty.and_then(|q| (q.0.raw() % SCALE == 0).then_some(q.0.raw() / SCALE)),
+            qty: qty.and_then(contracts),
             limit: *limit_price,
             stop: *stop_price,
         }
@@ -106,7 +106,8 @@ pub(super) fn reports(oms: &Oms, order_id: u64, reading: &OrderReading) -> Vec<V
     if taken && order.status == OrderStatus::Submitted {
         out.push(VenueReport::Accepted);
     }
-    let held = order.filled_qty.0.raw() / SCALE;
+    // Venue fills are whole contracts, so what the OMS holds is too.
+    let held = contracts(order.filled_qty).unwrap_or_default();
     let avg = order.avg_fill_price.map_or(Fixed::ZERO, |p| p.0);
     match increment((held, avg), (reading.filled, reading.avg_price), tick) {
         Ok(Some((qty, price))) => out.push(VenueReport::Fill {

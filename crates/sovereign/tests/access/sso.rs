@@ -252,21 +252,27 @@ async fn a_wordpress_token_becomes_a_session_and_every_bad_token_is_refused() {
     .await;
     assert_eq!(t.status, 401);
 
-    // The link form lands on a page of this engine, never elsewhere.
-    let link = e
-        .http()
-        .get(format!(
-            "{}/api/auth/sso?token={good}&next=//evil.example/",
-            e.url()
-        ))
-        .send()
-        .await
+    // The link form signs on and lands on a page of this engine, never elsewhere.
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
         .unwrap();
-    assert!(
-        link.url().path() == "/" || link.status() != 200,
-        "followed to {}",
-        link.url()
-    );
+    for (next, lands) in [("//evil.example/", "/"), ("/api/orders", "/api/orders")] {
+        let link = no_redirects
+            .get(format!("{}/api/auth/sso?token={good}&next={next}", e.url()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(link.status(), 303, "{next}");
+        assert_eq!(link.headers()["location"], lands, "{next}");
+        let cookies: Vec<_> = link.headers().get_all("set-cookie").iter().collect();
+        assert!(
+            cookies
+                .iter()
+                .any(|c| c.to_str().unwrap().starts_with("sov_session=")),
+            "{next}: {cookies:?}"
+        );
+    }
 
     // Logout ends the session on the next request.
     let out = send(&e, Method::POST, "/api/auth/logout", None, &h).await;
