@@ -788,6 +788,7 @@ fn codes_and_states_round_trip() {
             "trading_halted",
             "reducing_only",
             "no_market_price",
+            "venue_disconnected",
         ]
     );
     for c in RiskCode::ALL {

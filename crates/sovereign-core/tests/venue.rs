@@ -486,3 +486,107 @@ fn the_venue_is_asked_to_place_cancel_and_change_and_decides_itself() {
     }
     assert!(replayed.take_instructions().is_empty());
 }
+
+#[test]
+fn a_disconnected_venue_denies_new_orders_but_takes_cancels() {
+    let mut oms = venue_oms();
+    let mut out = Vec::new();
+    let id = buy(&mut oms, 1, &mut out);
+    oms.report(id, VenueReport::Accepted, t0(), &mut out)
+        .unwrap();
+    oms.take_instructions();
+    oms.set_venue_connected("live", false);
+    let new = NewOrder {
+        account: "live".into(),
+        symbol: es(),
+        side: Side::Sell,
+        qty: q(1),
+        order_type: OrderType::Market,
+        limit_price: None,
+        stop_price: None,
+        tif: Tif::Day,
+        client_order_id: None,
+    };
+    let denied = oms.submit(new.clone(), t0(), &mut out).unwrap();
+    assert_eq!(
+        denied.denial.map(|d| d.code.code()),
+        Some("venue_disconnected")
+    );
+    assert!(
+        oms.take_instructions().is_empty(),
+        "nothing goes to the venue"
+    );
+    // A cancel is asked all the same (the shell holds it until the connection is back).
+    oms.cancel(id, "by request", t0(), &mut out).unwrap();
+    assert_eq!(oms.take_instructions().len(), 1);
+    oms.set_venue_connected("live", true);
+    let taken = oms.submit(new, t0(), &mut out).unwrap();
+    assert!(taken.denial.is_none());
+}
+
+#[test]
+fn reconciliation_names_each_difference_and_adoption_takes_the_venue_view() {
+    let mut oms = venue_oms();
+    let mut out = Vec::new();
+    let id = buy(&mut oms, 2, &mut out);
+    oms.report(id, fill("e1", 2, "5000"), t0(), &mut out)
+        .unwrap();
+    let nq = Symbol::parse("NQ").unwrap();
+    type Holding = (Symbol, i64);
+    type Difference = (Symbol, i64, i64);
+    let cases: Vec<(Vec<Holding>, Vec<Difference>)> = vec![
+        // (venue holds, mismatches as (symbol, engine, venue))
+        (vec![(es(), 2)], vec![]),
+        (vec![(es(), 1)], vec![(es(), 2, 1)]),
+        (vec![], vec![(es(), 2, 0)]),
+        (vec![(es(), 2), (nq.clone(), -1)], vec![(nq.clone(), 0, -1)]),
+        (vec![(es(), -2)], vec![(es(), 2, -2)]),
+    ];
+    for (venue, want) in cases {
+        let held = venue.iter().map(|(s, n)| (s.clone(), q(*n))).collect();
+        let got: Vec<(Symbol, i64, i64)> = oms
+            .reconcile("live", &held)
+            .into_iter()
+            .map(|m| {
+                (
+                    m.symbol,
+                    m.engine.0.raw() / Fixed::ONE.raw(),
+                    m.venue.0.raw() / Fixed::ONE.raw(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "venue {venue:?}");
+    }
+    // Adopting sets the quantity and average; realized P&L stays; a replay rebuilds it.
+    let before = oms.positions(Some("live"))[0].position.realized_pnl;
+    let mut adjusted = Vec::new();
+    oms.adopt_position("live", &es(), q(3), Price(f("4990.5")), t0(), &mut adjusted)
+        .unwrap();
+    out.extend(adjusted.clone());
+    let p = oms.positions(Some("live"))[0].position.clone();
+    assert_eq!(
+        (p.qty, p.avg_price, p.realized_pnl),
+        (q(3), Price(f("4990.5")), before)
+    );
+    assert!(oms
+        .reconcile("live", &[(es(), q(3))].into_iter().collect())
+        .is_empty());
+    let mut replay = venue_oms();
+    for e in &out {
+        replay.apply(e);
+    }
+    assert_eq!(replay.positions(Some("live")), oms.positions(Some("live")));
+    // Bad adoptions change nothing.
+    let mut none = Vec::new();
+    assert!(oms
+        .adopt_position("ghost", &es(), q(1), Price(f("1")), t0(), &mut none)
+        .is_err());
+    assert!(oms
+        .adopt_position("live", &es(), q(1), Price(f("0")), t0(), &mut none)
+        .is_err());
+    assert!(none.is_empty());
+    // Flat needs no price.
+    oms.adopt_position("live", &es(), q(0), Price(f("0")), t0(), &mut none)
+        .unwrap();
+    assert!(oms.positions(Some("live"))[0].position.is_flat());
+}

@@ -301,7 +301,9 @@ impl Settings {
         let (mut trading, trading_problems) = trading::settings(file.trading);
         // A gateway's folder, like every path in the file, is relative to the file.
         for g in &mut trading.gateways {
-            g.dir = base.join(&g.dir);
+            if let trading::VenueSettings::NinjaTrader(nt) = &mut g.venue {
+                nt.dir = base.join(&nt.dir);
+            }
         }
         s.trading = trading;
         section(if trading_problems.is_empty() {

@@ -49,6 +49,7 @@ pub mod audit;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod gateways;
 mod hygiene;
 pub mod keys;
 mod openapi;
@@ -197,6 +198,7 @@ fn router(limits: Limits) -> Router<AppState> {
         .merge(services::router())
         .merge(alerts::router())
         .merge(trading::router())
+        .merge(gateways::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(limits.body))
         .layer(body(limits.body))
@@ -275,6 +277,7 @@ pub fn openapi_json() -> String {
         services::paths,
         alerts::paths,
         trading::paths,
+        gateways::paths,
         openapi::paths,
     ] {
         part(&mut paths);

@@ -336,6 +336,9 @@ pub struct StateIn {
     /// One account; absent or `"all"`: every account at once (the kill switch).
     pub account: Option<String>,
     pub reason: String,
+    /// HARDSTOP only: also close every position of the account(s) at market.
+    #[serde(default)]
+    pub flatten: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -350,6 +353,9 @@ pub struct StateOut {
     pub canceled: Vec<String>,
     /// Each account the command reached.
     pub accounts: Vec<AccountStateOut>,
+    /// With `flatten`: the closing orders.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flattened: Option<Vec<OrderOut>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -715,6 +721,7 @@ async fn change_state(t: &Trading, body: StateIn, cmd: StateCommand) -> ApiResul
         changed: accounts.iter().any(|a| a.changed),
         canceled: accounts.iter().flat_map(|a| a.canceled.clone()).collect(),
         accounts,
+        flattened: None,
     }))
 }
 
@@ -727,7 +734,14 @@ pub async fn hardstop(
     let cmd = StateCommand::Hardstop {
         reason: body.reason.clone(),
     };
-    change_state(&t, body, cmd).await
+    let (flatten, account) = (body.flatten, selected_account(body.account.clone()));
+    let Json(mut out) = change_state(&t, body, cmd).await?;
+    if flatten {
+        // Halted first, so nothing new opens; closing orders pass a halt.
+        let done = t.flatten(account).await?;
+        out.flattened = Some(done.iter().map(|s| OrderOut::from(&s.order)).collect());
+    }
+    Ok(Json(out))
 }
 
 #[utoipa::path(post, path = "/api/risk/resume", tag = "trading", request_body = StateIn,
@@ -736,6 +750,13 @@ pub async fn resume(
     State(t): State<Trading>,
     JsonBody(body): JsonBody<StateIn>,
 ) -> ApiResult<Json<StateOut>> {
+    if body.flatten {
+        return Err(ApiError::new(
+            Code::InvalidType,
+            "flatten goes with a hardstop, not a resume",
+        )
+        .field("flatten"));
+    }
     let cmd = StateCommand::Resume {
         reason: body.reason.clone(),
     };

@@ -646,15 +646,28 @@ pub struct StateArgs {
     pub client: ClientArgs,
 }
 
+#[derive(Args, Clone)]
+pub struct HardstopArgs {
+    #[command(flatten)]
+    pub state: StateArgs,
+    /// Also close every position at market once halted (at NinjaTrader too: the gateways
+    /// view says when its position files read flat).
+    #[arg(long)]
+    pub flatten: bool,
+}
+
 /// The trading commands, as parsed.
 pub enum Trading {
+    Gateways,
+    /// Reconcile the account's gateway now; `true`: take the venue's positions.
+    Reconcile(String, bool),
     Orders(OrdersArgs),
     Order(OrderArgs),
     Cancel(String),
     Positions(Option<String>),
     Fills(FillsArgs),
     Accounts,
-    Hardstop(StateArgs),
+    Hardstop(HardstopArgs),
     Resume(StateArgs),
     Flatten(Option<String>),
     CancelAll(Option<String>),
@@ -810,12 +823,42 @@ async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Optio
             accounts_table,
             None,
         ),
-        Trading::Hardstop(a) => (
-            api.call(Method::POST, "/api/risk/hardstop", Some(state_body(a)))
-                .await?,
-            state_table,
+        Trading::Hardstop(a) => {
+            let mut body = state_body(a.state);
+            if a.flatten {
+                body["flatten"] = json!(true);
+            }
+            let out = api
+                .call(Method::POST, "/api/risk/hardstop", Some(body))
+                .await?;
+            let failure = out["flattened"]
+                .as_array()
+                .and_then(|list| list.iter().find_map(refusal));
+            (out, state_table, failure)
+        }
+        Trading::Gateways => (
+            api.call(Method::GET, "/api/gateways", None).await?,
+            gateways_table,
             None,
         ),
+        Trading::Reconcile(account, adopt) => {
+            let all = api.call(Method::GET, "/api/gateways", None).await?;
+            let name = list(&all, "gateways")
+                .iter()
+                .find(|g| g["account"] == account.as_str())
+                .map(|g| s(&g["name"]))
+                .ok_or_else(|| {
+                    anyhow!("no gateway trades account {account:?} (sovereign gateways lists them)")
+                })?;
+            let out = api
+                .call(
+                    Method::POST,
+                    &format!("/api/gateways/{}/reconcile", encode(&name)),
+                    Some(json!({ "adopt_venue": adopt })),
+                )
+                .await?;
+            (out, reconcile_table, None)
+        }
         Trading::Resume(a) => (
             api.call(Method::POST, "/api/risk/resume", Some(state_body(a)))
                 .await?,
@@ -972,6 +1015,70 @@ fn fills_table(v: &Value) -> String {
         ],
         &rows,
     )
+}
+
+fn gateway_rows(gateways: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = gateways
+        .iter()
+        .map(|g| {
+            vec![
+                s(&g["name"]),
+                s(&g["kind"]),
+                s(&g["account"]),
+                s(&g["venue_account"]),
+                s(&g["connection"]),
+                s(&g["reconciliation"]),
+                list(g, "unknown_orders").len().to_string(),
+                s(&g["last_report_at"]),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "NAME",
+            "KIND",
+            "ACCOUNT",
+            "VENUE ACCOUNT",
+            "CONNECTION",
+            "POSITIONS",
+            "UNKNOWN",
+            "LAST REPORT",
+        ],
+        &rows,
+    )
+}
+
+fn gateways_table(v: &Value) -> String {
+    gateway_rows(list(v, "gateways"))
+}
+
+/// The gateway, then each position that differs.
+fn reconcile_table(v: &Value) -> String {
+    let mut text = gateway_rows(std::slice::from_ref(v));
+    let rows: Vec<Vec<String>> = list(v, "mismatches")
+        .iter()
+        .map(|m| {
+            vec![
+                s(&m["symbol"]),
+                m["instruments"]
+                    .as_array()
+                    .map(|i| i.iter().map(s).collect::<Vec<_>>().join(", "))
+                    .unwrap_or_default(),
+                s(&m["engine_qty"]),
+                s(&m["venue_qty"]),
+                s(&m["venue_avg_price"]),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        text.push_str("positions agree\n");
+    } else {
+        text.push_str(&table(
+            &["SYMBOL", "INSTRUMENT", "ENGINE", "VENUE", "VENUE AVG"],
+            &rows,
+        ));
+    }
+    text
 }
 
 fn accounts_table(v: &Value) -> String {

@@ -189,7 +189,25 @@ enum Command {
     ///
     /// Without `--account` (or with `--account all`) every account at once. New orders are
     /// denied until `resume`; only closing orders from `flatten` pass.
-    Hardstop(client::StateArgs),
+    Hardstop(client::HardstopArgs),
+    /// Show each venue gateway: connection, reconciliation, orders of unknown state.
+    Gateways {
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Compare an account's positions with its venue's now.
+    ///
+    /// With `--adopt-venue`, the venue's positions become the engine's (one journaled
+    /// adjustment per symbol, on the audit trail); the account stays `reducing` until `resume`.
+    Reconcile {
+        /// The engine account traded at the gateway.
+        account: String,
+        /// Take the venue's positions as the engine's.
+        #[arg(long)]
+        adopt_venue: bool,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
     /// Resume trading on a halted account (without `--account`: every account).
     Resume(client::StateArgs),
     /// Cancel every working order (of one account, or of all).
@@ -315,7 +333,15 @@ fn main() -> ExitCode {
         }
         Command::Fills(args) => trading(client::Trading::Fills(args.clone()), &args.client),
         Command::Accounts { client } => trading(client::Trading::Accounts, &client),
-        Command::Hardstop(args) => trading(client::Trading::Hardstop(args.clone()), &args.client),
+        Command::Hardstop(args) => {
+            trading(client::Trading::Hardstop(args.clone()), &args.state.client)
+        }
+        Command::Gateways { client } => trading(client::Trading::Gateways, &client),
+        Command::Reconcile {
+            account,
+            adopt_venue,
+            client,
+        } => trading(client::Trading::Reconcile(account, adopt_venue), &client),
         Command::Resume(args) => trading(client::Trading::Resume(args.clone()), &args.client),
         Command::Flatten { account, client } => trading(client::Trading::Flatten(account), &client),
         Command::CancelAll { account, client } => {

@@ -6,7 +6,7 @@
 //! of the same events through [`Oms::apply`] rebuilds exactly the same state: that is recovery.
 //! Nothing here does I/O or reads the clock; `now` is passed in.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -303,6 +303,22 @@ pub enum Event {
         external: bool,
         at: DateTime<Utc>,
     },
+    /// A position set to what the venue holds (an operator adopted the venue's view).
+    Adjusted {
+        account: String,
+        symbol: Symbol,
+        qty: Qty,
+        avg_price: Price,
+        at: DateTime<Utc>,
+    },
+}
+
+/// A symbol whose position differs between the engine and its venue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    pub symbol: Symbol,
+    pub engine: Qty,
+    pub venue: Qty,
 }
 
 /// Where a price comes from.
@@ -452,6 +468,8 @@ pub struct Oms {
     cancel_asked: std::collections::HashSet<u64, BuildHasherDefault<FxHasher>>,
     /// (order id, venue execution id) of every venue fill applied: the duplicate check.
     executions: std::collections::HashSet<(u64, String), BuildHasherDefault<FxHasher>>,
+    /// Accounts whose venue reports its connection down (observed, not journaled).
+    venue_down: std::collections::BTreeSet<String>,
     next_order_id: u64,
     next_fill_id: u64,
     /// Most recent window any account's rate rule needs; older submit times are dropped.
@@ -506,6 +524,7 @@ impl Oms {
             executions: Default::default(),
             instructions: Vec::new(),
             cancel_asked: Default::default(),
+            venue_down: Default::default(),
             next_order_id: 1,
             next_fill_id: 1,
             rate_window,
@@ -525,6 +544,92 @@ impl Oms {
     /// sends each once its command's events are durable.
     pub fn take_instructions(&mut self) -> Vec<VenueInstruction> {
         std::mem::take(&mut self.instructions)
+    }
+
+    /// What the account's venue says of its connection: while it is down, new orders are
+    /// denied `venue_disconnected` (cancels and changes still go to the venue's queue).
+    pub fn set_venue_connected(&mut self, account: &str, connected: bool) {
+        if connected {
+            self.venue_down.remove(account);
+        } else {
+            self.venue_down.insert(account.to_string());
+        }
+    }
+
+    /// Where the engine's positions of `account` differ from what its venue holds (`venue`:
+    /// every symbol the venue holds; a symbol it does not list is flat there).
+    pub fn reconcile(&self, account: &str, venue: &BTreeMap<Symbol, Qty>) -> Vec<Mismatch> {
+        let mut symbols: std::collections::BTreeSet<&Symbol> = venue.keys().collect();
+        if let Some(b) = self.books.get(account) {
+            symbols.extend(
+                b.positions
+                    .iter()
+                    .filter(|(_, p)| !p.is_flat())
+                    .map(|(s, _)| s),
+            );
+        }
+        symbols
+            .into_iter()
+            .filter_map(|s| {
+                let engine = self.position_qty(account, s);
+                let at_venue = venue.get(s).copied().unwrap_or(Qty::ZERO);
+                (engine != at_venue).then(|| Mismatch {
+                    symbol: s.clone(),
+                    engine,
+                    venue: at_venue,
+                })
+            })
+            .collect()
+    }
+
+    /// Take the venue's position as the engine's: one journaled adjustment that sets the
+    /// quantity and average price (realized P&L and cash stay as they are).
+    pub fn adopt_position(
+        &mut self,
+        account: &str,
+        symbol: &Symbol,
+        qty: Qty,
+        avg_price: Price,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<(), OmsError> {
+        self.check_account(Some(account))?;
+        if self.instruments.get(symbol).is_none() {
+            return Err(Invalid::new(
+                "unknown_symbol",
+                "symbol",
+                format!("unknown symbol {symbol}"),
+            )
+            .into());
+        }
+        if !qty.is_zero() && !avg_price.0.is_positive() {
+            return Err(Invalid::new(
+                "invalid_price",
+                "avg_price",
+                format!("a held position needs an average price above 0, not {avg_price}"),
+            )
+            .into());
+        }
+        self.emit(
+            Event::Adjusted {
+                account: account.to_string(),
+                symbol: symbol.clone(),
+                qty,
+                avg_price: if qty.is_zero() {
+                    Price(Fixed::ZERO)
+                } else {
+                    avg_price
+                },
+                at: now,
+            },
+            out,
+        );
+        Ok(())
+    }
+
+    /// A cancel that could not be given to the venue: the next cancel of the order asks again.
+    pub fn forget_cancel(&mut self, order_id: u64) {
+        self.cancel_asked.remove(&order_id);
     }
 
     fn answers_later(&self, order_id: u64) -> bool {
@@ -653,6 +758,13 @@ impl Oms {
     ) -> Result<(), RiskDenial> {
         let order = request;
         let (account, symbol) = (order.account.as_str(), &order.symbol);
+        if check != Check::Modify && self.venue_down.contains(account) {
+            // A change waits for the connection; a new order cannot reach the venue at all.
+            return Err(RiskDenial {
+                code: RiskCode::VenueDisconnected,
+                message: format!("the venue of account {account} reports its connection down"),
+            });
+        }
         let last_price = self.quotes.get(symbol).and_then(|q| q.last);
         let (mut open_buy, mut open_sell) = (Qty::ZERO, Qty::ZERO);
         for oid in self
@@ -1504,6 +1616,25 @@ impl Oms {
             } => {
                 if let Some(b) = self.books.get_mut(account) {
                     b.state = change.to;
+                }
+            }
+            Event::Adjusted {
+                account,
+                symbol,
+                qty,
+                avg_price,
+                ..
+            } => {
+                let multiplier = self
+                    .instruments
+                    .get(symbol)
+                    .map_or(Fixed::ONE, |i| i.multiplier);
+                if let Some(b) = self.books.get_mut(account) {
+                    let pos = b
+                        .positions
+                        .entry(symbol.clone())
+                        .or_insert_with(Position::flat);
+                    pos.set_open(*qty, *avg_price, multiplier);
                 }
             }
             Event::Mark {

@@ -125,6 +125,20 @@ impl Position {
         Ok(realized)
     }
 
+    /// Hold `qty` at `avg_price` (an adjustment to what a venue holds): the cost basis follows;
+    /// realized P&L and commissions stay. On overflow the position is left unchanged.
+    pub fn set_open(&mut self, qty: Qty, avg_price: Price, multiplier: Fixed) {
+        let Some(cost_basis) = notional(avg_price, qty, multiplier) else {
+            return;
+        };
+        let Some(avg) = average(cost_basis, qty, multiplier) else {
+            return;
+        };
+        self.qty = qty;
+        self.cost_basis = cost_basis;
+        self.avg_price = avg;
+    }
+
     /// `(last − avg) × qty × multiplier`, computed exactly as `qty × last × multiplier − cost
     /// basis`; zero when flat. Saturates at the limits of `Money`.
     pub fn unrealized(&self, last: Price, multiplier: Fixed) -> Money {

@@ -216,10 +216,12 @@ pub enum RiskCode {
     TradingHalted,
     ReducingOnly,
     NoMarketPrice,
+    /// The account's venue reports its connection down: nothing new can reach it.
+    VenueDisconnected,
 }
 
 impl RiskCode {
-    pub const ALL: [RiskCode; 13] = [
+    pub const ALL: [RiskCode; 14] = [
         RiskCode::MaxOrderQty,
         RiskCode::MaxOrderNotional,
         RiskCode::MaxPosition,
@@ -233,6 +235,7 @@ impl RiskCode {
         RiskCode::TradingHalted,
         RiskCode::ReducingOnly,
         RiskCode::NoMarketPrice,
+        RiskCode::VenueDisconnected,
     ];
 
     /// The snake_case code clients match on.
@@ -251,6 +254,7 @@ impl RiskCode {
             RiskCode::TradingHalted => "trading_halted",
             RiskCode::ReducingOnly => "reducing_only",
             RiskCode::NoMarketPrice => "no_market_price",
+            RiskCode::VenueDisconnected => "venue_disconnected",
         }
     }
 

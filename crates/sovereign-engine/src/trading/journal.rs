@@ -145,6 +145,17 @@ fn parts(event: &Event) -> (&'static str, DateTime<Utc>, Value) {
                 "external": external,
             }),
         ),
+        Event::Adjusted {
+            account,
+            symbol,
+            qty,
+            avg_price,
+            at,
+        } => (
+            "position_adjusted",
+            *at,
+            json!({"account": account, "symbol": symbol.as_str(), "qty": qty.to_string(), "avg_price": avg_price.to_string()}),
+        ),
     }
 }
 
@@ -380,6 +391,13 @@ pub fn decode(entry: &JournalEntry) -> Result<Event, DecodeError> {
                     .get("external")
                     .and_then(Value::as_bool)
                     .unwrap_or(false),
+                at: entry.at,
+            },
+            "position_adjusted" => Event::Adjusted {
+                account: r.str("account")?.to_string(),
+                symbol: r.symbol()?,
+                qty: Qty(r.fixed("qty")?),
+                avg_price: Price(r.fixed("avg_price")?),
                 at: entry.at,
             },
             other => return Err(format!("unknown kind {other:?}")),

@@ -25,9 +25,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::notify::{truncate_chars, Alert, Priority};
+use sovereign_core::trading::fixed::Fixed;
 use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
-use sovereign_core::trading::matching::Quote;
+use sovereign_core::trading::matching::{Answering, Quote};
 use sovereign_core::trading::oms::{
     AccountView, Event, FillRecord, Oms, OmsError, OrderFilter, PositionView, PriceSource,
     StateOutcome, Submitted, VenueInstruction, VenueReport, CANCELED_HALTED, CANCELED_REDUCING,
@@ -40,7 +41,9 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::audit::Audit;
 use crate::notify::Notifier;
 use crate::support::Tasks;
+pub use ninjatrader::VenueMismatch;
 pub use settings::TradingSettings;
+use settings::{GatewaySettings, VenueSettings};
 
 /// Every way a trading command can fail.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,35 @@ pub struct Tick {
     /// When the price was seen (a replayed tick's own time); `None`: now. What the tick
     /// causes (fills, a halt) carries this time.
     pub at: Option<DateTime<Utc>>,
+}
+
+/// The reason of the `reducing` a position mismatch with a venue puts an account in.
+const MISMATCH_REASON: &str = "venue position mismatch";
+
+/// `ES engine 2, venue 1; …` for people.
+fn describe(mismatches: &[VenueMismatch]) -> String {
+    mismatches
+        .iter()
+        .map(|m| {
+            let what = m
+                .symbol
+                .as_ref()
+                .map_or_else(|| m.instruments.join(", "), |s| s.to_string());
+            format!("{what} engine {}, venue {}", m.engine, m.venue)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A mismatch as the API and the audit trail show it.
+pub fn mismatch_json(m: &VenueMismatch) -> Value {
+    json!({
+        "symbol": m.symbol.as_ref().map(|s| s.as_str()),
+        "instruments": m.instruments,
+        "engine_qty": m.engine.to_string(),
+        "venue_qty": m.venue.to_string(),
+        "venue_avg_price": m.venue_avg_price.map(|p| p.to_string()),
+    })
 }
 
 /// How often the last prices are journaled, so a restart resumes from them.
@@ -114,8 +146,18 @@ enum Command {
     Planned(Planner, Reply<Vec<Submitted>>),
     /// Time passes: expire day orders whose session closed.
     Clock,
-    /// A venue's order state file changed.
-    VenueReading(u64, sovereign_core::trading::ninjatrader::OrderReading),
+    /// What NinjaTrader's `outgoing` of venue `usize` says now.
+    VenueLook(usize, ninjatrader::Look),
+    /// A batch venue `usize` could not be given, and why.
+    VenueUnsent(usize, Vec<Sent>, String),
+    /// Every gateway as it stands.
+    Gateways(oneshot::Sender<Vec<GatewayView>>),
+    /// Reconcile a gateway's account now; with `adopt`, take the venue's positions.
+    Reconcile {
+        gateway: String,
+        adopt: bool,
+        reply: Reply<GatewayView>,
+    },
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
     /// Finish the commands queued before this one, then end the actor.
@@ -181,24 +223,38 @@ impl Trading {
             .collect();
         let (tx, rx) = mpsc::unbounded_channel();
         let mut venues = Vec::new();
-        for g in &settings.gateways {
-            oms.route(
-                &g.account,
-                Box::new(sovereign_core::trading::matching::Answering("ninjatrader")),
-            );
-            if let Err(e) = std::fs::create_dir_all(g.dir.join("incoming")) {
-                tracing::error!(dir = %g.dir.display(), error = %e, "cannot create NinjaTrader's incoming folder");
+        for (v, g) in settings.gateways.iter().enumerate() {
+            let (outbox, instructions) = mpsc::unbounded_channel();
+            match &g.venue {
+                VenueSettings::NinjaTrader(nt) => {
+                    oms.route(&g.account, Box::new(Answering("ninjatrader")));
+                    if let Err(e) = std::fs::create_dir_all(nt.dir.join("incoming")) {
+                        tracing::error!(dir = %nt.dir.display(), error = %e, "cannot create NinjaTrader's incoming folder");
+                    }
+                    let unsent = tx.clone();
+                    tasks.spawn(ninjatrader::writer(
+                        nt.dir.clone(),
+                        instructions,
+                        move |batch, why| drop(unsent.send(Command::VenueUnsent(v, batch, why))),
+                    ));
+                    let looks = tx.clone();
+                    tasks.spawn(ninjatrader::reader(
+                        nt.clone(),
+                        g.venue_account.clone(),
+                        tasks.clone(),
+                        move |look| looks.send(Command::VenueLook(v, look)).is_ok(),
+                    ));
+                }
+                VenueSettings::Bridge(_) => {
+                    oms.route(&g.account, Box::new(Answering("webhook")));
+                    drop(instructions);
+                }
             }
-            let (to_venue, instructions) = mpsc::unbounded_channel();
-            tasks.spawn(ninjatrader::writer(g.dir.clone(), instructions));
-            let readings = tx.clone();
-            tasks.spawn(ninjatrader::reader(
-                g.dir.clone(),
-                g.poll,
-                tasks.clone(),
-                move |id, reading| readings.send(Command::VenueReading(id, reading)).is_ok(),
-            ));
-            venues.push((g.clone(), to_venue));
+            venues.push(Venue {
+                settings: g.clone(),
+                outbox,
+                watch: ninjatrader::Watch::default(),
+            });
         }
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
@@ -435,6 +491,29 @@ impl Trading {
         self.read(|o| o.quotes()).await
     }
 
+    /// Every gateway: connection, last report, reconciliation.
+    pub async fn gateways(&self) -> Result<Vec<GatewayView>, TradingError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Gateways(tx))
+            .map_err(|_| TradingError::Closed)?;
+        rx.await.map_err(|_| self.closed_or_failed())
+    }
+
+    /// Compare a gateway's positions now; with `adopt`, take the venue's as the engine's.
+    pub async fn reconcile(
+        &self,
+        gateway: String,
+        adopt: bool,
+    ) -> Result<GatewayView, TradingError> {
+        self.call(|reply| Command::Reconcile {
+            gateway,
+            adopt,
+            reply,
+        })
+        .await
+    }
+
     /// Durable OMS events, one batch per command.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.events.subscribe()
@@ -458,8 +537,85 @@ struct Actor {
     publish: mpsc::UnboundedSender<(Durable, Published)>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
-    /// Answering venues: their settings and the writer of their instructions.
-    venues: Vec<(settings::GatewaySettings, ninjatrader::Outbox)>,
+    /// Answering venues, in the order of the settings.
+    venues: Vec<Venue>,
+}
+
+/// One instruction for a venue as it goes out: an OIF line, or a bridge's JSON body.
+#[derive(Debug, Clone)]
+pub(crate) struct Sent {
+    pub order_id: u64,
+    /// A new order (a cancel or change otherwise).
+    pub place: bool,
+    pub body: String,
+}
+
+/// An answering venue as the actor keeps it.
+struct Venue {
+    settings: GatewaySettings,
+    /// Where its batches go, each with the journal barrier it waits for.
+    outbox: mpsc::UnboundedSender<(Durable, Vec<Sent>)>,
+    watch: ninjatrader::Watch,
+}
+
+/// A gateway as `GET /api/gateways` shows it.
+#[derive(Debug, Clone)]
+pub struct GatewayView {
+    pub name: String,
+    pub kind: &'static str,
+    pub account: String,
+    pub venue_account: String,
+    /// `connected`, `disconnected` or `unknown` (no connection state seen).
+    pub connection: &'static str,
+    pub last_report_at: Option<DateTime<Utc>>,
+    /// `ok`, `mismatch` (declared), `pending` (a mismatch within its grace), `unread` (the
+    /// venue's positions not read yet) or `none` (the venue shows no positions).
+    pub reconciliation: &'static str,
+    pub mismatches: Vec<VenueMismatch>,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Open orders the venue no longer shows: their state is unknown.
+    pub unknown_orders: Vec<u64>,
+    /// Cancels and changes waiting for the connection.
+    pub held: usize,
+    pub flatten_asked_at: Option<DateTime<Utc>>,
+    pub flat_at: Option<DateTime<Utc>>,
+}
+
+impl Venue {
+    fn view(&self) -> GatewayView {
+        let g = &self.settings;
+        let w = &self.watch;
+        let nt = matches!(g.venue, VenueSettings::NinjaTrader(_));
+        GatewayView {
+            name: g.name.clone(),
+            kind: if nt { "ninjatrader" } else { "webhook" },
+            account: g.account.clone(),
+            venue_account: g.venue_account.clone(),
+            connection: match w.connection() {
+                Some(true) => "connected",
+                Some(false) => "disconnected",
+                None => "unknown",
+            },
+            last_report_at: w.last_report_at,
+            reconciliation: if !nt {
+                "none"
+            } else if w.look.is_none() {
+                "unread"
+            } else if w.declared {
+                "mismatch"
+            } else if !w.mismatches.is_empty() {
+                "pending"
+            } else {
+                "ok"
+            },
+            mismatches: w.mismatches.clone(),
+            checked_at: w.checked_at,
+            unknown_orders: w.unknown.iter().copied().collect(),
+            held: w.held.len(),
+            flatten_asked_at: w.flatten_asked,
+            flat_at: w.flat_at,
+        }
+    }
 }
 
 /// Deliver published batches to subscribers in the order they were queued, each once durable.
@@ -564,6 +720,14 @@ impl Actor {
                         .oms
                         .flatten(account.as_deref(), now, &mut out)
                         .map_err(TradingError::from);
+                    if r.is_ok() {
+                        for v in &mut self.venues {
+                            if account.as_ref().is_none_or(|a| *a == v.settings.account) {
+                                v.watch.flatten_asked = Some(now);
+                                v.watch.flat_at = None;
+                            }
+                        }
+                    }
                     self.commit(out, reply, r);
                 }
                 Command::SetState(account, cmd, reply) => {
@@ -615,6 +779,9 @@ impl Actor {
                 Command::Clock => {
                     self.oms.expire_day_orders(now, &mut out);
                     self.clock_ticks = self.clock_ticks.wrapping_add(1);
+                    for v in 0..self.venues.len() {
+                        self.check_venue(v, now, &mut out);
+                    }
                     if self.clock_ticks.is_multiple_of(MARK_EVERY) {
                         self.oms.mark_prices(now, &mut out);
                         // Now and then the trail pins the journal's head.
@@ -625,21 +792,19 @@ impl Actor {
                         self.commit(out, tx, Ok(()));
                     }
                 }
-                Command::VenueReading(order_id, reading) => {
-                    for report in ninjatrader::reports(&self.oms, order_id, &reading) {
-                        if let Err(anomaly) = self.oms.report(order_id, report, now, &mut out) {
-                            tracing::warn!(code = anomaly.code(), "{anomaly}");
-                            self.audit.record(
-                                "engine",
-                                "trading.venue_anomaly",
-                                json!({"order_id": order_id.to_string(), "code": anomaly.code(), "message": anomaly.to_string()}),
-                            );
-                        }
-                    }
-                    if !out.is_empty() {
-                        let (tx, _rx) = oneshot::channel();
-                        self.commit(out, tx, Ok(()));
-                    }
+                Command::VenueLook(v, look) => self.on_look(v, look, now),
+                Command::VenueUnsent(v, batch, why) => self.on_unsent(v, batch, why, now),
+                Command::Gateways(reply) => {
+                    let views = self.venues.iter().map(Venue::view).collect();
+                    self.after_durable(Box::new(move || drop(reply.send(views))));
+                }
+                Command::Reconcile {
+                    gateway,
+                    adopt,
+                    reply,
+                } => {
+                    let r = self.reconcile(&gateway, adopt, now, &mut out);
+                    self.commit(out, reply, r);
                 }
                 Command::Read(_) | Command::Stop(_) => {}
             }
@@ -649,30 +814,53 @@ impl Actor {
 
     /// Send what the OMS asks of its venues, each batch once the journal holds what led to it.
     /// An order the venue cannot be given (an instrument without a NinjaTrader name, an IOC)
-    /// is rejected at once rather than left waiting.
+    /// is rejected at once rather than left waiting; cancels and changes for a venue whose
+    /// connection is down wait for it.
     fn instruct(&mut self, now: DateTime<Utc>) {
         let instructions = self.oms.take_instructions();
         if instructions.is_empty() {
             return;
         }
-        let mut batches: Vec<Vec<String>> = vec![Vec::new(); self.venues.len()];
+        let mut batches: Vec<Vec<Sent>> = vec![Vec::new(); self.venues.len()];
         let mut refused = Vec::new();
         for i in &instructions {
-            let id = match i {
-                VenueInstruction::Place { order_id }
-                | VenueInstruction::Cancel { order_id }
-                | VenueInstruction::Change { order_id, .. } => *order_id,
+            let (id, place) = match i {
+                VenueInstruction::Place { order_id } => (*order_id, true),
+                VenueInstruction::Cancel { order_id }
+                | VenueInstruction::Change { order_id, .. } => (*order_id, false),
             };
             let account = self.oms.order(id).map(|o| o.request.account.clone());
             let Some(v) = self
                 .venues
                 .iter()
-                .position(|(g, _)| Some(&g.account) == account.as_ref())
+                .position(|v| Some(&v.settings.account) == account.as_ref())
             else {
                 continue;
             };
-            match ninjatrader::line(&self.oms, &self.venues[v].0, i, now) {
-                Ok(line) => batches[v].push(line),
+            let venue = &self.venues[v];
+            let body = match &venue.settings.venue {
+                VenueSettings::NinjaTrader(nt) => {
+                    ninjatrader::line(&self.oms, nt, &venue.settings.venue_account, i, now)
+                }
+                VenueSettings::Bridge(_) => Err(Invalid::new(
+                    "venue_unsupported",
+                    "gateway",
+                    "the broker-bridge gateway is not built yet",
+                )),
+            };
+            match body {
+                Ok(body) => {
+                    let sent = Sent {
+                        order_id: id,
+                        place,
+                        body,
+                    };
+                    if !place && venue.watch.connection() == Some(false) {
+                        self.venues[v].watch.held.push(sent);
+                    } else {
+                        batches[v].push(sent);
+                    }
+                }
                 Err(e) => refused.push((id, e)),
             }
         }
@@ -688,12 +876,326 @@ impl Actor {
             let (tx, _rx) = oneshot::channel();
             self.commit(out, tx, Ok(()));
         }
-        for (v, lines) in batches.into_iter().enumerate() {
-            if !lines.is_empty() {
-                let barrier: Durable = Box::pin(self.store.barrier());
-                let _ = self.venues[v].1.send((barrier, lines));
+        for (v, batch) in batches.into_iter().enumerate() {
+            self.send_batch(v, batch);
+        }
+    }
+
+    fn send_batch(&self, v: usize, batch: Vec<Sent>) {
+        if !batch.is_empty() {
+            let barrier: Durable = Box::pin(self.store.barrier());
+            let _ = self.venues[v].outbox.send((barrier, batch));
+        }
+    }
+
+    /// What NinjaTrader's folder says now: the order readings become reports, then the
+    /// connection, the orders it no longer shows and the positions are looked at.
+    fn on_look(&mut self, v: usize, look: ninjatrader::Look, now: DateTime<Utc>) {
+        let mut out = Vec::new();
+        for (order_id, reading) in &look.changed {
+            let reports = match self.oms.order(*order_id) {
+                Some(_) => ninjatrader::reports(&self.oms, *order_id, reading),
+                // A file for an order this engine never sent: recorded as the anomaly it is.
+                None => vec![VenueReport::Accepted],
+            };
+            for report in reports {
+                match self.oms.report(*order_id, report, now, &mut out) {
+                    Ok(_) => self.venues[v].watch.last_report_at = Some(now),
+                    Err(anomaly) => self.anomaly(*order_id, &anomaly),
+                }
             }
         }
+        let was = self.venues[v].watch.connection();
+        let up = look.connection;
+        self.venues[v].watch.look = Some(look);
+        if up != was && (up == Some(false) || was == Some(false)) {
+            self.on_connection(v, up != Some(false));
+        }
+        self.check_venue(v, now, &mut out);
+        if !out.is_empty() {
+            let (tx, _rx) = oneshot::channel();
+            self.commit(out, tx, Ok(()));
+        }
+    }
+
+    fn anomaly(&self, order_id: u64, anomaly: &sovereign_core::trading::oms::ReportAnomaly) {
+        tracing::warn!(code = anomaly.code(), "{anomaly}");
+        self.audit.record(
+            "engine",
+            "trading.venue_anomaly",
+            json!({"order_id": order_id.to_string(), "code": anomaly.code(), "message": anomaly.to_string()}),
+        );
+    }
+
+    /// The venue's connection went down (new orders are denied, cancels wait) or came back
+    /// (what waited goes out).
+    fn on_connection(&mut self, v: usize, up: bool) {
+        let account = self.venues[v].settings.account.clone();
+        let name = self.venues[v].settings.name.clone();
+        self.oms.set_venue_connected(&account, up);
+        let (kind, priority, title) = if up {
+            (
+                "trading.venue_connected",
+                Priority::P2,
+                format!("{name}: NinjaTrader connected again"),
+            )
+        } else {
+            (
+                "trading.venue_disconnected",
+                Priority::P1,
+                format!("{name}: NinjaTrader disconnected"),
+            )
+        };
+        tracing::warn!(gateway = %name, account = %account, "{title}");
+        self.audit
+            .record("engine", kind, json!({"gateway": name, "account": account}));
+        self.alert(
+            priority,
+            title,
+            if up {
+                "orders to the account are taken again; held cancels are sent".into()
+            } else {
+                "new orders to the account are refused (venue_disconnected); cancels wait for the connection".into()
+            },
+            json!({"gateway": name, "account": account}),
+            format!("venue-connection:{name}"),
+        );
+        if up {
+            let held = std::mem::take(&mut self.venues[v].watch.held);
+            self.send_batch(v, held);
+            // A fresh look at the positions after a reconnect: its own grace.
+            self.venues[v].watch.mismatch_since = None;
+        }
+    }
+
+    /// A batch the venue could not be given: its new orders are rejected, its cancels may be
+    /// asked again.
+    fn on_unsent(&mut self, v: usize, batch: Vec<Sent>, why: String, now: DateTime<Utc>) {
+        let name = self.venues[v].settings.name.clone();
+        tracing::error!(gateway = %name, "{why}");
+        self.audit.record(
+            "engine",
+            "trading.venue_unwritable",
+            json!({"gateway": name, "orders": batch.iter().map(|s| s.order_id.to_string()).collect::<Vec<_>>(), "message": why}),
+        );
+        self.alert(
+            Priority::P1,
+            format!("{name}: orders cannot reach the venue"),
+            why.clone(),
+            json!({"gateway": name}),
+            format!("venue-unwritable:{name}"),
+        );
+        let mut out = Vec::new();
+        for sent in batch {
+            if sent.place {
+                let report = VenueReport::Rejected {
+                    code: "venue_unwritable".into(),
+                    reason: why.clone(),
+                };
+                let _ = self.oms.report(sent.order_id, report, now, &mut out);
+            } else {
+                self.oms.forget_cancel(sent.order_id);
+            }
+        }
+        if !out.is_empty() {
+            let (tx, _rx) = oneshot::channel();
+            self.commit(out, tx, Ok(()));
+        }
+    }
+
+    /// Orders the venue no longer shows, positions against the engine's, and whether a
+    /// flatten has reached the venue.
+    fn check_venue(&mut self, v: usize, now: DateTime<Utc>, out: &mut Vec<Event>) {
+        let VenueSettings::NinjaTrader(nt) = &self.venues[v].settings.venue else {
+            return;
+        };
+        let nt = nt.clone();
+        let (name, account) = (
+            self.venues[v].settings.name.clone(),
+            self.venues[v].settings.account.clone(),
+        );
+        let w = &self.venues[v].watch;
+        if w.look.is_none() {
+            return;
+        }
+        let unknown = w.unknown_orders(&self.oms, &account, now);
+        let newly: Vec<u64> = unknown.difference(&w.unknown).copied().collect();
+        let connected = w.connection() != Some(false);
+        let mismatches = w.mismatches(&nt, &self.oms, &account);
+        let flat = w.flatten_asked.is_some() && w.flat_at.is_none() && w.venue_flat();
+        if !newly.is_empty() {
+            let ids: Vec<String> = newly.iter().map(u64::to_string).collect();
+            tracing::warn!(gateway = %name, orders = ?ids, "NinjaTrader shows no state for these orders: their state is unknown");
+            self.audit.record(
+                "engine",
+                "trading.venue_orders_unknown",
+                json!({"gateway": name, "account": account, "orders": ids}),
+            );
+            self.alert(
+                Priority::P1,
+                format!("{name}: the state of {} order(s) is unknown", ids.len()),
+                "NinjaTrader shows no state file for them (it clears outgoing when it restarts); check them in NinjaTrader".into(),
+                json!({"gateway": name, "orders": ids}),
+                format!("venue-unknown:{name}"),
+            );
+        }
+        if flat {
+            self.audit.record(
+                "engine",
+                "trading.venue_flat",
+                json!({"gateway": name, "account": account}),
+            );
+            self.alert(
+                Priority::P2,
+                format!("{name}: NinjaTrader reports the account flat"),
+                "every position file of the account says FLAT after the flatten".into(),
+                json!({"gateway": name, "account": account}),
+                format!("venue-flat:{name}"),
+            );
+        }
+        let w = &mut self.venues[v].watch;
+        w.unknown = unknown;
+        if flat {
+            w.flat_at = Some(now);
+        }
+        if !connected {
+            // Positions are compared only while the venue is connected.
+            return;
+        }
+        w.checked_at = Some(now);
+        if mismatches.is_empty() {
+            let was_declared = std::mem::take(&mut w.declared);
+            w.mismatches.clear();
+            w.mismatch_since = None;
+            if was_declared {
+                self.audit.record(
+                    "engine",
+                    "trading.venue_reconciled",
+                    json!({"gateway": name, "account": account}),
+                );
+                self.alert(
+                    Priority::P2,
+                    format!("{name}: positions agree with NinjaTrader again"),
+                    format!("account {account} stays reducing until an operator resumes it"),
+                    json!({"gateway": name, "account": account}),
+                    format!("venue-mismatch:{name}"),
+                );
+            }
+            return;
+        }
+        if mismatches != w.mismatches || w.mismatch_since.is_none() {
+            w.mismatches = mismatches;
+            w.mismatch_since = Some(now);
+            return;
+        }
+        let due = w
+            .mismatch_since
+            .is_some_and(|t| now - t >= ninjatrader::MISMATCH_GRACE);
+        if w.declared || !due {
+            return;
+        }
+        w.declared = true;
+        let what = describe(&w.mismatches);
+        let detail: Vec<Value> = w.mismatches.iter().map(mismatch_json).collect();
+        tracing::warn!(gateway = %name, account = %account, "position mismatch with NinjaTrader: {what}");
+        self.audit.record(
+            "engine",
+            "trading.venue_mismatch",
+            json!({"gateway": name, "account": account, "mismatches": detail}),
+        );
+        self.alert(
+            Priority::P1,
+            format!("{name}: positions differ from NinjaTrader"),
+            format!("{what}; account {account} is reducing. `sovereign reconcile {account} --adopt-venue` takes NinjaTrader's positions"),
+            json!({"gateway": name, "account": account, "mismatches": detail}),
+            format!("venue-mismatch:{name}"),
+        );
+        let reason = format!("{MISMATCH_REASON}: {what}");
+        let _ = self
+            .oms
+            .set_state(Some(&account), &StateCommand::Reduce { reason }, now, out);
+    }
+
+    /// Reconcile now; with `adopt`, set each differing position to the venue's (one journaled
+    /// adjustment each; all or none).
+    fn reconcile(
+        &mut self,
+        gateway: &str,
+        adopt: bool,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<GatewayView, TradingError> {
+        let invalid = |code: &'static str, message: String| {
+            TradingError::Oms(OmsError::Invalid(Invalid::new(code, "gateway", message)))
+        };
+        let v = self
+            .venues
+            .iter()
+            .position(|v| v.settings.name == gateway)
+            .ok_or_else(|| invalid("unknown_gateway", format!("no gateway {gateway:?}")))?;
+        let VenueSettings::NinjaTrader(nt) = &self.venues[v].settings.venue else {
+            return Err(invalid(
+                "venue_unsupported",
+                format!("gateway {gateway:?} is a broker bridge: it reports no positions"),
+            ));
+        };
+        let nt = nt.clone();
+        let account = self.venues[v].settings.account.clone();
+        if self.venues[v].watch.look.is_none() {
+            return Err(invalid(
+                "venue_unread",
+                format!(
+                    "NinjaTrader's outgoing folder of gateway {gateway:?} has not been read yet"
+                ),
+            ));
+        }
+        let mismatches = self.venues[v].watch.mismatches(&nt, &self.oms, &account);
+        if adopt {
+            if let Some(m) = mismatches.iter().find(|m| m.symbol.is_none()) {
+                return Err(invalid(
+                    "unmapped_instrument",
+                    format!(
+                        "NinjaTrader holds {} {}, which the engine does not trade: close it there or map it in the gateway's instruments",
+                        m.venue,
+                        m.instruments.join(", ")
+                    ),
+                ));
+            }
+            for m in &mismatches {
+                let Some(symbol) = &m.symbol else { continue };
+                let avg = m.venue_avg_price.unwrap_or(Price(Fixed::ZERO));
+                self.oms
+                    .adopt_position(&account, symbol, m.venue, avg, now, out)?;
+                self.audit.record(
+                    "api",
+                    "trading.position_adopted",
+                    json!({"gateway": gateway, "account": account, "symbol": symbol.as_str(), "from": m.engine.to_string(), "to": m.venue.to_string(), "avg_price": avg.to_string()}),
+                );
+            }
+        }
+        self.check_venue(v, now, out);
+        Ok(self.venues[v].view())
+    }
+
+    fn alert(
+        &self,
+        priority: Priority,
+        title: String,
+        message: String,
+        context: Value,
+        key: String,
+    ) {
+        self.notifier.raise_in_background(
+            Alert {
+                priority,
+                source: "venue".into(),
+                title: truncate_chars(&title, sovereign_core::notify::MAX_TITLE),
+                message,
+                context,
+                dedup_key: Some(key),
+            },
+            "engine",
+        );
     }
 
     /// The orders and positions the events touched, as they stand now.
@@ -773,7 +1275,9 @@ impl Actor {
             {
                 // Trading-state changes go on the audit trail, right behind their journal row.
                 audited = true;
-                let actor = if change.reason.starts_with("daily loss") {
+                let actor = if change.reason.starts_with("daily loss")
+                    || change.reason.starts_with(MISMATCH_REASON)
+                {
                     "engine"
                 } else {
                     "api"
@@ -839,7 +1343,12 @@ fn refuse(cmd: Command) {
             }
         }
         Command::Planned(_, r) => drop(r.send(e())),
-        Command::Clock | Command::Read(_) | Command::VenueReading(..) => {}
+        Command::Reconcile { reply, .. } => drop(reply.send(e())),
+        Command::Gateways(_)
+        | Command::Clock
+        | Command::Read(_)
+        | Command::VenueLook(..)
+        | Command::VenueUnsent(..) => {}
         Command::Stop(done) => drop(done.send(())),
     }
 }

@@ -1,35 +1,46 @@
 //! The NinjaTrader gateway: an account's orders go out as Order Instruction Files and come back
-//! from `outgoing` as venue reports.
+//! from `outgoing` as venue reports; NinjaTrader's position and connection files are watched.
 //!
 //! - Out: the actor turns the OMS's venue instructions into OIF lines (order id `sov-<id>`) and
 //!   queues them with the journal barrier of the command that made them; the writer waits for
 //!   the barrier (nothing reaches the venue that a crash could forget), writes each batch beside
-//!   `incoming` and renames it in, so NinjaTrader never reads half a file.
-//! - In: the reader looks at `outgoing` every `poll` and sends each changed `sov-<id>.txt` to
-//!   the actor, which turns the cumulative reading into reports against what the OMS already
-//!   holds of that order: after a restart (or a kill -9 between an OIF and its fill) the same
-//!   file gives the same execution id (`cum-<filled>`), so a fill is applied once.
+//!   `incoming` and renames it in, so NinjaTrader never reads half a file. A batch that cannot
+//!   be written comes back to the actor: its orders are rejected `venue_unwritable`.
+//! - In: the reader looks at `outgoing` every `poll` and sends a [`Look`] whenever anything in
+//!   it changed: the order state files that changed, which orders still have one, the account's
+//!   positions and the connection. The actor turns each cumulative order reading into reports
+//!   against what the OMS already holds of that order: after a restart (or a kill -9 between an
+//!   OIF and its fill) the same file gives the same execution id (`cum-<filled>`), so a fill is
+//!   applied once.
+//! - Watch ([`Watch`]): what the folder says beyond orders — the connection (down: new orders
+//!   are denied `venue_disconnected`, cancels wait for it to come back), orders NinjaTrader no
+//!   longer shows (it clears `outgoing` when it restarts: they are marked unknown, not guessed),
+//!   and positions reconciled against the engine's.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sovereign_core::error::Invalid;
-use sovereign_core::trading::fixed::Fixed;
+use sovereign_core::trading::fixed::{Fixed, Price, Qty};
+use sovereign_core::trading::instrument::{AssetClass, Symbol};
 use sovereign_core::trading::ninjatrader::{
-    contracts, front_month, increment, parse_order_state, Command as Oif, OrderReading, OrderState,
+    contracts, front_month, increment, parse_connection, parse_order_state, parse_position,
+    position_file_instrument, Command as Oif, OrderReading, OrderState, PositionReading,
 };
 use sovereign_core::trading::oms::{Oms, VenueInstruction, VenueReport};
 use sovereign_core::trading::order::{Order, OrderStatus};
 use tokio::sync::mpsc;
 
-use super::settings::GatewaySettings;
-use super::Durable;
+use super::settings::NinjaSettings;
+use super::{Durable, Sent};
 use crate::support::Tasks;
 
-/// Where an account's instruction batches go, each with the journal barrier it waits for.
-pub(super) type Outbox = mpsc::UnboundedSender<(Durable, Vec<String>)>;
+/// How long a mismatch must last before it counts: a fill NinjaTrader has written into the
+/// position file but not yet into the order's state file (or the other way round) is not one.
+pub(super) const MISMATCH_GRACE: chrono::Duration = chrono::Duration::seconds(2);
+/// How long an order sent to NinjaTrader may go without a state file before it is unknown.
+const TAKE_GRACE: chrono::Duration = chrono::Duration::seconds(10);
 
 /// The order id NinjaTrader knows an order by.
 pub(super) fn venue_id(id: u64) -> String {
@@ -43,19 +54,25 @@ fn order_of(name: &str) -> Option<u64> {
         .ok()
 }
 
-/// The NinjaTrader instrument of an order's symbol: the configured name, or the front month.
-fn instrument(g: &GatewaySettings, order: &Order, now: DateTime<Utc>) -> Option<String> {
+/// The NinjaTrader instrument of an order's symbol: the configured name, or a future's front
+/// month (`ES` → `ES 03-27`); anything else needs its name configured.
+fn instrument(g: &NinjaSettings, oms: &Oms, order: &Order, now: DateTime<Utc>) -> Option<String> {
     let symbol = &order.request.symbol;
-    g.instruments
+    if let Some(name) = g.instruments.get(symbol) {
+        return Some(name.clone());
+    }
+    let future = oms
+        .instruments()
         .get(symbol)
-        .cloned()
-        .or_else(|| front_month(symbol.as_str(), now.date_naive()))
+        .is_some_and(|i| i.class == AssetClass::Future);
+    future.then(|| front_month(symbol.as_str(), now.date_naive()))?
 }
 
 /// The OIF line for one instruction (from the OMS as it is now).
 pub(super) fn line(
     oms: &Oms,
-    g: &GatewaySettings,
+    g: &NinjaSettings,
+    venue_account: &str,
     instruction: &VenueInstruction,
     now: DateTime<Utc>,
 ) -> Result<String, Invalid> {
@@ -63,14 +80,14 @@ pub(super) fn line(
     Ok(match instruction {
         VenueInstruction::Place { order_id } => {
             let order = oms.order(*order_id).ok_or_else(|| unknown(*order_id))?;
-            let name = instrument(g, order, now).ok_or_else(|| {
+            let name = instrument(g, oms, order, now).ok_or_else(|| {
                 Invalid::new(
                     "unmapped_instrument",
                     "symbol",
                     format!("no NinjaTrader instrument for {}", order.request.symbol),
                 )
             })?;
-            Oif::place(order, &g.venue_account, &name, &venue_id(*order_id))?.line()
+            Oif::place(order, venue_account, &name, &venue_id(*order_id))?.line()
         }
         VenueInstruction::Cancel { order_id } => Oif::Cancel {
             order_id: venue_id(*order_id),
@@ -133,11 +150,15 @@ pub(super) fn reports(oms: &Oms, order_id: u64, reading: &OrderReading) -> Vec<V
 }
 
 /// Write each batch once its journal barrier is durable: `DIR/oif<seq>.tmp`, renamed into
-/// `incoming`.
-pub(super) async fn writer(dir: PathBuf, mut rx: mpsc::UnboundedReceiver<(Durable, Vec<String>)>) {
+/// `incoming`. A batch that cannot be written goes to `unsent` with the error.
+pub(super) async fn writer(
+    dir: PathBuf,
+    mut rx: mpsc::UnboundedReceiver<(Durable, Vec<Sent>)>,
+    unsent: impl Fn(Vec<Sent>, String) + Send + 'static,
+) {
     let mut seq: u64 = 0;
     let stamp = Utc::now().timestamp_micros();
-    while let Some((durable, lines)) = rx.recv().await {
+    while let Some((durable, batch)) = rx.recv().await {
         if durable.await.is_err() {
             tracing::error!("a venue instruction was not sent: its journal write failed");
             continue;
@@ -146,66 +167,262 @@ pub(super) async fn writer(dir: PathBuf, mut rx: mpsc::UnboundedReceiver<(Durabl
         let name = format!("oif{stamp}-{seq}");
         let staged = dir.join(format!("{name}.tmp"));
         let target = dir.join("incoming").join(format!("{name}.txt"));
-        let text = lines.join("\r\n") + "\r\n";
+        let mut text = String::new();
+        for sent in &batch {
+            text.push_str(&sent.body);
+            text.push_str("\r\n");
+        }
         let written = tokio::fs::write(&staged, text).await;
         let moved = match written {
             Ok(()) => tokio::fs::rename(&staged, &target).await,
             Err(e) => Err(e),
         };
         if let Err(e) = moved {
-            tracing::error!(dir = %dir.display(), error = %e, "cannot write an order instruction file");
+            let _ = tokio::fs::remove_file(&staged).await;
+            unsent(
+                batch,
+                format!(
+                    "cannot write an order instruction file into {}: {e}",
+                    target.display()
+                ),
+            );
         }
     }
 }
 
-/// Look at `outgoing` every `poll` and hand each changed order state file to `send`.
+/// One look at `outgoing`, sent whenever anything in it changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Look {
+    /// Order state files whose text changed since the last look.
+    pub changed: Vec<(u64, OrderReading)>,
+    /// The orders of this engine (`sov-<id>`) that have a state file now.
+    pub present: BTreeSet<u64>,
+    /// The account's position files: NinjaTrader instrument (`ES 03-27`) → reading.
+    pub positions: BTreeMap<String, PositionReading>,
+    /// What the connection state file says; `None`: there is none.
+    pub connection: Option<bool>,
+}
+
+/// Look at `outgoing` every `poll` and hand each look in which anything changed to `send`.
 pub(super) async fn reader(
-    dir: PathBuf,
-    poll: Duration,
+    g: NinjaSettings,
+    venue_account: String,
     tasks: Tasks,
-    send: impl Fn(u64, OrderReading) -> bool + Send + 'static,
+    send: impl Fn(Look) -> bool + Send + 'static,
 ) {
-    let outgoing = dir.join("outgoing");
-    let mut seen: HashMap<u64, String> = HashMap::new();
-    let mut tick = tokio::time::interval(poll);
+    let outgoing = g.dir.join("outgoing");
+    let mut texts: HashMap<u64, String> = HashMap::new();
+    let mut last: Option<Look> = None;
+    let mut tick = tokio::time::interval(g.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = tasks.stopped() => return,
         }
-        for (order_id, text) in read_states(&outgoing).await {
-            if seen.get(&order_id) == Some(&text) {
-                continue;
-            }
-            match parse_order_state(&text) {
-                Ok(reading) => {
-                    if !send(order_id, reading) {
-                        return;
-                    }
-                    seen.insert(order_id, text);
+        let Some(files) = read_folder(&outgoing).await else {
+            continue;
+        };
+        let mut look = Look::default();
+        let mut connections: Vec<bool> = Vec::new();
+        for (name, text) in files {
+            if let Some(id) = order_of(&name) {
+                look.present.insert(id);
+                if texts.get(&id) == Some(&text) {
+                    continue;
                 }
-                // Half written, or not NinjaTrader's: read it again next time.
-                Err(e) => tracing::debug!(order_id, "{}", e.message),
+                match parse_order_state(&text) {
+                    Ok(reading) => {
+                        look.changed.push((id, reading));
+                        texts.insert(id, text);
+                    }
+                    // Half written, or not NinjaTrader's: read it again next time.
+                    Err(e) => tracing::debug!(order_id = id, "{}", e.message),
+                }
+            } else if let Some(instrument) = position_file_instrument(&name, &venue_account) {
+                // `ES 03-27 Globex`: the instrument, then its exchange.
+                let instrument = instrument.rsplit_once(' ').map_or(instrument, |(i, _)| i);
+                match parse_position(&text) {
+                    Ok(p) => {
+                        look.positions.insert(instrument.to_string(), p);
+                    }
+                    Err(e) => tracing::debug!(file = %name, "{}", e.message),
+                }
+            } else if g
+                .connection
+                .as_ref()
+                .is_none_or(|c| name.strip_suffix(".txt") == Some(c.as_str()))
+            {
+                if let Ok(up) = parse_connection(&text) {
+                    connections.push(up);
+                }
             }
         }
+        texts.retain(|id, _| look.present.contains(id));
+        // Without a named connection, the account is connected while any connection is.
+        look.connection = match connections.as_slice() {
+            [] => None,
+            all => Some(all.iter().any(|up| *up)),
+        };
+        let same = last.as_ref().is_some_and(|l| {
+            l.present == look.present
+                && l.positions == look.positions
+                && l.connection == look.connection
+        });
+        if same && look.changed.is_empty() {
+            continue;
+        }
+        let mut kept = look.clone();
+        kept.changed.clear();
+        if !send(look) {
+            return;
+        }
+        last = Some(kept);
     }
 }
 
-async fn read_states(outgoing: &Path) -> Vec<(u64, String)> {
+/// Every `.txt` file of `outgoing` with its text; `None` when the folder cannot be read.
+async fn read_folder(outgoing: &Path) -> Option<Vec<(String, String)>> {
     let mut found = Vec::new();
-    let Ok(mut entries) = tokio::fs::read_dir(outgoing).await else {
-        return found;
-    };
+    let mut entries = tokio::fs::read_dir(outgoing).await.ok()?;
     while let Ok(Some(entry)) = entries.next_entry().await {
-        let name = entry.file_name();
-        let Some(id) = name.to_str().and_then(order_of) else {
+        let Ok(name) = entry.file_name().into_string() else {
             continue;
         };
+        if !name.ends_with(".txt") {
+            continue;
+        }
         if let Ok(text) = tokio::fs::read_to_string(entry.path()).await {
-            found.push((id, text));
+            found.push((name, text));
         }
     }
-    found.sort_by_key(|(id, _)| *id);
-    found
+    found.sort();
+    Some(found)
+}
+
+/// A symbol whose position differs between the engine and NinjaTrader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VenueMismatch {
+    /// The engine's symbol; `None` for an instrument the engine does not trade.
+    pub symbol: Option<Symbol>,
+    /// NinjaTrader's instrument(s) of it.
+    pub instruments: Vec<String>,
+    pub engine: Qty,
+    pub venue: Qty,
+    /// NinjaTrader's average price of what it holds.
+    pub venue_avg_price: Option<Price>,
+}
+
+/// What the folder says beyond order states, as the actor keeps it.
+#[derive(Debug, Default)]
+pub struct Watch {
+    /// The last look (`None`: `outgoing` not read yet).
+    pub look: Option<Look>,
+    pub last_report_at: Option<DateTime<Utc>>,
+    /// Open orders NinjaTrader no longer shows a state file for.
+    pub unknown: BTreeSet<u64>,
+    pub mismatches: Vec<VenueMismatch>,
+    /// Since when the current mismatches have stood.
+    pub mismatch_since: Option<DateTime<Utc>>,
+    /// The mismatches were declared (the account put in `reducing`, a P1 raised).
+    pub declared: bool,
+    pub checked_at: Option<DateTime<Utc>>,
+    /// Cancels and changes waiting for the connection to come back.
+    pub held: Vec<Sent>,
+    /// When a flatten was asked, and when the position files said flat after it.
+    pub flatten_asked: Option<DateTime<Utc>>,
+    pub flat_at: Option<DateTime<Utc>>,
+}
+
+impl Watch {
+    pub fn connection(&self) -> Option<bool> {
+        self.look.as_ref().and_then(|l| l.connection)
+    }
+
+    /// The engine symbol of a NinjaTrader instrument: the configured one, or the root of a
+    /// contract name (`ES 03-27` → `ES`) when the engine trades it.
+    fn symbol_of(g: &NinjaSettings, oms: &Oms, instrument: &str) -> Option<Symbol> {
+        if let Some((s, _)) = g.instruments.iter().find(|(_, i)| i.as_str() == instrument) {
+            return Some(s.clone());
+        }
+        let root = instrument.split_whitespace().next()?;
+        oms.instruments().find(root).ok().map(|i| i.symbol.clone())
+    }
+
+    /// Compare the venue's positions with the engine's, symbol by symbol where NinjaTrader has
+    /// a position file.
+    pub fn mismatches(&self, g: &NinjaSettings, oms: &Oms, account: &str) -> Vec<VenueMismatch> {
+        let Some(look) = &self.look else {
+            return Vec::new();
+        };
+        let mut venue: BTreeMap<Symbol, (Qty, Vec<String>, Option<Price>)> = BTreeMap::new();
+        let mut out = Vec::new();
+        for (instrument, p) in &look.positions {
+            let qty = Qty(Fixed::from_int(p.qty).unwrap_or(Fixed::ZERO));
+            match Self::symbol_of(g, oms, instrument) {
+                Some(symbol) => {
+                    let e = venue.entry(symbol).or_default();
+                    e.0 = e.0.saturating_add(qty);
+                    e.1.push(instrument.clone());
+                    if p.qty != 0 {
+                        e.2 = Some(Price(p.avg_price));
+                    }
+                }
+                None if p.qty != 0 => out.push(VenueMismatch {
+                    symbol: None,
+                    instruments: vec![instrument.clone()],
+                    engine: Qty::ZERO,
+                    venue: qty,
+                    venue_avg_price: Some(Price(p.avg_price)),
+                }),
+                None => {}
+            }
+        }
+        let quantities: BTreeMap<Symbol, Qty> =
+            venue.iter().map(|(s, (q, _, _))| (s.clone(), *q)).collect();
+        // A symbol without a position file is not compared: NinjaTrader writes one for each
+        // instrument the account trades, and clears them all when it restarts.
+        let listed = oms
+            .reconcile(account, &quantities)
+            .into_iter()
+            .filter(|m| venue.contains_key(&m.symbol));
+        for m in listed {
+            let (instruments, avg) = venue
+                .get(&m.symbol)
+                .map(|(_, i, a)| (i.clone(), *a))
+                .unwrap_or_default();
+            out.push(VenueMismatch {
+                symbol: Some(m.symbol),
+                instruments,
+                engine: m.engine,
+                venue: m.venue,
+                venue_avg_price: avg,
+            });
+        }
+        out
+    }
+
+    /// Open orders of `account` NinjaTrader shows no state file for: taken (it reported on
+    /// them) and then gone, or sent and never taken within [`TAKE_GRACE`].
+    pub fn unknown_orders(&self, oms: &Oms, account: &str, now: DateTime<Utc>) -> BTreeSet<u64> {
+        let Some(look) = &self.look else {
+            return BTreeSet::new();
+        };
+        oms.working_orders()
+            .into_iter()
+            .filter(|o| {
+                o.request.account == account
+                    && !look.present.contains(&o.id)
+                    && (o.status != OrderStatus::Submitted || now - o.updated_at > TAKE_GRACE)
+            })
+            .map(|o| o.id)
+            .collect()
+    }
+
+    /// Whether every position file of the account says flat.
+    pub fn venue_flat(&self) -> bool {
+        self.look
+            .as_ref()
+            .is_some_and(|l| l.positions.values().all(|p| p.qty == 0))
+    }
 }

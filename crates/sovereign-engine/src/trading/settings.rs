@@ -120,31 +120,137 @@ pub struct TradingFile {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayFile {
-    /// `ninjatrader` (its file interface).
+    /// `ninjatrader` (its file interface) or `webhook` (a broker bridge over HTTP).
     pub kind: String,
     /// The engine's account that trades there.
     pub account: String,
-    /// NinjaTrader's folder (holding `incoming` and `outgoing`).
-    pub dir: std::path::PathBuf,
-    /// The account's name in NinjaTrader (default: the engine's account name).
+    /// The account's name at the venue (default: the engine's account name).
     pub venue_account: Option<String>,
-    /// Symbol → NinjaTrader instrument (`ES = "ES 03-27"`); a quarterly future left out
-    /// follows the CME roll (`ES` → the front month).
+    /// ninjatrader: NinjaTrader's folder (holding `incoming` and `outgoing`).
+    pub dir: Option<std::path::PathBuf>,
+    /// ninjatrader: symbol → NinjaTrader instrument (`ES = "ES 03-27"`); a quarterly future
+    /// left out follows the CME roll (`ES` → the front month).
     #[serde(default)]
     pub instruments: BTreeMap<String, String>,
-    /// How often `outgoing` is read (default 50ms).
+    /// ninjatrader: how often `outgoing` is read (default 50ms).
     pub poll: Option<String>,
+    /// ninjatrader: the connection the account trades through (its state file is
+    /// `outgoing/NAME.txt`); default: any connection state file.
+    pub connection: Option<String>,
+    /// webhook: where orders are posted.
+    pub url: Option<String>,
+    /// webhook: signs each order (`X-Sovereign-Signature`) and authenticates the bridge's
+    /// reports.
+    pub secret: Option<String>,
+    /// webhook: the body's fields, each a template (`quantity = "{qty}"`); default: the
+    /// engine's own order shape.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// webhook: extra request headers.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// webhook: how long one attempt may take (default 10s).
+    pub timeout: Option<String>,
+    /// webhook: attempts after the first on 5xx, timeouts and connection errors (default 5).
+    pub retries: Option<u32>,
+    /// webhook: the bridge never reports back; orders end `accepted`.
+    pub fire_and_forget: Option<bool>,
 }
 
-/// A NinjaTrader venue for one account.
+/// A venue for one account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewaySettings {
     pub name: String,
     pub account: String,
     pub venue_account: String,
+    pub venue: VenueSettings,
+}
+
+/// What kind of venue, with its own settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenueSettings {
+    NinjaTrader(NinjaSettings),
+    Bridge(BridgeSettings),
+}
+
+/// A NinjaTrader installation's ATI folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NinjaSettings {
     pub dir: std::path::PathBuf,
     pub instruments: BTreeMap<Symbol, String>,
     pub poll: Duration,
+    pub connection: Option<String>,
+}
+
+/// How one broker bridge is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BridgeSettings {
+    pub url: String,
+    pub secret: String,
+    /// Output JSON key → template; empty: the default shape.
+    pub fields: Vec<(String, String)>,
+    pub headers: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub fire_and_forget: bool,
+}
+
+/// The placeholders a bridge's field template may name.
+pub const PLACEHOLDERS: &[&str] = &[
+    "order_id",
+    "client_order_id",
+    "account",
+    "venue_account",
+    "symbol",
+    "side",
+    "action",
+    "qty",
+    "type",
+    "limit_price",
+    "stop_price",
+    "tif",
+];
+
+/// Check that every template names only known placeholders (`{{` and `}}` are braces).
+pub fn check_fields(fields: &[(String, String)], field: &str) -> Result<(), Invalid> {
+    for (key, template) in fields {
+        let at = format!("{field}.{key}");
+        let mut rest = template.as_str();
+        while let Some(i) = rest.find(['{', '}']) {
+            let (c, after) = (&rest[i..i + 1], &rest[i + 1..]);
+            if after.starts_with(c) {
+                rest = &after[1..];
+                continue;
+            }
+            if c == "}" {
+                return Err(Invalid::new(
+                    "invalid_template",
+                    at,
+                    "a lone } (write }} for a brace)",
+                ));
+            }
+            let Some(end) = after.find('}') else {
+                return Err(Invalid::new(
+                    "invalid_template",
+                    at,
+                    "a { without its } (write {{ for a brace)",
+                ));
+            };
+            let name = &after[..end];
+            if !PLACEHOLDERS.contains(&name) {
+                return Err(Invalid::new(
+                    "unknown_placeholder",
+                    at,
+                    format!(
+                        "no placeholder {{{name}}}; known: {}",
+                        PLACEHOLDERS.join(", ")
+                    ),
+                ));
+            }
+            rest = &after[end + 1..];
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,16 +357,6 @@ fn gateway(
 ) -> Result<GatewaySettings, Vec<Invalid>> {
     let field = |f: &str| format!("trading.gateways.{name}.{f}");
     let mut problems = Vec::new();
-    if g.kind != "ninjatrader" {
-        problems.push(Invalid::new(
-            "invalid_gateway",
-            field("kind"),
-            format!(
-                "kind must be ninjatrader (the broker-bridge gateway is not built yet), not {:?}",
-                g.kind
-            ),
-        ));
-    }
     if !s.accounts.iter().any(|a| a.name == g.account) {
         problems.push(Invalid::new(
             "unknown_account",
@@ -268,36 +364,116 @@ fn gateway(
             format!("no trading account {:?}", g.account),
         ));
     }
-    let mut instruments = BTreeMap::new();
-    for (sym, nt) in &g.instruments {
-        match s.instruments.find(sym) {
-            Ok(i) => {
-                instruments.insert(i.symbol.clone(), nt.clone());
-            }
-            Err(e) => problems.push(Invalid::new(
-                e.code,
-                field(&format!("instruments.{sym}")),
-                e.message,
-            )),
-        }
-    }
-    let poll = match &g.poll {
-        Some(t) => match parse_duration(&field("poll"), t) {
+    let mut duration = |f: &str, text: &Option<String>, default: Duration| match text {
+        Some(t) => match parse_duration(&field(f), t) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
                 problems.push(Invalid::new(
                     "invalid_duration",
-                    field("poll"),
-                    "poll must be more than 0",
+                    field(f),
+                    format!("{f} must be more than 0"),
                 ));
-                Duration::from_millis(50)
+                default
             }
             Err(e) => {
                 problems.push(e);
-                Duration::from_millis(50)
+                default
             }
         },
-        None => Duration::from_millis(50),
+        None => default,
+    };
+    let poll = duration("poll", &g.poll, Duration::from_millis(50));
+    let timeout = duration("timeout", &g.timeout, Duration::from_secs(10));
+    // Keys of the other kind are mistakes worth naming, not silently ignored.
+    let mut foreign = |present: bool, key: &str, kind: &str| {
+        if present {
+            problems.push(Invalid::new(
+                "unknown_field",
+                field(key),
+                format!("{key} is a setting of a {kind} gateway"),
+            ));
+        }
+    };
+    let venue = match g.kind.as_str() {
+        "ninjatrader" => {
+            foreign(g.url.is_some(), "url", "webhook");
+            foreign(g.secret.is_some(), "secret", "webhook");
+            foreign(!g.fields.is_empty(), "fields", "webhook");
+            foreign(!g.headers.is_empty(), "headers", "webhook");
+            foreign(g.timeout.is_some(), "timeout", "webhook");
+            foreign(g.retries.is_some(), "retries", "webhook");
+            foreign(g.fire_and_forget.is_some(), "fire_and_forget", "webhook");
+            let mut instruments = BTreeMap::new();
+            for (sym, nt) in &g.instruments {
+                match s.instruments.find(sym) {
+                    Ok(i) => {
+                        instruments.insert(i.symbol.clone(), nt.clone());
+                    }
+                    Err(e) => problems.push(Invalid::new(
+                        e.code,
+                        field(&format!("instruments.{sym}")),
+                        e.message,
+                    )),
+                }
+            }
+            let dir = g.dir.unwrap_or_default();
+            if dir.as_os_str().is_empty() {
+                problems.push(Invalid::new(
+                    "missing_field",
+                    field("dir"),
+                    "a ninjatrader gateway needs dir, NinjaTrader's folder holding incoming and outgoing",
+                ));
+            }
+            VenueSettings::NinjaTrader(NinjaSettings {
+                dir,
+                instruments,
+                poll,
+                connection: g.connection,
+            })
+        }
+        "webhook" => {
+            foreign(g.dir.is_some(), "dir", "ninjatrader");
+            foreign(!g.instruments.is_empty(), "instruments", "ninjatrader");
+            foreign(g.poll.is_some(), "poll", "ninjatrader");
+            foreign(g.connection.is_some(), "connection", "ninjatrader");
+            let url = g.url.unwrap_or_default();
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(Invalid::new(
+                    "invalid_url",
+                    field("url"),
+                    format!("url must be an http:// or https:// address, not {url:?}"),
+                ));
+            }
+            let secret = g.secret.unwrap_or_default();
+            if secret.len() < 16 {
+                problems.push(Invalid::new(
+                    "weak_secret",
+                    field("secret"),
+                    "a webhook gateway needs a secret of at least 16 characters (it signs orders and authenticates reports)",
+                ));
+            }
+            let fields: Vec<(String, String)> = g.fields.into_iter().collect();
+            if let Err(e) = check_fields(&fields, &field("fields")) {
+                problems.push(e);
+            }
+            VenueSettings::Bridge(BridgeSettings {
+                url,
+                secret,
+                fields,
+                headers: g.headers.into_iter().collect(),
+                timeout,
+                retries: g.retries.unwrap_or(5),
+                fire_and_forget: g.fire_and_forget.unwrap_or(false),
+            })
+        }
+        other => {
+            problems.push(Invalid::new(
+                "invalid_gateway",
+                field("kind"),
+                format!("kind must be ninjatrader or webhook, not {other:?}"),
+            ));
+            return Err(problems);
+        }
     };
     if !problems.is_empty() {
         return Err(problems);
@@ -306,9 +482,7 @@ fn gateway(
         name: name.to_string(),
         venue_account: g.venue_account.unwrap_or_else(|| g.account.clone()),
         account: g.account,
-        dir: g.dir,
-        instruments,
-        poll,
+        venue,
     })
 }
 

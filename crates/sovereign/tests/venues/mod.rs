@@ -125,17 +125,21 @@ async fn the_stand_in_works_the_folder_as_ninjatrader_does() {
 }
 
 fn engine_with_stand_in() -> (crate::util::Engine, StandIn, std::path::PathBuf) {
+    engine_with(&["--price", "5000.25"])
+}
+
+fn engine_with(stand_in: &[&str]) -> (crate::util::Engine, StandIn, std::path::PathBuf) {
     let root = unique_dir("sovereign-e2e-nt-engine");
     let nt = root.join("nt");
     let config = format!(
-        "[trading]\nsynthetic_feed = false\n[trading.accounts.live]\nstarting_cash = \"100000\"\n\n[trading.gateways.nt]\nkind = \"ninjatrader\"\naccount = \"live\"\nvenue_account = \"Sim101\"\ndir = \"{}\"\ninstruments = {{ ES = \"ES 03-27\" }}\npoll = \"20ms\"\n\n[signals.tv]\nsecret = \"tv-secret-123\"\naccount = \"live\"\nsymbols = {{ \"ES1!\" = \"ES\" }}\n",
+        "[trading]\nsynthetic_feed = false\n[trading.accounts.live]\nstarting_cash = \"100000\"\n\n[trading.gateways.nt]\nkind = \"ninjatrader\"\naccount = \"live\"\nvenue_account = \"Sim101\"\ndir = \"{}\"\ninstruments = {{ ES = \"ES 03-27\" }}\npoll = \"20ms\"\nconnection = \"Simulated\"\n\n[signals.tv]\nsecret = \"tv-secret-123\"\naccount = \"live\"\nsymbols = {{ \"ES1!\" = \"ES\" }}\n",
         nt.display()
     );
     let e = crate::util::Engine::start_in(root, Some(&config));
     let child = Command::new(BIN)
         .args(["gateway", "simulate", "ninjatrader"])
         .arg(&nt)
-        .args(["--price", "5000.25"])
+        .args(stand_in)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -214,4 +218,289 @@ async fn an_alert_reaches_ninjatrader_and_its_fill_comes_back_once() {
     let (_, positions) = e.get("/api/positions?account=live").await;
     assert_eq!(positions["positions"][0]["qty"], "1", "{positions}");
     assert!(nt.join("outgoing").join(format!("sov-{id}.txt")).exists());
+}
+
+async fn gateway(
+    e: &crate::util::Engine,
+    what: &str,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    wait_for(what, PATIENCE, || async {
+        let (_, list) = e.get("/api/gateways").await;
+        let g = list["gateways"][0].clone();
+        ok(&g).then_some(g)
+    })
+    .await
+}
+
+async fn alert_titled(e: &crate::util::Engine, part: &str) -> serde_json::Value {
+    wait_for(&format!("an alert about {part}"), PATIENCE, || async {
+        let (_, list) = e.get("/api/alerts").await;
+        list["alerts"].as_array().and_then(|a| {
+            a.iter()
+                .find(|x| x["title"].as_str().is_some_and(|t| t.contains(part)))
+                .cloned()
+        })
+    })
+    .await
+}
+
+async fn account_state(e: &crate::util::Engine, want: &str) {
+    wait_for(&format!("account live {want}"), PATIENCE, || async {
+        let (_, list) = e.get("/api/accounts").await;
+        let live = list["accounts"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["account"] == "live").cloned());
+        live.filter(|a| a["trading_state"] == want).map(|_| ())
+    })
+    .await;
+}
+
+async fn price(e: &crate::util::Engine) {
+    let (status, _) = e
+        .post(
+            "/api/market/ticks",
+            serde_json::json!([{"symbol": "ES", "price": "5000", "bid": "4999.75", "ask": "5000.25"}]),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn partial_fills_changes_refusals_and_a_venue_restart() {
+    use serde_json::json;
+    let (e, venue, nt) = engine_with(&["--price", "5000.25", "--partial", "1"]);
+    price(&e).await;
+    let g = gateway(&e, "the gateway connected", |g| {
+        g["connection"] == "connected"
+    })
+    .await;
+    assert_eq!(
+        (g["kind"].as_str(), g["reconciliation"].as_str()),
+        (Some("ninjatrader"), Some("ok")),
+        "{g}"
+    );
+
+    // Three contracts, one per NinjaTrader poll: three fills from one cumulative file.
+    let (status, buy) = e
+        .post(
+            "/api/orders",
+            json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "3", "type": "market"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{buy}");
+    let id = buy["id"].as_str().unwrap().to_string();
+    let done = order_status(&e, &id, "filled").await;
+    assert_eq!(done["filled_qty"], "3", "{done}");
+    let (_, fills) = e.get("/api/fills?account=live").await;
+    let fills = fills["fills"].as_array().unwrap();
+    assert_eq!(fills.len(), 3, "{fills:?}");
+    assert!(fills.iter().all(|f| f["qty"] == "1"), "{fills:?}");
+
+    // A resting sell, changed to cross: NinjaTrader fills it.
+    let (_, sell) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "sell", "qty": "1", "type": "limit", "limit_price": "5100", "tif": "gtc"}))
+        .await;
+    let sell_id = sell["id"].as_str().unwrap().to_string();
+    order_status(&e, &sell_id, "accepted").await;
+    let (status, changed) = e
+        .patch(
+            &format!("/api/orders/{sell_id}"),
+            json!({"limit_price": "5000"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{changed}");
+    order_status(&e, &sell_id, "filled").await;
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    assert_eq!(positions["positions"][0]["qty"], "2", "{positions}");
+
+    // What the interface cannot express is rejected up front, with a code.
+    let (_, ioc) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": "4900", "tif": "ioc"}))
+        .await;
+    let ioc = order_status(&e, ioc["id"].as_str().unwrap(), "rejected").await;
+    assert_eq!(ioc["reject_code"], "venue_unsupported", "{ioc}");
+
+    // NinjaTrader restarts and clears outgoing: a resting order's state is unknown, not guessed.
+    let (_, rest) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": "4800", "tif": "gtc"}))
+        .await;
+    let rest_id = rest["id"].as_str().unwrap().to_string();
+    order_status(&e, &rest_id, "accepted").await;
+    venue.signal("HUP");
+    let g = gateway(&e, "the order unknown", |g| {
+        g["unknown_orders"]
+            .as_array()
+            .is_some_and(|u| !u.is_empty())
+    })
+    .await;
+    assert_eq!(g["unknown_orders"], json!([rest_id]), "{g}");
+    let (_, o) = e.get(&format!("/api/orders/{rest_id}")).await;
+    assert_eq!(o["status"], "accepted", "the engine does not guess: {o}");
+    alert_titled(&e, "unknown").await;
+    assert!(e
+        .audit_kinds()
+        .await
+        .contains(&"trading.venue_orders_unknown".to_string()));
+    assert!(!nt
+        .join("outgoing")
+        .join(format!("sov-{rest_id}.txt"))
+        .exists());
+}
+
+#[tokio::test]
+async fn a_position_mismatch_reduces_the_account_until_the_venue_is_adopted() {
+    use serde_json::json;
+    let (e, _venue, nt) = engine_with_stand_in();
+    price(&e).await;
+    gateway(&e, "positions read", |g| g["reconciliation"] == "ok").await;
+
+    // NinjaTrader holds 3 the engine never traded (placed by hand in NinjaTrader, say).
+    let file = nt
+        .join("outgoing")
+        .join("ES 03-27 Globex_Sim101_Position.txt");
+    std::fs::write(&file, "LONG;3;4990.5\r\n").unwrap();
+    let g = gateway(&e, "the mismatch declared", |g| {
+        g["reconciliation"] == "mismatch"
+    })
+    .await;
+    assert_eq!(
+        (
+            g["mismatches"][0]["symbol"].as_str(),
+            g["mismatches"][0]["engine_qty"].as_str(),
+            g["mismatches"][0]["venue_qty"].as_str()
+        ),
+        (Some("ES"), Some("0"), Some("3")),
+        "{g}"
+    );
+    account_state(&e, "reducing").await;
+    let alert = alert_titled(&e, "positions differ").await;
+    assert_eq!(alert["priority"], "P1", "{alert}");
+    assert!(e
+        .audit_kinds()
+        .await
+        .contains(&"trading.venue_mismatch".to_string()));
+
+    // A new buy is refused while reducing.
+    let (status, denied) = e
+        .post(
+            "/api/orders",
+            json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "market"}),
+        )
+        .await;
+    assert_eq!(
+        (status, denied["error"]["code"].as_str()),
+        (422, Some("reducing_only")),
+        "{denied}"
+    );
+
+    // The operator takes NinjaTrader's view: one journaled adjustment.
+    let out = crate::util::cli(&["reconcile", "live", "--adopt-venue", "--url", e.url()]);
+    assert!(out.ok(), "{} {}", out.stdout, out.stderr);
+    assert!(out.stdout.contains("positions agree"), "{}", out.stdout);
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    let p = &positions["positions"][0];
+    assert_eq!(
+        (p["qty"].as_str(), p["avg_price"].as_str()),
+        (Some("3"), Some("4990.5")),
+        "{positions}"
+    );
+    gateway(&e, "reconciled", |g| g["reconciliation"] == "ok").await;
+    assert!(e
+        .audit_kinds()
+        .await
+        .contains(&"trading.position_adopted".to_string()));
+
+    // It survives a restart (the adjustment is in the journal).
+    let e = e.restart();
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    assert_eq!(positions["positions"][0]["qty"], "3", "{positions}");
+    let out = crate::util::cli(&["reconcile", "nobody", "--url", e.url()]);
+    assert!(
+        !out.ok() && out.stderr.contains("no gateway trades account"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn a_disconnected_venue_refuses_orders_holds_cancels_and_the_kill_switch_reports_flat() {
+    use serde_json::json;
+    let (e, venue, _nt) = engine_with_stand_in();
+    price(&e).await;
+    gateway(&e, "the gateway connected", |g| {
+        g["connection"] == "connected"
+    })
+    .await;
+    let (_, buy) = e
+        .post(
+            "/api/orders",
+            json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "2", "type": "market"}),
+        )
+        .await;
+    order_status(&e, buy["id"].as_str().unwrap(), "filled").await;
+    let (_, rest) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "limit", "limit_price": "4800", "tif": "gtc"}))
+        .await;
+    let rest_id = rest["id"].as_str().unwrap().to_string();
+    order_status(&e, &rest_id, "accepted").await;
+
+    venue.signal("USR1");
+    gateway(&e, "the gateway disconnected", |g| {
+        g["connection"] == "disconnected"
+    })
+    .await;
+    let alert = alert_titled(&e, "disconnected").await;
+    assert_eq!(alert["priority"], "P1", "{alert}");
+    let (status, denied) = e
+        .post(
+            "/api/orders",
+            json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "market"}),
+        )
+        .await;
+    assert_eq!(
+        (status, denied["error"]["code"].as_str()),
+        (422, Some("venue_disconnected")),
+        "{denied}"
+    );
+    // A cancel is taken and waits for the connection.
+    let (status, asked) = e.delete(&format!("/api/orders/{rest_id}")).await;
+    assert_eq!(
+        (status, asked["status"].as_str()),
+        (200, Some("accepted")),
+        "{asked}"
+    );
+    let g = gateway(&e, "the cancel held", |g| g["held"] == 1).await;
+    assert_eq!(g["held"], 1, "{g}");
+
+    venue.signal("USR1");
+    gateway(&e, "the gateway connected again", |g| {
+        g["connection"] == "connected" && g["held"] == 0
+    })
+    .await;
+    order_status(&e, &rest_id, "canceled").await;
+
+    // HARDSTOP with flatten: halted, the position closed at NinjaTrader, and said so.
+    let out = crate::util::cli(&[
+        "hardstop",
+        "--account",
+        "live",
+        "--reason",
+        "test",
+        "--flatten",
+        "--url",
+        e.url(),
+    ]);
+    assert!(out.ok(), "{} {}", out.stdout, out.stderr);
+    account_state(&e, "halted").await;
+    let g = gateway(&e, "flat at the venue", |g| g["flat_at"].is_string()).await;
+    assert!(g["flatten_asked_at"].is_string(), "{g}");
+    let (_, positions) = e.get("/api/positions?account=live").await;
+    assert_eq!(positions["positions"][0]["qty"], "0", "{positions}");
+    let out = crate::util::cli(&["gateways", "--url", e.url()]);
+    assert!(
+        out.ok() && out.stdout.contains("connected") && out.stdout.contains("nt"),
+        "{}",
+        out.stdout
+    );
 }

@@ -1,0 +1,109 @@
+//! Venues over HTTP: each gateway's connection, last report and reconciliation
+//! (`GET /api/gateways`), and reconciling an account with its venue now, optionally taking the
+//! venue's positions (`POST /api/gateways/{name}/reconcile`).
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sovereign_core::trading::oms::OmsError;
+use sovereign_engine::trading::{mismatch_json, GatewayView, Trading, TradingError};
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{ApiPath, JsonBody};
+use crate::wire::ts;
+
+crate::routes! {
+    list_gateways,
+    reconcile,
+}
+
+/// One gateway as it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayOut {
+    pub name: String,
+    /// `ninjatrader` or `webhook`.
+    pub kind: String,
+    pub account: String,
+    pub venue_account: String,
+    /// `connected`, `disconnected` or `unknown` (the venue shows no connection state).
+    pub connection: String,
+    pub last_report_at: Option<String>,
+    /// `ok`, `pending` (a difference within its grace), `mismatch` (declared: the account was
+    /// put in `reducing`), `unread` (the venue's positions not read yet) or `none`.
+    pub reconciliation: String,
+    /// Each symbol whose position differs: `symbol`, `instruments`, `engine_qty`,
+    /// `venue_qty`, `venue_avg_price`.
+    #[schema(value_type = Vec<Object>)]
+    pub mismatches: Vec<Value>,
+    pub checked_at: Option<String>,
+    /// Open orders the venue shows no state for: unknown, not guessed.
+    pub unknown_orders: Vec<String>,
+    /// Cancels and changes waiting for the connection.
+    pub held: usize,
+    pub flatten_asked_at: Option<String>,
+    /// When the venue's position files said flat after the flatten.
+    pub flat_at: Option<String>,
+}
+
+impl From<&GatewayView> for GatewayOut {
+    fn from(g: &GatewayView) -> Self {
+        GatewayOut {
+            name: g.name.clone(),
+            kind: g.kind.into(),
+            account: g.account.clone(),
+            venue_account: g.venue_account.clone(),
+            connection: g.connection.into(),
+            last_report_at: g.last_report_at.map(ts),
+            reconciliation: g.reconciliation.into(),
+            mismatches: g.mismatches.iter().map(mismatch_json).collect(),
+            checked_at: g.checked_at.map(ts),
+            unknown_orders: g.unknown_orders.iter().map(u64::to_string).collect(),
+            held: g.held,
+            flatten_asked_at: g.flatten_asked_at.map(ts),
+            flat_at: g.flat_at.map(ts),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayList {
+    pub gateways: Vec<GatewayOut>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileIn {
+    /// Take the venue's positions as the engine's (one journaled adjustment per symbol).
+    #[serde(default)]
+    pub adopt_venue: bool,
+}
+
+#[utoipa::path(get, path = "/api/gateways", tag = "trading", responses((status = 200, body = GatewayList)))]
+pub async fn list_gateways(State(t): State<Trading>) -> ApiResult<Json<GatewayList>> {
+    let gateways = t.gateways().await?.iter().map(GatewayOut::from).collect();
+    Ok(Json(GatewayList { gateways }))
+}
+
+#[utoipa::path(post, path = "/api/gateways/{name}/reconcile", tag = "trading", params(("name" = String, Path)),
+    request_body = ReconcileIn,
+    responses((status = 200, body = GatewayOut), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reconcile(
+    State(t): State<Trading>,
+    ApiPath(name): ApiPath<String>,
+    JsonBody(body): JsonBody<ReconcileIn>,
+) -> ApiResult<Json<GatewayOut>> {
+    match t.reconcile(name, body.adopt_venue).await {
+        Ok(view) => Ok(Json(GatewayOut::from(&view))),
+        Err(TradingError::Oms(OmsError::Invalid(e))) => {
+            let status = match e.code {
+                "unknown_gateway" => StatusCode::NOT_FOUND,
+                _ => StatusCode::CONFLICT,
+            };
+            Err(ApiError::domain(status, e.code, e.message).field("name"))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
