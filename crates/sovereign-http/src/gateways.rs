@@ -1,12 +1,14 @@
 //! Venues over HTTP: each gateway's connection, last report and reconciliation
 //! (`GET /api/gateways`), and reconciling an account with its venue now, optionally taking the
-//! venue's positions (`POST /api/gateways/{name}/reconcile`).
+//! venue's positions (`POST /api/gateways/{name}/reconcile`), and a broker bridge's execution
+//! reports (`POST /api/gateways/{name}/reports`, signed with the gateway's secret).
 
+use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 use sovereign_core::trading::oms::OmsError;
 use sovereign_engine::trading::{mismatch_json, GatewayView, Trading, TradingError};
 use utoipa::ToSchema;
@@ -18,6 +20,7 @@ use crate::wire::ts;
 crate::routes! {
     list_gateways,
     reconcile,
+    reports,
 }
 
 /// One gateway as it stands.
@@ -97,13 +100,71 @@ pub async fn reconcile(
 ) -> ApiResult<Json<GatewayOut>> {
     match t.reconcile(name, body.adopt_venue).await {
         Ok(view) => Ok(Json(GatewayOut::from(&view))),
-        Err(TradingError::Oms(OmsError::Invalid(e))) => {
+        Err(e) => Err(gateway_error(e)),
+    }
+}
+
+/// A gateway command's refusal with the status of its kind.
+fn gateway_error(e: TradingError) -> ApiError {
+    match e {
+        TradingError::Oms(OmsError::Invalid(e)) => {
             let status = match e.code {
                 "unknown_gateway" => StatusCode::NOT_FOUND,
-                _ => StatusCode::CONFLICT,
+                "bad_signature" => StatusCode::UNAUTHORIZED,
+                "venue_unsupported" | "venue_unread" | "unmapped_instrument" => {
+                    StatusCode::CONFLICT
+                }
+                _ => StatusCode::BAD_REQUEST,
             };
-            Err(ApiError::domain(status, e.code, e.message).field("name"))
+            let field = e.field.unwrap_or_else(|| "name".into());
+            ApiError::domain(status, e.code, e.message).field(field)
         }
-        Err(e) => Err(e.into()),
+        e => e.into(),
     }
+}
+
+/// What a report post did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReportsOut {
+    /// Reports that changed an order.
+    pub applied: usize,
+    /// Reports already known (the same execution again): nothing changed.
+    pub duplicates: usize,
+    /// Reports that could not be applied (an order never sent, a fill beyond the order…):
+    /// each recorded on the audit trail, nothing changed.
+    #[schema(value_type = Vec<Object>)]
+    pub anomalies: Vec<Value>,
+}
+
+/// A broker bridge's execution reports: one object or `{"reports": [...]}`, each naming the
+/// order (`order_id` `sov-<id>` or `client_order_id`) and its `type` (`accepted`, `fill` with
+/// `exec_id`, `qty`, `price` and optional `commission`, `canceled`, `rejected`, `expired`).
+/// Signed: `X-Sovereign-Signature: sha256=<hex HMAC-SHA256 of the body under the gateway's
+/// secret>`. A repeated execution id changes nothing.
+#[utoipa::path(post, path = "/api/gateways/{name}/reports", tag = "trading", params(("name" = String, Path)),
+    responses((status = 200, body = ReportsOut), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn reports(
+    State(t): State<Trading>,
+    ApiPath(name): ApiPath<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ReportsOut>> {
+    let signature = headers
+        .get("x-sovereign-signature")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let taken = t
+        .bridge_reports(name, body.to_vec(), signature)
+        .await
+        .map_err(gateway_error)?;
+    Ok(Json(ReportsOut {
+        applied: taken.applied,
+        duplicates: taken.duplicates,
+        anomalies: taken
+            .anomalies
+            .iter()
+            .map(|(id, code, message)| json!({"order_id": id.to_string(), "code": code, "message": message}))
+            .collect(),
+    }))
 }

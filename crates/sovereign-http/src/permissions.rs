@@ -33,6 +33,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/webhook/{source}", OwnSecret),
     ("POST", "/webhook/{source}/{token}", OwnSecret),
     ("POST", "/api/signals/{strategy}", OwnSecret),
+    ("POST", "/api/gateways/{name}/reports", OwnSecret),
     ("GET", "/status", R(Viewer)),
     ("GET", "/tasks", R(Viewer)),
     ("GET", "/results", R(Viewer)),

@@ -627,6 +627,22 @@ impl Oms {
         Ok(())
     }
 
+    /// Ask the account's venue again for every order it never answered (still `submitted`):
+    /// after a restart, for a venue that makes each order once under its id.
+    pub fn resend_submitted(&mut self, account: &str) {
+        let mut ids: Vec<u64> = self
+            .working_orders()
+            .into_iter()
+            .filter(|o| o.request.account == account && o.status == OrderStatus::Submitted)
+            .map(|o| o.id)
+            .collect();
+        ids.sort_unstable();
+        self.instructions.extend(
+            ids.into_iter()
+                .map(|order_id| VenueInstruction::Place { order_id }),
+        );
+    }
+
     /// A cancel that could not be given to the venue: the next cancel of the order asks again.
     pub fn forget_cancel(&mut self, order_id: u64) {
         self.cancel_asked.remove(&order_id);

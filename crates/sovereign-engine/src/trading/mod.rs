@@ -12,6 +12,7 @@
 //! account's orders out as order files once durable, its `outgoing` files back as venue
 //! reports) and the `[trading]`/`[signals]` settings.
 
+mod bridge;
 pub mod feed;
 pub mod journal;
 mod ninjatrader;
@@ -31,7 +32,8 @@ use sovereign_core::trading::instrument::{Instruments, Symbol};
 use sovereign_core::trading::matching::{Answering, Quote};
 use sovereign_core::trading::oms::{
     AccountView, Event, FillRecord, Oms, OmsError, OrderFilter, PositionView, PriceSource,
-    StateOutcome, Submitted, VenueInstruction, VenueReport, CANCELED_HALTED, CANCELED_REDUCING,
+    ReportAnomaly, ReportOutcome, StateOutcome, Submitted, VenueInstruction, VenueReport,
+    CANCELED_HALTED, CANCELED_REDUCING,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderUpdate};
 use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
@@ -41,6 +43,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use crate::audit::Audit;
 use crate::notify::Notifier;
 use crate::support::Tasks;
+use ninjatrader::venue_id;
 pub use ninjatrader::VenueMismatch;
 pub use settings::TradingSettings;
 use settings::{GatewaySettings, VenueSettings};
@@ -99,6 +102,48 @@ fn describe(mismatches: &[VenueMismatch]) -> String {
         .join("; ")
 }
 
+/// What a bridge's report post did.
+#[derive(Debug, Clone, Default)]
+pub struct ReportsTaken {
+    pub applied: usize,
+    pub duplicates: usize,
+    /// (order id, code, message) of each report that could not be applied.
+    pub anomalies: Vec<(u64, &'static str, String)>,
+}
+
+/// The body and idempotency key of one bridge instruction: a new order's key is its venue id
+/// (`sov-<id>`), a cancel's `sov-<id>-cancel`, a change's names the change by its time.
+fn bridge_body(
+    oms: &Oms,
+    b: &settings::BridgeSettings,
+    venue_account: &str,
+    i: &VenueInstruction,
+) -> (String, String) {
+    let (id, action) = match i {
+        VenueInstruction::Place { order_id } => (*order_id, None),
+        VenueInstruction::Cancel { order_id } => (*order_id, Some("cancel")),
+        VenueInstruction::Change { order_id, .. } => (*order_id, Some("change")),
+    };
+    let Some(order) = oms.order(id) else {
+        return (String::new(), venue_id(id));
+    };
+    let key = match action {
+        None => venue_id(id),
+        Some("cancel") => format!("{}-cancel", venue_id(id)),
+        Some(_) => format!(
+            "{}-change-{}",
+            venue_id(id),
+            order.updated_at.timestamp_micros()
+        ),
+    };
+    let ctx = bridge::context(
+        order,
+        venue_account,
+        action.unwrap_or(order.request.side.as_str()),
+    );
+    (bridge::render(&ctx, &b.fields).to_string(), key)
+}
+
 /// A mismatch as the API and the audit trail show it.
 pub fn mismatch_json(m: &VenueMismatch) -> Value {
     json!({
@@ -150,6 +195,15 @@ enum Command {
     VenueLook(usize, ninjatrader::Look),
     /// A batch venue `usize` could not be given, and why.
     VenueUnsent(usize, Vec<Sent>, String),
+    /// How a bridge answered one instruction.
+    BridgeAnswered(usize, Sent, bridge::Delivery),
+    /// A bridge's reports, as posted (verified and read in the actor, which holds the secret).
+    BridgeReports {
+        gateway: String,
+        body: Vec<u8>,
+        signature: Option<String>,
+        reply: Reply<ReportsTaken>,
+    },
     /// Every gateway as it stands.
     Gateways(oneshot::Sender<Vec<GatewayView>>),
     /// Reconcile a gateway's account now; with `adopt`, take the venue's positions.
@@ -245,9 +299,22 @@ impl Trading {
                         move |look| looks.send(Command::VenueLook(v, look)).is_ok(),
                     ));
                 }
-                VenueSettings::Bridge(_) => {
+                VenueSettings::Bridge(b) => {
                     oms.route(&g.account, Box::new(Answering("webhook")));
-                    drop(instructions);
+                    // Orders a stop (or a crash) caught before the bridge answered go again,
+                    // under the same idempotency key: the bridge makes them once.
+                    oms.resend_submitted(&g.account);
+                    let answers = tx.clone();
+                    tasks.spawn(bridge::sender(
+                        b.clone(),
+                        instructions,
+                        tasks.clone(),
+                        move |sent, delivery| {
+                            answers
+                                .send(Command::BridgeAnswered(v, sent, delivery))
+                                .is_ok()
+                        },
+                    ));
                 }
             }
             venues.push(Venue {
@@ -514,6 +581,22 @@ impl Trading {
         .await
     }
 
+    /// A bridge's reports (`POST /api/gateways/{name}/reports`), with the signature it sent.
+    pub async fn bridge_reports(
+        &self,
+        gateway: String,
+        body: Vec<u8>,
+        signature: Option<String>,
+    ) -> Result<ReportsTaken, TradingError> {
+        self.call(|reply| Command::BridgeReports {
+            gateway,
+            body,
+            signature,
+            reply,
+        })
+        .await
+    }
+
     /// Durable OMS events, one batch per command.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
         self.events.subscribe()
@@ -548,6 +631,8 @@ pub(crate) struct Sent {
     /// A new order (a cancel or change otherwise).
     pub place: bool,
     pub body: String,
+    /// The same on every attempt at the same instruction (a bridge's idempotency key).
+    pub key: String,
 }
 
 /// An answering venue as the actor keeps it.
@@ -646,6 +731,8 @@ impl Actor {
     }
 
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        // What recovery left for a venue (a bridge's unanswered orders) goes first.
+        self.instruct(Utc::now());
         while let Some(cmd) = rx.recv().await {
             if self.store.poisoned() {
                 self.failed.store(true, Ordering::Release);
@@ -794,6 +881,19 @@ impl Actor {
                 }
                 Command::VenueLook(v, look) => self.on_look(v, look, now),
                 Command::VenueUnsent(v, batch, why) => self.on_unsent(v, batch, why, now),
+                Command::BridgeAnswered(v, sent, delivery) => {
+                    self.on_answer(v, sent, delivery, now)
+                }
+                Command::BridgeReports {
+                    gateway,
+                    body,
+                    signature,
+                    reply,
+                } => {
+                    let r =
+                        self.bridge_reports(&gateway, &body, signature.as_deref(), now, &mut out);
+                    self.commit(out, reply, r);
+                }
                 Command::Gateways(reply) => {
                     let views = self.venues.iter().map(Venue::view).collect();
                     self.after_durable(Box::new(move || drop(reply.send(views))));
@@ -841,19 +941,19 @@ impl Actor {
             let body = match &venue.settings.venue {
                 VenueSettings::NinjaTrader(nt) => {
                     ninjatrader::line(&self.oms, nt, &venue.settings.venue_account, i, now)
+                        .map(|line| (line, venue_id(id)))
                 }
-                VenueSettings::Bridge(_) => Err(Invalid::new(
-                    "venue_unsupported",
-                    "gateway",
-                    "the broker-bridge gateway is not built yet",
-                )),
+                VenueSettings::Bridge(b) => {
+                    Ok(bridge_body(&self.oms, b, &venue.settings.venue_account, i))
+                }
             };
             match body {
-                Ok(body) => {
+                Ok((body, key)) => {
                     let sent = Sent {
                         order_id: id,
                         place,
                         body,
+                        key,
                     };
                     if !place && venue.watch.connection() == Some(false) {
                         self.venues[v].watch.held.push(sent);
@@ -879,6 +979,138 @@ impl Actor {
         for (v, batch) in batches.into_iter().enumerate() {
             self.send_batch(v, batch);
         }
+    }
+
+    /// A bridge's answer to one instruction. A new order it took is `accepted` (and stays so
+    /// for a fire-and-forget bridge); one it refused, or that found no bridge after every
+    /// retry, is rejected with the code; one caught by a stop waits for the next start.
+    fn on_answer(&mut self, v: usize, sent: Sent, delivery: bridge::Delivery, now: DateTime<Utc>) {
+        let VenueSettings::Bridge(b) = &self.venues[v].settings.venue else {
+            return;
+        };
+        let fire_and_forget = b.fire_and_forget;
+        let name = self.venues[v].settings.name.clone();
+        let id = sent.order_id;
+        let mut out = Vec::new();
+        let report = match delivery {
+            bridge::Delivery::Accepted if sent.place => Some(VenueReport::Accepted),
+            // Nobody will report the cancel: the bridge taking it is all there is to know.
+            bridge::Delivery::Accepted if fire_and_forget && sent.key.ends_with("-cancel") => {
+                Some(VenueReport::Canceled {
+                    reason: "canceled at the bridge".into(),
+                })
+            }
+            bridge::Delivery::Accepted => None,
+            bridge::Delivery::Rejected {
+                code: "bridge_stopped",
+                ..
+            } => None,
+            bridge::Delivery::Rejected { code, reason } => {
+                tracing::warn!(gateway = %name, order_id = id, code, "{reason}");
+                self.audit.record(
+                    "engine",
+                    "trading.bridge_refused",
+                    json!({"gateway": name, "order_id": id.to_string(), "code": code, "message": reason}),
+                );
+                if sent.place {
+                    Some(VenueReport::Rejected {
+                        code: code.into(),
+                        reason,
+                    })
+                } else {
+                    self.oms.forget_cancel(id);
+                    self.alert(
+                        Priority::P1,
+                        format!("{name}: the bridge did not take a cancel or change"),
+                        format!("order {id}: {reason}"),
+                        json!({"gateway": name, "order_id": id.to_string(), "code": code}),
+                        format!("bridge-refused:{name}"),
+                    );
+                    None
+                }
+            }
+        };
+        if let Some(report) = report {
+            if let Err(anomaly) = self.oms.report(id, report, now, &mut out) {
+                self.anomaly(id, &anomaly);
+            }
+        }
+        if !out.is_empty() {
+            let (tx, _rx) = oneshot::channel();
+            self.commit(out, tx, Ok(()));
+        }
+    }
+
+    /// A bridge's reports: the signature checked against the gateway's secret, then each
+    /// report through the OMS (duplicates change nothing; anomalies are recorded).
+    fn bridge_reports(
+        &mut self,
+        gateway: &str,
+        body: &[u8],
+        signature: Option<&str>,
+        now: DateTime<Utc>,
+        out: &mut Vec<Event>,
+    ) -> Result<ReportsTaken, TradingError> {
+        let invalid = |code: &'static str, field: &str, message: String| {
+            TradingError::Oms(OmsError::Invalid(Invalid::new(code, field, message)))
+        };
+        let v = self
+            .venues
+            .iter()
+            .position(|v| v.settings.name == gateway)
+            .ok_or_else(|| invalid("unknown_gateway", "name", format!("no gateway {gateway:?}")))?;
+        let VenueSettings::Bridge(b) = &self.venues[v].settings.venue else {
+            return Err(invalid(
+                "venue_unsupported",
+                "name",
+                format!("gateway {gateway:?} reads NinjaTrader's files; it takes no reports"),
+            ));
+        };
+        if !signature.is_some_and(|sig| bridge::verify(&b.secret, body, sig)) {
+            return Err(invalid(
+                "bad_signature",
+                bridge::SIGNATURE_HEADER,
+                format!(
+                    "{} must be sha256=<hex HMAC-SHA256 of the body under the gateway's secret>",
+                    bridge::SIGNATURE_HEADER
+                ),
+            ));
+        }
+        let reports =
+            bridge::parse_reports(body).map_err(|e| TradingError::Oms(OmsError::Invalid(e)))?;
+        let account = self.venues[v].settings.account.clone();
+        let mut taken = ReportsTaken::default();
+        for (order, report) in reports {
+            let id = match order {
+                bridge::OrderRef::Id(id) => id,
+                bridge::OrderRef::Client(c) => self
+                    .oms
+                    .order_by_client_id(&account, &c)
+                    .map_or(0, |o| o.id),
+            };
+            // Only this gateway's orders: another account's order is not this bridge's.
+            let result = if self
+                .oms
+                .order(id)
+                .is_some_and(|o| o.request.account == account)
+            {
+                self.oms.report(id, report, now, out)
+            } else {
+                Err(ReportAnomaly::UnknownOrder(id))
+            };
+            match result {
+                Ok(ReportOutcome::Applied) => taken.applied += 1,
+                Ok(ReportOutcome::Duplicate) => taken.duplicates += 1,
+                Err(anomaly) => {
+                    self.anomaly(id, &anomaly);
+                    taken
+                        .anomalies
+                        .push((id, anomaly.code(), anomaly.to_string()));
+                }
+            }
+        }
+        self.venues[v].watch.last_report_at = Some(now);
+        Ok(taken)
     }
 
     fn send_batch(&self, v: usize, batch: Vec<Sent>) {
@@ -918,7 +1150,7 @@ impl Actor {
         }
     }
 
-    fn anomaly(&self, order_id: u64, anomaly: &sovereign_core::trading::oms::ReportAnomaly) {
+    fn anomaly(&self, order_id: u64, anomaly: &ReportAnomaly) {
         tracing::warn!(code = anomaly.code(), "{anomaly}");
         self.audit.record(
             "engine",
@@ -1344,11 +1576,13 @@ fn refuse(cmd: Command) {
         }
         Command::Planned(_, r) => drop(r.send(e())),
         Command::Reconcile { reply, .. } => drop(reply.send(e())),
+        Command::BridgeReports { reply, .. } => drop(reply.send(e())),
         Command::Gateways(_)
         | Command::Clock
         | Command::Read(_)
         | Command::VenueLook(..)
-        | Command::VenueUnsent(..) => {}
+        | Command::VenueUnsent(..)
+        | Command::BridgeAnswered(..) => {}
         Command::Stop(done) => drop(done.send(())),
     }
 }

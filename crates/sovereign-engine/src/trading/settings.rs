@@ -211,43 +211,26 @@ pub const PLACEHOLDERS: &[&str] = &[
     "tif",
 ];
 
-/// Check that every template names only known placeholders (`{{` and `}}` are braces).
+/// Check that every template names only known `{{placeholders}}`.
 pub fn check_fields(fields: &[(String, String)], field: &str) -> Result<(), Invalid> {
+    let sample = serde_json::Value::Object(
+        PLACEHOLDERS
+            .iter()
+            .map(|p| (p.to_string(), serde_json::Value::from("x")))
+            .collect(),
+    );
     for (key, template) in fields {
-        let at = format!("{field}.{key}");
-        let mut rest = template.as_str();
-        while let Some(i) = rest.find(['{', '}']) {
-            let (c, after) = (&rest[i..i + 1], &rest[i + 1..]);
-            if after.starts_with(c) {
-                rest = &after[1..];
-                continue;
-            }
-            if c == "}" {
-                return Err(Invalid::new(
-                    "invalid_template",
-                    at,
-                    "a lone } (write }} for a brace)",
-                ));
-            }
-            let Some(end) = after.find('}') else {
-                return Err(Invalid::new(
-                    "invalid_template",
-                    at,
-                    "a { without its } (write {{ for a brace)",
-                ));
-            };
-            let name = &after[..end];
-            if !PLACEHOLDERS.contains(&name) {
-                return Err(Invalid::new(
-                    "unknown_placeholder",
-                    at,
-                    format!(
-                        "no placeholder {{{name}}}; known: {}",
-                        PLACEHOLDERS.join(", ")
-                    ),
-                ));
-            }
-            rest = &after[end + 1..];
+        let text = serde_json::Value::String(template.clone());
+        if let Err(missing) = sovereign_core::template::render_value(&text, &sample) {
+            return Err(Invalid::new(
+                "unknown_placeholder",
+                format!("{field}.{key}"),
+                format!(
+                    "no placeholder {{{{{}}}}}; known: {}",
+                    missing.path,
+                    PLACEHOLDERS.join(", ")
+                ),
+            ));
         }
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! in `keys` mode, against the binary. The expected need of each route is stated here, apart
 //! from the engine's own table, as the product's rule: `viewer` reads; `trader` orders,
 //! cancels, flattens, runs tasks, pushes prices and posts alerts and heartbeats; `admin`
-//! everything else; webhook and signal routes take only their own secret.
+//! everything else; webhook, signal and bridge-report routes take only their own secret.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -22,7 +22,13 @@ fn expected(method: &str, path: &str) -> Need {
     use Need::*;
     match (method, path) {
         ("GET", "/health") | (_, "/api/auth/sso") | ("POST", "/api/auth/logout") => Public,
-        ("POST", p) if p.starts_with("/webhook") || p.starts_with("/api/signals/") => Own,
+        ("POST", p)
+            if p.starts_with("/webhook")
+                || p.starts_with("/api/signals/")
+                || p == "/api/gateways/{name}/reports" =>
+        {
+            Own
+        }
         ("GET", "/api/keys") => Admin,
         ("GET", _) => Viewer,
         ("POST", "/api/orders")

@@ -504,3 +504,190 @@ async fn a_disconnected_venue_refuses_orders_holds_cancels_and_the_kill_switch_r
         out.stdout
     );
 }
+
+const BRIDGE_SECRET: &str = "bridge-secret-0123456789";
+
+fn header<'a>(r: &'a crate::util::Recorded, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn a_broker_bridge_gets_each_order_once_signed_and_reports_back() {
+    use crate::util::{Receiver, Reply};
+    use serde_json::{json, Value};
+    use sovereign_core::webhook::sign_hmac;
+    let bridge = Receiver::start(200, std::time::Duration::ZERO);
+    // The bridge fails the first attempt: the retry carries the same idempotency key.
+    bridge.script(vec![Reply::status(500)]);
+    let root = unique_dir("sovereign-e2e-bridge");
+    let config = format!(
+        r#"[trading]
+synthetic_feed = false
+[trading.accounts.bridged]
+starting_cash = "100000"
+[trading.accounts.blind]
+starting_cash = "100000"
+
+[trading.gateways.tp]
+kind = "webhook"
+account = "bridged"
+url = "{url}/orders"
+secret = "{BRIDGE_SECRET}"
+retries = 3
+fields = {{ ticker = "{{{{symbol}}}}", action = "{{{{action}}}}", quantity = "{{{{qty}}}}", orderType = "{{{{type}}}}", limitPrice = "{{{{limit_price}}}}", id = "{{{{order_id}}}}" }}
+headers = {{ X-Bridge-Key = "bridge-api-key" }}
+
+[trading.gateways.blind]
+kind = "webhook"
+account = "blind"
+url = "{url}/blind"
+secret = "{BRIDGE_SECRET}"
+fire_and_forget = true
+"#,
+        url = bridge.url()
+    );
+    let e = crate::util::Engine::start_in(root, Some(&config));
+    price(&e).await;
+    let order = json!({"account": "bridged", "symbol": "ES", "side": "buy", "qty": "2", "type": "market", "client_order_id": "c-1"});
+    let (status, placed) = e.post("/api/orders", order.clone()).await;
+    assert_eq!(
+        (status, placed["status"].as_str()),
+        (201, Some("submitted")),
+        "{placed}"
+    );
+    let id = placed["id"].as_str().unwrap().to_string();
+    order_status(&e, &id, "accepted").await;
+
+    let seen = bridge.requests();
+    assert_eq!(
+        seen.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [500, 200],
+        "one retry after the 500"
+    );
+    for r in &seen {
+        assert_eq!((r.method.as_str(), r.path.as_str()), ("POST", "/orders"));
+        assert_eq!(
+            header(r, "idempotency-key"),
+            Some(format!("sov-{id}").as_str())
+        );
+        let want = format!("sha256={}", sign_hmac(BRIDGE_SECRET, &r.body));
+        assert_eq!(header(r, "x-sovereign-signature"), Some(want.as_str()));
+        assert_eq!(header(r, "x-bridge-key"), Some("bridge-api-key"));
+    }
+    assert_eq!(seen[0].body, seen[1].body);
+    let body: Value = serde_json::from_slice(&seen[1].body).unwrap();
+    assert_eq!(
+        body,
+        json!({"ticker": "ES", "action": "buy", "quantity": 2, "orderType": "market", "id": format!("sov-{id}")}),
+        "the template, exact numbers, no limit price for a market order"
+    );
+
+    // The same client order id again is the same order: nothing is sent.
+    let (status, again) = e.post("/api/orders", order).await;
+    assert_eq!(
+        (status, again["id"].as_str()),
+        (200, Some(id.as_str())),
+        "{again}"
+    );
+
+    // The bridge reports a fill, signed; the same execution twice counts once.
+    let report = json!({"order_id": format!("sov-{id}"), "type": "fill", "exec_id": "x-1", "qty": "2", "price": 5000.25}).to_string();
+    let signature = format!("sha256={}", sign_hmac(BRIDGE_SECRET, report.as_bytes()));
+    let post = |body: String, sig: Option<String>| {
+        let e = &e;
+        async move {
+            let mut headers = vec![("content-type", "application/json".to_string())];
+            if let Some(s) = sig {
+                headers.push(("x-sovereign-signature", s));
+            }
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            e.post_raw("/api/gateways/tp/reports", body.as_bytes(), &headers)
+                .await
+        }
+    };
+    let (status, taken) = post(report.clone(), Some(signature.clone())).await;
+    assert_eq!(
+        (status, taken["applied"].as_u64()),
+        (200, Some(1)),
+        "{taken}"
+    );
+    let (status, taken) = post(report.clone(), Some(signature)).await;
+    assert_eq!(
+        (status, taken["duplicates"].as_u64()),
+        (200, Some(1)),
+        "{taken}"
+    );
+    let filled = order_status(&e, &id, "filled").await;
+    assert_eq!(filled["avg_fill_price"], "5000.25", "{filled}");
+    let (_, fills) = e.get("/api/fills?account=bridged").await;
+    assert_eq!(fills["fills"].as_array().unwrap().len(), 1, "{fills}");
+
+    // Unsigned, forged, or for an order the bridge never had: refused or recorded, no change.
+    let (status, err) = post(report.clone(), None).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (401, Some("bad_signature")),
+        "{err}"
+    );
+    let forged = format!(
+        "sha256={}",
+        sign_hmac("not-the-secret-at-all", report.as_bytes())
+    );
+    let (status, _) = post(report, Some(forged)).await;
+    assert_eq!(status, 401);
+    let stray =
+        json!({"order_id": "sov-999", "type": "fill", "exec_id": "x-9", "qty": "1", "price": "1"})
+            .to_string();
+    let sig = format!("sha256={}", sign_hmac(BRIDGE_SECRET, stray.as_bytes()));
+    let (status, taken) = post(stray, Some(sig)).await;
+    assert_eq!(
+        (status, taken["anomalies"][0]["code"].as_str()),
+        (200, Some("report_unknown_order")),
+        "{taken}"
+    );
+    let garbage = "{\"order_id\": \"sov-1\", \"type\": \"fill\"}".to_string();
+    let sig = format!("sha256={}", sign_hmac(BRIDGE_SECRET, garbage.as_bytes()));
+    let (status, err) = post(garbage, Some(sig)).await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (400, Some("missing_field")),
+        "{err}"
+    );
+
+    // A 4xx is the bridge refusing: the order is rejected with the code, not retried.
+    bridge.script(vec![Reply::status(422)]);
+    let before = bridge.requests().len();
+    let (_, refused) = e
+        .post("/api/orders", json!({"account": "bridged", "symbol": "ES", "side": "sell", "qty": "1", "type": "market"}))
+        .await;
+    let refused = order_status(&e, refused["id"].as_str().unwrap(), "rejected").await;
+    assert_eq!(refused["reject_code"], "bridge_refused", "{refused}");
+    assert_eq!(bridge.requests().len(), before + 1);
+
+    // Fire and forget: accepted, never filled.
+    let (_, blind) = e
+        .post("/api/orders", json!({"account": "blind", "symbol": "ES", "side": "buy", "qty": "1", "type": "market"}))
+        .await;
+    let blind = order_status(&e, blind["id"].as_str().unwrap(), "accepted").await;
+    assert_eq!(blind["filled_qty"], "0", "{blind}");
+    let last = bridge.requests().pop().unwrap();
+    assert_eq!(last.path, "/blind");
+    let body: Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(
+        (body["qty"].to_string().as_str(), body["account"].as_str()),
+        ("1", Some("blind")),
+        "{body}"
+    );
+    let (_, list) = e.get("/api/gateways").await;
+    let kinds: Vec<&str> = list["gateways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["kind"].as_str())
+        .collect();
+    assert_eq!(kinds, ["webhook", "webhook"], "{list}");
+}
