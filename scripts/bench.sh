@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|anchor|criterion|all]
+# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|venue|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-[[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+[[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise || ${1:-all} == venue ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 
 # BIN and LOADGEN may name other builds (an A/B run against an older commit's binaries).
 if [[ -z ${BIN:-} ]]; then
@@ -151,6 +151,11 @@ fi
 if [[ $what == supervise || $what == all ]]; then
   echo "== supervisor: crash -> restart, 50 services in dependency order, 20 idle services with health checks"
   "$LOADGEN" supervise "$BIN" --secs "${IDLE_SECS:-60}"
+fi
+
+if [[ $what == venue || $what == all ]]; then
+  echo "== NinjaTrader gateway: signal -> order file in incoming; state file in outgoing -> fill on /sse/fills"
+  "$LOADGEN" venue "$BIN" --count "${VENUE_COUNT:-300}"
 fi
 
 if [[ $what == anchor || $what == all ]]; then

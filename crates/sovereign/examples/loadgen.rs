@@ -14,6 +14,10 @@
 //! - `loadgen supervise BIN [--secs S]`: the supervisor: crash → restart latency beyond the
 //!   backoff; 50 services with a dependency graph (start spread, order checked); 20 services with
 //!   health checks idle for `--secs` (the engine's CPU share and RSS at start and end).
+//! - `loadgen venue BIN [--count N]`: `BIN up` with a NinjaTrader gateway on a temporary folder,
+//!   once with file notifications and once polling only (50 ms): TradingView-style signal posted
+//!   → its order file renamed into `incoming` (seen by inotify), and an order state file renamed
+//!   into `outgoing` → the fill on `/sse/fills`.
 //!
 //! Talks only to the URL it is given (loopback in every script); every loop is bounded.
 
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]");
+    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]\n       loadgen venue BIN [--count N]");
     std::process::exit(2)
 }
 
@@ -49,6 +53,7 @@ fn main() {
         Some("scheduler") => rt.block_on(scheduler(&args)),
         Some("alert") => rt.block_on(alert(&args)),
         Some("supervise") => rt.block_on(supervise(&args)),
+        Some("venue") => rt.block_on(venue(&args)),
         _ => usage(),
     }
 }
@@ -553,6 +558,139 @@ async fn idle(bin: &str, secs: u64, soak: bool) {
             elapsed,
             ticks as f64 / 100.0 / elapsed * 100.0,
             samples
+        );
+    }
+}
+
+async fn venue(args: &[String]) {
+    let bin = args.get(1).cloned().unwrap_or_else(|| usage());
+    let count: usize = flag(args, "--count")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(300);
+    for notifications in [true, false] {
+        let config = format!(
+            "[trading]\nsynthetic_feed = false\n[trading.accounts.live]\nstarting_cash = \"10000000\"\n\
+             [trading.gateways.nt]\nkind = \"ninjatrader\"\naccount = \"live\"\nvenue_account = \"Sim101\"\n\
+             dir = \"nt\"\ninstruments = {{ ES = \"ES 03-27\" }}\npoll = \"50ms\"\nnotifications = {notifications}\n\
+             [signals.tv]\nsecret = \"tv-secret-123\"\naccount = \"live\"\nsymbols = {{ \"ES1!\" = \"ES\" }}\n"
+        );
+        let up = Up::start(&bin, &format!("venue-{notifications}"), &config);
+        let base = up.base.clone();
+        let nt = up.dir.join("nt");
+        let http = reqwest::Client::new();
+        http.post(format!("{base}/api/market/ticks"))
+            .json(&json!([{"symbol": "ES", "price": "5000", "bid": "4999.75", "ask": "5000.25"}]))
+            .send()
+            .await
+            .unwrap();
+
+        // Order files arriving in incoming, as NinjaTrader would see them.
+        let (arrived, arrivals) = std::sync::mpsc::channel::<(Instant, std::path::PathBuf)>();
+        let mut watcher = notify::recommended_watcher(move |e: notify::Result<notify::Event>| {
+            if let Ok(e) = e {
+                let at = Instant::now();
+                for p in e.paths {
+                    if p.extension().is_some_and(|x| x == "txt") {
+                        let _ = arrived.send((at, p));
+                    }
+                }
+            }
+        })
+        .unwrap();
+        notify::Watcher::watch(
+            &mut watcher,
+            &nt.join("incoming"),
+            notify::RecursiveMode::NonRecursive,
+        )
+        .unwrap();
+
+        let mut to_file = Vec::new();
+        let mut ids = Vec::new();
+        for i in 0..count {
+            while arrivals.try_recv().is_ok() {}
+            let t = Instant::now();
+            let answer: Value = http
+                .post(format!("{base}/api/signals/tv"))
+                .json(&json!({"ticker": "ES1!", "action": if i % 2 == 0 { "buy" } else { "sell" }, "contracts": 1, "secret": "tv-secret-123", "id": format!("b{i}")}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            ids.push(
+                answer["orders"][0]["id"]
+                    .as_str()
+                    .expect("an order")
+                    .to_string(),
+            );
+            let (at, path) = loop {
+                let (at, path) = arrivals
+                    .recv_timeout(Duration::from_secs(5))
+                    .expect("an order file");
+                if path.exists() {
+                    break (at, path);
+                }
+            };
+            to_file.push(at.duration_since(t).as_micros() as u64);
+            let _ = std::fs::remove_file(path);
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        drop(watcher);
+
+        // Fills on the stream, by order id.
+        let (fill_tx, mut fills) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+        let mut stream = http.get(format!("{base}/sse/fills")).send().await.unwrap();
+        tokio::spawn(async move {
+            let mut pending = String::new();
+            while let Ok(Some(chunk)) = stream.chunk().await {
+                let at = Instant::now();
+                pending.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = pending.find('\n') {
+                    let line: String = pending.drain(..=end).collect();
+                    if let Some(data) = line.trim().strip_prefix("data:") {
+                        if let Ok(v) = serde_json::from_str::<Value>(data.trim()) {
+                            if let Some(id) = v["order_id"].as_str() {
+                                let _ = fill_tx.send((id.to_string(), at));
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        // NinjaTrader makes outgoing; the engine starts watching it once it is there.
+        std::fs::create_dir_all(nt.join("outgoing")).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut to_fill = Vec::new();
+        for id in &ids {
+            let staged = nt.join(format!("sov-{id}.tmp"));
+            std::fs::write(&staged, "FILLED;1;5000.25\r\n").unwrap();
+            let t = Instant::now();
+            std::fs::rename(&staged, nt.join("outgoing").join(format!("sov-{id}.txt"))).unwrap();
+            let at = loop {
+                let (got, at) = tokio::time::timeout(Duration::from_secs(5), fills.recv())
+                    .await
+                    .expect("a fill on the stream")
+                    .unwrap();
+                if &got == id {
+                    break at;
+                }
+            };
+            to_fill.push(at.duration_since(t).as_micros() as u64);
+            tokio::time::sleep(Duration::from_millis(3)).await;
+        }
+        let mode = if notifications {
+            "notifications + 50 ms poll"
+        } else {
+            "50 ms poll only"
+        };
+        percentiles(
+            &format!("[{mode}] signal posted -> order file renamed into incoming"),
+            to_file,
+        );
+        percentiles(
+            &format!("[{mode}] order state file in outgoing -> fill on /sse/fills"),
+            to_fill,
         );
     }
 }

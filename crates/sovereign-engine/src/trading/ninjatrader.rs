@@ -6,8 +6,8 @@
 //!   the barrier (nothing reaches the venue that a crash could forget), writes each batch beside
 //!   `incoming` and renames it in, so NinjaTrader never reads half a file. A batch that cannot
 //!   be written comes back to the actor: its orders are rejected `venue_unwritable`.
-//! - In: the reader looks at `outgoing` every `poll` and sends a [`Look`] whenever anything in
-//!   it changed: the order state files that changed, which orders still have one, the account's
+//! - In: the reader looks at `outgoing` on every file notification and every `poll` (a share
+//!   may send no notifications) and sends a [`Look`] whenever anything in it changed: the order state files that changed, which orders still have one, the account's
 //!   positions and the connection. The actor turns each cumulative order reading into reports
 //!   against what the OMS already holds of that order: after a restart (or a kill -9 between an
 //!   OIF and its fill) the same file gives the same execution id (`cum-<filled>`), so a fill is
@@ -203,7 +203,29 @@ pub(super) struct Look {
     pub connection: Option<bool>,
 }
 
-/// Look at `outgoing` every `poll` and hand each look in which anything changed to `send`.
+/// Watch `outgoing` for changes (file notifications: inotify, ReadDirectoryChangesW, kqueue),
+/// waking `wake` on each; `None` when the folder cannot be watched (not there yet, or a share
+/// that sends no notifications — polling covers it).
+fn watch(outgoing: &Path, wake: &mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
+    use notify::Watcher;
+    let wake = wake.clone();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        // Reading the folder opens its files: those events are the reader's own.
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            // A full channel already holds a wake-up: changes coalesce into one read.
+            let _ = wake.try_send(());
+        }
+    })
+    .ok()?;
+    watcher
+        .watch(outgoing, notify::RecursiveMode::NonRecursive)
+        .ok()?;
+    Some(watcher)
+}
+
+/// Look at `outgoing` whenever a notification says it changed, and every `poll` in any case
+/// (NinjaTrader's folder is often on a Windows share, where notifications never arrive); hand
+/// each look in which anything changed to `send`.
 pub(super) async fn reader(
     g: NinjaSettings,
     venue_account: String,
@@ -213,14 +235,35 @@ pub(super) async fn reader(
     let outgoing = g.dir.join("outgoing");
     let mut texts: HashMap<u64, String> = HashMap::new();
     let mut last: Option<Look> = None;
+    let mut folder = Folder::default();
+    let mut looks: u32 = 0;
     let mut tick = tokio::time::interval(g.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let (wake_tx, mut wake) = mpsc::channel::<()>(1);
+    let mut watcher = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            Some(()) = wake.recv() => {}
             _ = tasks.stopped() => return,
         }
-        let Some(files) = read_folder(&outgoing).await else {
+        if watcher.is_none() && g.notifications {
+            watcher = watch(&outgoing, &wake_tx);
+        }
+        // Every file again now and then, whatever its size and time say.
+        looks = looks.wrapping_add(1);
+        let full = looks.is_multiple_of(FULL_READ_EVERY);
+        let path = outgoing.clone();
+        let Ok((kept, files)) = tokio::task::spawn_blocking(move || {
+            let files = folder.read(&path, full);
+            (folder, files)
+        })
+        .await
+        else {
+            return;
+        };
+        folder = kept;
+        let Some(files) = files else {
             continue;
         };
         let mut look = Look::default();
@@ -281,23 +324,54 @@ pub(super) async fn reader(
     }
 }
 
-/// Every `.txt` file of `outgoing` with its text; `None` when the folder cannot be read.
-async fn read_folder(outgoing: &Path) -> Option<Vec<(String, String)>> {
-    let mut found = Vec::new();
-    let mut entries = tokio::fs::read_dir(outgoing).await.ok()?;
-    while let Ok(Some(entry)) = entries.next_entry().await {
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
-        if !name.ends_with(".txt") {
-            continue;
-        }
-        if let Ok(text) = tokio::fs::read_to_string(entry.path()).await {
+/// Every this many looks, every file of `outgoing` is read whatever its size and time say.
+const FULL_READ_EVERY: u32 = 20;
+
+/// What `outgoing` held at the last look: each file's size, time and text, so a look reads
+/// only the files that changed (NinjaTrader leaves a state file for every order of the day).
+#[derive(Debug, Default)]
+struct Folder {
+    files: HashMap<String, (u64, Option<std::time::SystemTime>, String)>,
+}
+
+impl Folder {
+    /// Every `.txt` file with its text (blocking: one pass of plain file calls); `None` when
+    /// the folder cannot be read. `full`: read every file again.
+    fn read(&mut self, outgoing: &Path, full: bool) -> Option<Vec<(String, String)>> {
+        let entries = std::fs::read_dir(outgoing).ok()?;
+        let mut found = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        for entry in entries.flatten() {
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            if !name.ends_with(".txt") {
+                continue;
+            }
+            let Ok(meta) = entry.metadata() else { continue };
+            let stamp = (meta.len(), meta.modified().ok());
+            let cached = self
+                .files
+                .get(&name)
+                .filter(|(len, time, _)| !full && (*len, *time) == stamp);
+            let text = match cached {
+                Some((_, _, text)) => text.clone(),
+                None => match std::fs::read_to_string(entry.path()) {
+                    Ok(text) => {
+                        self.files
+                            .insert(name.clone(), (stamp.0, stamp.1, text.clone()));
+                        text
+                    }
+                    Err(_) => continue,
+                },
+            };
+            seen.insert(name.clone());
             found.push((name, text));
         }
+        self.files.retain(|name, _| seen.contains(name));
+        found.sort();
+        Some(found)
     }
-    found.sort();
-    Some(found)
 }
 
 /// A symbol whose position differs between the engine and NinjaTrader.

@@ -137,6 +137,9 @@ pub struct GatewayFile {
     /// ninjatrader: the connection the account trades through (its state file is
     /// `outgoing/NAME.txt`); default: any connection state file.
     pub connection: Option<String>,
+    /// ninjatrader: watch `outgoing` with file notifications (default true); it is read every
+    /// `poll` either way.
+    pub notifications: Option<bool>,
     /// webhook: where orders are posted.
     pub url: Option<String>,
     /// webhook: signs each order (`X-Sovereign-Signature`) and authenticates the bridge's
@@ -180,6 +183,7 @@ pub struct NinjaSettings {
     pub instruments: BTreeMap<Symbol, String>,
     pub poll: Duration,
     pub connection: Option<String>,
+    pub notifications: bool,
 }
 
 /// How one broker bridge is reached.
@@ -412,6 +416,7 @@ fn gateway(
                 instruments,
                 poll,
                 connection: g.connection,
+                notifications: g.notifications.unwrap_or(true),
             })
         }
         "webhook" => {
@@ -419,6 +424,7 @@ fn gateway(
             foreign(!g.instruments.is_empty(), "instruments", "ninjatrader");
             foreign(g.poll.is_some(), "poll", "ninjatrader");
             foreign(g.connection.is_some(), "connection", "ninjatrader");
+            foreign(g.notifications.is_some(), "notifications", "ninjatrader");
             let url = g.url.unwrap_or_default();
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(Invalid::new(
