@@ -15,7 +15,10 @@
 //!   flight finish, idle connections close.
 
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+#[cfg(unix)]
+use std::net::Ipv4Addr;
+use std::net::SocketAddr;
+#[cfg(unix)]
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,7 +26,9 @@ use std::time::Duration;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream};
+#[cfg(unix)]
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::task::TaskTracker;
@@ -49,12 +54,14 @@ pub struct Connection {
 pub enum Listener {
     Tcp(TcpListener),
     /// The data dir's socket: no TLS, every connection its owner's.
+    #[cfg(unix)]
     Unix(UnixListener),
 }
 
 /// A connection a [`Listener`] accepted.
 enum Accepted {
     Tcp(TcpStream, SocketAddr),
+    #[cfg(unix)]
     Unix(UnixStream),
 }
 
@@ -62,6 +69,7 @@ impl Listener {
     async fn accept(&self) -> std::io::Result<Accepted> {
         match self {
             Listener::Tcp(l) => l.accept().await.map(|(s, peer)| Accepted::Tcp(s, peer)),
+            #[cfg(unix)]
             Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
         }
     }
@@ -76,6 +84,7 @@ pub struct Endpoint {
 
 /// The path of a Unix socket this process bound; dropping it removes the file, unless another
 /// socket has taken the path since (a later engine on the same data dir).
+#[cfg(unix)]
 #[derive(Debug)]
 pub struct SocketFile {
     path: PathBuf,
@@ -83,6 +92,7 @@ pub struct SocketFile {
     identity: (u64, u64),
 }
 
+#[cfg(unix)]
 impl Drop for SocketFile {
     fn drop(&mut self) {
         if identity(&self.path).is_ok_and(|id| id == self.identity) {
@@ -91,6 +101,7 @@ impl Drop for SocketFile {
     }
 }
 
+#[cfg(unix)]
 fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).map(|m| (m.dev(), m.ino()))
@@ -100,6 +111,7 @@ fn identity(path: &Path) -> std::io::Result<(u64, u64)> {
 /// the umask). A socket file already there is removed first: the caller holds the lock of the
 /// directory it is in, so no live engine can be listening on it. Anything else at the path is
 /// an error, never removed.
+#[cfg(unix)]
 pub fn bind_unix(path: &Path) -> std::io::Result<(UnixListener, SocketFile)> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     match std::fs::symlink_metadata(path) {
@@ -195,6 +207,7 @@ pub async fn serve_endpoints(
     let draining = Draining::default();
     let mut loops = Vec::new();
     for endpoint in endpoints {
+        #[cfg(unix)]
         if matches!(endpoint.listener, Listener::Unix(_)) && endpoint.tls.is_some() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -283,6 +296,7 @@ async fn accept_loop(endpoint: Endpoint, acceptor: Option<TlsAcceptor>, shared: 
         let Ok(slot) = slot else { return };
         let (app, draining, acceptor) = (app.clone(), draining.clone(), acceptor.clone());
         let (stream, peer) = match accepted {
+            #[cfg(unix)]
             Accepted::Unix(stream) => {
                 let info = Connection {
                     peer: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),

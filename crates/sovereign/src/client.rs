@@ -298,6 +298,7 @@ impl Api {
 
     /// Through the Unix socket at `path` (the data dir's), with no key: the engine trusts
     /// whoever can reach it.
+    #[cfg(unix)]
     pub(crate) fn unix(path: &std::path::Path) -> anyhow::Result<Api> {
         let http = reqwest::Client::builder()
             .unix_socket(path)

@@ -44,12 +44,17 @@ pub fn run(cmd: KeysCommand, data_dir: PathBuf, client: &ClientArgs) -> anyhow::
             // An engine holds the data dir: through its socket (no key), or, when it has
             // none, at --url with an admin key.
             Err(StoreError::Locked(_)) => {
-                let socket = data_dir.join(crate::SOCKET);
-                let api = if socket.exists() {
-                    Api::unix(&socket)?
-                } else {
-                    Api::new(client)
+                #[cfg(unix)]
+                let api = {
+                    let socket = data_dir.join(crate::SOCKET);
+                    if socket.exists() {
+                        Api::unix(&socket)?
+                    } else {
+                        Api::new(client)
+                    }
                 };
+                #[cfg(not(unix))]
+                let api = Api::new(client);
                 online(cmd, &api).await
             }
             Err(e) => Err(anyhow!(

@@ -483,6 +483,7 @@ fn dir_holds_only_new_store(dir: &std::path::Path) -> bool {
 
 /// The Unix socket `up` listens on in its data dir (mode 0600): requests on it are the data
 /// dir's owner's, admin without a key.
+#[cfg(unix)]
 pub(crate) const SOCKET: &str = "sovereign.sock";
 
 async fn serve(
@@ -538,7 +539,9 @@ async fn serve(
     // The data dir's socket, for whoever can write the data dir (`sovereign keys` without a
     // key). Bound only now: the store holds the data dir's lock, so a socket file still there
     // was left by an engine that was killed. Removed when `socket` drops.
+    #[cfg(unix)]
     let socket_path = data_dir.join(SOCKET);
+    #[cfg(unix)]
     let socket = match sovereign_http::server::bind_unix(&socket_path) {
         Ok((listener, file)) => {
             endpoints.push(sovereign_http::server::Endpoint {
@@ -597,6 +600,9 @@ async fn serve(
     })
     .await;
     // Nothing is served any more: the socket file goes.
+    // The socket file goes once nothing is served (no Unix socket on Windows: `sovereign keys`
+    // there needs an admin key while the engine runs).
+    #[cfg(unix)]
     drop(socket);
     served.context("HTTP server failed")?;
     let left = drain.await.context("shutdown task failed")?;
@@ -614,8 +620,9 @@ async fn serve(
 const TASKS_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    #[cfg(unix)]
     let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
         match signal(SignalKind::terminate()) {
             Ok(mut s) => {
                 s.recv().await;
@@ -623,6 +630,9 @@ async fn shutdown_signal() {
             Err(_) => std::future::pending::<()>().await,
         }
     };
+    // Windows has no SIGTERM: Ctrl-C (or closing the console) stops the engine.
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}

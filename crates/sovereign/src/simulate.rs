@@ -126,6 +126,13 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<()> {
     }
 }
 
+#[cfg(not(unix))]
+fn watch_signals(_restart: Arc<AtomicBool>, _flip: Arc<AtomicBool>) -> anyhow::Result<()> {
+    eprintln!("a restart (SIGHUP) and a connection flip (SIGUSR1) need a Unix system");
+    Ok(())
+}
+
+#[cfg(unix)]
 fn watch_signals(restart: Arc<AtomicBool>, flip: Arc<AtomicBool>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()

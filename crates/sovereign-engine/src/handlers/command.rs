@@ -31,8 +31,9 @@ pub(super) async fn run(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
     for (k, v) in &spec.env {
         cmd.env(k, render(v, template)?);
     }

@@ -712,8 +712,10 @@ impl Actor {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(false);
+        // Its own group, so a stop reaches whatever it starts.
+        #[cfg(unix)]
+        cmd.process_group(0);
         match cmd.spawn() {
             Err(e) => {
                 let reason = format!("cannot start {:?}: {e}", spec.argv[0]);
@@ -746,14 +748,11 @@ impl Actor {
                     // Whatever the leader left behind in its group goes with it.
                     signal_group(pid, "KILL");
                     let exit = match status {
-                        Ok(s) => {
-                            use std::os::unix::process::ExitStatusExt;
-                            Exit {
-                                code: s.code(),
-                                signal: s.signal(),
-                                at: Utc::now(),
-                            }
-                        }
+                        Ok(s) => Exit {
+                            code: s.code(),
+                            signal: crate::support::exit_signal(&s),
+                            at: Utc::now(),
+                        },
                         Err(_) => Exit {
                             code: None,
                             signal: None,

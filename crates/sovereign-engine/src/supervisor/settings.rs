@@ -275,9 +275,14 @@ pub fn settings(
 /// Where `program` is: a path (relative to `base`) or a name on `PATH`.
 pub fn find_program(program: &str, base: &Path) -> Result<PathBuf, String> {
     let is_exec = |p: &Path| {
-        use std::os::unix::fs::PermissionsExt;
-        p.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        p.metadata().is_ok_and(|m| {
+            // Windows has no execute bit: a file is a program there.
+            #[cfg(unix)]
+            let runnable = std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0;
+            #[cfg(not(unix))]
+            let runnable = true;
+            m.is_file() && runnable
+        })
     };
     if program.contains('/') {
         let p = base.join(program);

@@ -99,12 +99,36 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     text
 }
 
+/// The signal that ended a process (Unix only).
+pub fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    return std::os::unix::process::ExitStatusExt::signal(status);
+    #[cfg(not(unix))]
+    return {
+        let _ = status;
+        None
+    };
+}
+
 /// Send `signal` (`TERM`, `KILL`, …) to the whole process group led by `pgid`, without
 /// waiting: std has no signal API and the project forbids unsafe code, so this runs the POSIX
-/// `kill` program (a negative id names a group); tokio reaps it in the background.
+/// `kill` program (a negative id names a group); tokio reaps it in the background. On Windows,
+/// `taskkill /T` ends the process tree (`/F` for `KILL`).
 pub fn signal_group(pgid: u32, signal: &str) {
-    let spawned = tokio::process::Command::new("kill")
-        .args([format!("-{signal}"), "--".into(), format!("-{pgid}")])
+    #[cfg(unix)]
+    let mut cmd = tokio::process::Command::new("kill");
+    #[cfg(unix)]
+    cmd.args([format!("-{signal}"), "--".into(), format!("-{pgid}")]);
+    #[cfg(not(unix))]
+    let mut cmd = tokio::process::Command::new("taskkill");
+    #[cfg(not(unix))]
+    {
+        cmd.args(["/T", "/PID", &pgid.to_string()]);
+        if signal == "KILL" {
+            cmd.arg("/F");
+        }
+    }
+    let spawned = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
