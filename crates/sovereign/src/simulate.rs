@@ -6,8 +6,9 @@
 //! (logged, nothing done), works the orders and writes `outgoing` in the documented formats:
 //! `<orderId>.txt` (`State;Filled;AvgPrice`, cumulative), `<Instrument> <Exchange>_<Account>_
 //! Position.txt` (`LONG|SHORT|FLAT;Qty;AvgPrice`) and `<Connection>.txt` (`CONNECTED` or
-//! `DISCONNECTED`). Prices: `--price`, or per instrument root in `DIR/prices.txt` (`ES 5000.25`
-//! per line), re-read on every poll. Market orders fill at the price, `--partial N` at most N
+//! `DISCONNECTED`). Prices, first found: per instrument root in `DIR/prices.txt` (`ES 5000.25`
+//! per line, re-read on every poll), the engine's last prices (`--engine URL`, read from
+//! `GET /api/market/quotes` every 250 ms), `--price`. Market orders fill at the price, `--partial N` at most N
 //! contracts per poll; limit and stop orders when the price reaches them. SIGHUP is a restart
 //! (`outgoing` cleared, as NinjaTrader does), SIGUSR1 flips the connection.
 
@@ -50,6 +51,65 @@ pub struct SimulateArgs {
     /// How often the folder is looked at, in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub poll_ms: u64,
+    /// Fill at this engine's last prices (`http://127.0.0.1:8080`).
+    #[arg(long, value_name = "URL")]
+    pub engine: Option<String>,
+}
+
+/// The engine's last prices, by symbol, read now and then over HTTP.
+struct EngineQuotes {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+    prices: BTreeMap<String, Price>,
+    read_at: Option<std::time::Instant>,
+}
+
+impl EngineQuotes {
+    fn new(url: &str) -> anyhow::Result<EngineQuotes> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        Ok(EngineQuotes {
+            url: format!("{}/api/market/quotes", url.trim_end_matches('/')),
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the HTTP client")?,
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(1))
+                .build()
+                .context("cannot start the HTTP client")?,
+            prices: BTreeMap::new(),
+            read_at: None,
+        })
+    }
+
+    /// Read the quotes again when the last read is 250 ms old; a failed read keeps the last.
+    fn refresh(&mut self) {
+        if self
+            .read_at
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(250))
+        {
+            return;
+        }
+        self.read_at = Some(std::time::Instant::now());
+        let read = self.runtime.block_on(async {
+            let v: serde_json::Value = self.http.get(&self.url).send().await?.json().await?;
+            Ok::<_, reqwest::Error>(v)
+        });
+        match read {
+            Ok(v) => {
+                for q in v["quotes"].as_array().into_iter().flatten() {
+                    let (Some(sym), Some(last)) = (q["symbol"].as_str(), q["last"].as_str()) else {
+                        continue;
+                    };
+                    if let Ok(p) = Fixed::parse(last) {
+                        self.prices.insert(sym.to_ascii_uppercase(), Price(p));
+                    }
+                }
+            }
+            Err(e) => eprintln!("cannot read the engine's prices at {}: {e}", self.url),
+        }
+    }
 }
 
 struct Working {
@@ -81,6 +141,7 @@ struct Venue {
     orders: BTreeMap<String, Working>,
     positions: BTreeMap<(String, String), Book>,
     connected: bool,
+    quotes: Option<EngineQuotes>,
 }
 
 pub fn run(cmd: GatewayCommand) -> anyhow::Result<()> {
@@ -106,7 +167,11 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<()> {
         orders: BTreeMap::new(),
         positions: BTreeMap::new(),
         connected: true,
+        quotes: None,
     };
+    if let Some(url) = &venue.args.engine {
+        venue.quotes = Some(EngineQuotes::new(url)?);
+    }
     venue.write_connection()?;
     outln!(
         "standing in for NinjaTrader in {}",
@@ -119,6 +184,9 @@ pub fn run(cmd: GatewayCommand) -> anyhow::Result<()> {
         if flip.swap(false, Ordering::SeqCst) {
             venue.connected = !venue.connected;
             venue.write_connection()?;
+        }
+        if let Some(q) = &mut venue.quotes {
+            q.refresh();
         }
         venue.take_instructions()?;
         venue.work()?;
@@ -204,7 +272,13 @@ impl Venue {
                         .flatten()
                 })
             });
+        let engine = self
+            .quotes
+            .as_ref()
+            .and_then(|q| q.prices.get(&root.to_ascii_uppercase()))
+            .map(|p| p.0);
         listed
+            .or(engine)
             .or_else(|| {
                 self.args
                     .price

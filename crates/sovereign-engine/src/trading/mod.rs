@@ -1137,6 +1137,15 @@ impl Actor {
                 }
             }
         }
+        for (file, code, message) in &look.malformed {
+            let name = &self.venues[v].settings.name;
+            tracing::warn!(gateway = %name, file = %file, code, "{message}");
+            self.audit.record(
+                "engine",
+                "trading.venue_malformed",
+                json!({"gateway": name, "file": file, "code": code, "message": message}),
+            );
+        }
         let was = self.venues[v].watch.connection();
         let up = look.connection;
         self.venues[v].watch.look = Some(look);

@@ -201,6 +201,9 @@ pub(super) struct Look {
     pub positions: BTreeMap<String, PositionReading>,
     /// What the connection state file says; `None`: there is none.
     pub connection: Option<bool>,
+    /// Files that read the same and unreadable on two looks in a row (not half written, then):
+    /// (file, code, message), each reported once.
+    pub malformed: Vec<(String, &'static str, String)>,
 }
 
 /// Watch `outgoing` for changes (file notifications: inotify, ReadDirectoryChangesW, kqueue),
@@ -237,6 +240,8 @@ pub(super) async fn reader(
     let mut last: Option<Look> = None;
     let mut folder = Folder::default();
     let mut looks: u32 = 0;
+    // Files that did not read: their text, and whether that was reported.
+    let mut unreadable: HashMap<String, (String, bool)> = HashMap::new();
     let mut tick = tokio::time::interval(g.poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let (wake_tx, mut wake) = mpsc::channel::<()>(1);
@@ -268,6 +273,22 @@ pub(super) async fn reader(
         };
         let mut look = Look::default();
         let mut connections: Vec<bool> = Vec::new();
+        let mut bad = |name: &str, text: &str, e: Invalid, look: &mut Look| {
+            match unreadable.get_mut(name) {
+                Some((seen, reported)) if seen == text => {
+                    if !*reported {
+                        *reported = true;
+                        look.malformed.push((name.to_string(), e.code, e.message));
+                    }
+                }
+                // Half written, perhaps: read it again next time.
+                _ => {
+                    unreadable.insert(name.to_string(), (text.to_string(), false));
+                }
+            }
+        };
+        let names: std::collections::HashSet<String> =
+            files.iter().map(|(n, _)| n.clone()).collect();
         for (name, text) in files {
             if let Some(id) = order_of(&name) {
                 look.present.insert(id);
@@ -279,8 +300,7 @@ pub(super) async fn reader(
                         look.changed.push((id, reading));
                         texts.insert(id, text);
                     }
-                    // Half written, or not NinjaTrader's: read it again next time.
-                    Err(e) => tracing::debug!(order_id = id, "{}", e.message),
+                    Err(e) => bad(&name, &text, e, &mut look),
                 }
             } else if let Some(instrument) = position_file_instrument(&name, &venue_account) {
                 // `ES 03-27 Globex`: the instrument, then its exchange.
@@ -289,7 +309,7 @@ pub(super) async fn reader(
                     Ok(p) => {
                         look.positions.insert(instrument.to_string(), p);
                     }
-                    Err(e) => tracing::debug!(file = %name, "{}", e.message),
+                    Err(e) => bad(&name, &text, e, &mut look),
                 }
             } else if g
                 .connection
@@ -302,6 +322,10 @@ pub(super) async fn reader(
             }
         }
         texts.retain(|id, _| look.present.contains(id));
+        // A file that reads again (or is gone) starts over.
+        unreadable.retain(|name, (seen, _)| {
+            names.contains(name) && folder_text(&folder, name).is_some_and(|t| t == seen)
+        });
         // Without a named connection, the account is connected while any connection is.
         look.connection = match connections.as_slice() {
             [] => None,
@@ -312,7 +336,7 @@ pub(super) async fn reader(
                 && l.positions == look.positions
                 && l.connection == look.connection
         });
-        if same && look.changed.is_empty() {
+        if same && look.changed.is_empty() && look.malformed.is_empty() {
             continue;
         }
         let mut kept = look.clone();
@@ -322,6 +346,11 @@ pub(super) async fn reader(
         }
         last = Some(kept);
     }
+}
+
+/// The text a file had at the last look.
+fn folder_text<'a>(folder: &'a Folder, name: &str) -> Option<&'a String> {
+    folder.files.get(name).map(|(_, _, text)| text)
 }
 
 /// Every this many looks, every file of `outgoing` is read whatever its size and time say.

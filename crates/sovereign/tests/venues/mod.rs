@@ -139,7 +139,8 @@ fn engine_with(stand_in: &[&str]) -> (crate::util::Engine, StandIn, std::path::P
     let child = Command::new(BIN)
         .args(["gateway", "simulate", "ninjatrader"])
         .arg(&nt)
-        .args(stand_in)
+        // `{engine}`: this engine's URL (the stand-in fills at its prices).
+        .args(stand_in.iter().map(|a| a.replace("{engine}", e.url())))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -690,4 +691,54 @@ fire_and_forget = true
         .filter_map(|g| g["kind"].as_str())
         .collect();
     assert_eq!(kinds, ["webhook", "webhook"], "{list}");
+}
+
+#[tokio::test]
+async fn the_stand_in_fills_at_the_engines_prices_and_odd_files_are_recorded() {
+    use serde_json::json;
+    let (e, venue, nt) = engine_with(&["--engine", "{engine}"]);
+    let (status, _) = e
+        .post(
+            "/api/market/ticks",
+            json!([{"symbol": "ES", "price": "5012.5"}]),
+        )
+        .await;
+    assert_eq!(status, 200);
+    gateway(&e, "the gateway connected", |g| {
+        g["connection"] == "connected"
+    })
+    .await;
+    let (_, buy) = e
+        .post(
+            "/api/orders",
+            json!({"account": "live", "symbol": "ES", "side": "buy", "qty": "1", "type": "market"}),
+        )
+        .await;
+    let filled = order_status(&e, buy["id"].as_str().unwrap(), "filled").await;
+    assert_eq!(filled["avg_fill_price"], "5012.5", "{filled}");
+
+    // NinjaTrader gone: an order waits in submitted; its state file says NinjaTrader refused it.
+    drop(venue);
+    let (_, sell) = e
+        .post("/api/orders", json!({"account": "live", "symbol": "ES", "side": "sell", "qty": "1", "type": "limit", "limit_price": "5100", "tif": "gtc"}))
+        .await;
+    let sell_id = sell["id"].as_str().unwrap().to_string();
+    let out = nt.join("outgoing");
+    std::fs::write(out.join(format!("sov-{sell_id}.txt")), "REJECTED;0;0\r\n").unwrap();
+    let rejected = order_status(&e, &sell_id, "rejected").await;
+    assert_eq!(rejected["reject_code"], "venue_rejected", "{rejected}");
+
+    // A state file for an order this engine never sent, and one that is not NinjaTrader's:
+    // each recorded, nothing changes.
+    std::fs::write(out.join("sov-987654.txt"), "FILLED;1;5000\r\n").unwrap();
+    std::fs::write(out.join("sov-7.txt"), "garbage here\r\n").unwrap();
+    wait_for("both recorded", PATIENCE, || async {
+        let kinds = e.audit_kinds().await;
+        (kinds.contains(&"trading.venue_anomaly".to_string())
+            && kinds.contains(&"trading.venue_malformed".to_string()))
+        .then_some(())
+    })
+    .await;
+    let (_, fills) = e.get("/api/fills?account=live").await;
+    assert_eq!(fills["fills"].as_array().unwrap().len(), 1, "{fills}");
 }
