@@ -1849,6 +1849,11 @@ impl Oms {
         Some(b.account.equity(self.unrealized(account)))
     }
 
+    /// The account's trading state (`None`: no such account).
+    pub fn trading_state(&self, account: &str) -> Option<TradingState> {
+        self.books.get(account).map(|b| b.state)
+    }
+
     pub fn has_account(&self, name: &str) -> bool {
         self.books.contains_key(name)
     }

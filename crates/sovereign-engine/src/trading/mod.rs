@@ -1351,6 +1351,10 @@ impl Actor {
             json!({"gateway": name, "account": account, "mismatches": detail}),
             format!("venue-mismatch:{name}"),
         );
+        // Only from active: a halt stays a halt (a reduce would loosen it).
+        if self.oms.trading_state(&account) != Some(TradingState::Active) {
+            return;
+        }
         let reason = format!("{MISMATCH_REASON}: {what}");
         let _ = self
             .oms

@@ -422,6 +422,21 @@ async fn a_position_mismatch_reduces_the_account_until_the_venue_is_adopted() {
         "{}",
         out.stderr
     );
+
+    // A mismatch never loosens a halt into reducing.
+    let (status, _) = e
+        .post(
+            "/api/risk/hardstop",
+            json!({"account": "live", "reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    std::fs::write(&file, "LONG;4;4990.5\r\n").unwrap();
+    gateway(&e, "the new mismatch declared", |g| {
+        g["reconciliation"] == "mismatch" && g["mismatches"][0]["venue_qty"] == "4"
+    })
+    .await;
+    account_state(&e, "halted").await;
 }
 
 #[tokio::test]
