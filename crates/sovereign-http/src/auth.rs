@@ -23,6 +23,7 @@ use crate::permissions::Client;
 use crate::server::Connection;
 
 crate::routes! {
+    me,
     sign_on,
     sign_on_link,
     sign_off,
@@ -139,6 +140,52 @@ async fn open_session(
 
 fn secure(connection: Option<Extension<Connection>>) -> bool {
     connection.is_some_and(|Extension(c)| c.tls)
+}
+
+/// Who a request is: the dashboard asks before it shows anything.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeOut {
+    /// `local` or `keys`.
+    pub mode: String,
+    /// `viewer`, `trader` or `admin`.
+    pub role: String,
+    /// The key's name, the session's subject, or `local`.
+    pub subject: String,
+    /// `local`, `key` or `session`.
+    pub via: String,
+    /// A session's CSRF token (send it back as `X-CSRF-Token`); `null` otherwise.
+    pub csrf_token: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/auth/me", tag = "access",
+    responses((status = 200, body = MeOut), (status = 401, body = ErrorBody)))]
+pub async fn me(
+    State(access): State<Access>,
+    principal: Option<Extension<Principal>>,
+    headers: HeaderMap,
+) -> ApiResult<Json<MeOut>> {
+    let Some(Extension(p)) = principal else {
+        return Err(ApiError::new(Code::Unauthenticated, "no credential"));
+    };
+    let (subject, via) = match &p {
+        Principal::Local => ("local".to_string(), "local"),
+        Principal::Key { name, .. } => (name.clone(), "key"),
+        Principal::Session { subject, .. } => (subject.clone(), "session"),
+    };
+    let csrf_token = matches!(p, Principal::Session { .. })
+        .then(|| cookie(&headers, CSRF_COOKIE).map(str::to_string))
+        .flatten();
+    Ok(Json(MeOut {
+        mode: match access.mode() {
+            sovereign_engine::access::settings::Mode::Local => "local",
+            sovereign_engine::access::settings::Mode::Keys => "keys",
+        }
+        .into(),
+        role: p.role().as_str().into(),
+        subject,
+        via: via.into(),
+        csrf_token,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/auth/sso", tag = "access", request_body = SignOnIn,

@@ -47,6 +47,7 @@ pub(crate) use routes;
 pub mod alerts;
 pub mod audit;
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod gateways;
@@ -199,6 +200,7 @@ fn router(limits: Limits) -> Router<AppState> {
         .merge(alerts::router())
         .merge(trading::router())
         .merge(gateways::router())
+        .merge(dashboard::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(limits.body))
         .layer(body(limits.body))
@@ -278,6 +280,7 @@ pub fn openapi_json() -> String {
         alerts::paths,
         trading::paths,
         gateways::paths,
+        dashboard::paths,
         openapi::paths,
     ] {
         part(&mut paths);

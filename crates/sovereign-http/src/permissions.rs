@@ -26,6 +26,8 @@ use Role::{Admin, Trader, Viewer};
 /// (method, route, need) for every route.
 pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/health", Public),
+    ("GET", "/", Public),
+    ("GET", "/assets/{file}", Public),
     ("POST", "/api/auth/sso", Public),
     ("GET", "/api/auth/sso", Public),
     ("POST", "/api/auth/logout", Public),
@@ -39,6 +41,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/results", R(Viewer)),
     ("GET", "/openapi.json", R(Viewer)),
     ("GET", "/api/accounts", R(Viewer)),
+    ("GET", "/api/auth/me", R(Viewer)),
     ("GET", "/api/alerts", R(Viewer)),
     ("GET", "/api/alerts/channels", R(Viewer)),
     ("GET", "/api/audit", R(Viewer)),

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -910,6 +910,73 @@ where
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
+/// A stream of the trading journal's published batches, rendered by `render`, resumable: the
+/// last event of each batch carries the id `<epoch>-<seq>`, and a client that reconnects with
+/// `Last-Event-ID` first gets what it missed — or `event: reset` when that is gone (another
+/// run of the engine, or too long ago), so it fetches the state afresh.
+fn journal_stream<F>(
+    t: &Trading,
+    closing: Closing,
+    headers: &HeaderMap,
+    render: F,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
+where
+    F: Fn(&Published) -> Vec<SseEvent> + Send + 'static,
+{
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let sub = t.subscribe_after(last.as_deref());
+    let epoch = t.epoch();
+    let numbered = move |p: &Published| {
+        let mut events = render(p);
+        if let Some(last) = events.pop() {
+            events.push(last.id(format!("{epoch}-{}", p.seq)));
+        }
+        events
+    };
+    let mut first: Vec<SseEvent> = Vec::new();
+    if sub.reset {
+        first.push(SseEvent::default().event("reset").data("{}"));
+    }
+    for p in &sub.replay {
+        first.extend(numbered(p));
+    }
+    first.reverse();
+    let skip_to = sub.replayed_to;
+    let stream = stream::unfold(
+        (sub.live, numbered, first, closing),
+        move |(mut rx, render, mut pending, closing)| async move {
+            loop {
+                if let Some(ev) = pending.pop() {
+                    return Some((Ok(ev), (rx, render, pending, closing)));
+                }
+                let received = tokio::select! {
+                    r = rx.recv() => r,
+                    _ = closing.closed() => return None,
+                };
+                match received {
+                    // Replayed already.
+                    Ok(item) if item.seq <= skip_to => {}
+                    Ok(item) => {
+                        pending = render(&item);
+                        pending.reverse();
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let ev = SseEvent::default()
+                            .event("lagged")
+                            .data(json!({"missed": n}).to_string());
+                        return Some((Ok(ev), (rx, render, pending, closing)));
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
 pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
     SseEvent::default()
         .event(name)
@@ -945,8 +1012,9 @@ pub async fn sse_spot(
 pub async fn sse_orders(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    headers: HeaderMap,
 ) -> impl IntoResponse {
-    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
+    journal_stream(&t, closing, &headers, |p: &Published| {
         p.orders
             .iter()
             .map(|o| event("order", OrderOut::from(o)))
@@ -959,8 +1027,9 @@ pub async fn sse_orders(
 pub async fn sse_fills(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    headers: HeaderMap,
 ) -> impl IntoResponse {
-    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
+    journal_stream(&t, closing, &headers, |p: &Published| {
         p.events
             .iter()
             .filter_map(|e| match e {
@@ -976,8 +1045,9 @@ pub async fn sse_fills(
 pub async fn sse_positions(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    headers: HeaderMap,
 ) -> impl IntoResponse {
-    sse_from(t.subscribe(), closing, |p: &Arc<Published>| {
+    journal_stream(&t, closing, &headers, |p: &Published| {
         p.positions
             .iter()
             .map(|x| event("position", PositionOut::from(x)))

@@ -14,6 +14,7 @@ mod allow_lists;
 mod anchor;
 mod audit;
 mod cli_trading;
+mod dashboard;
 mod notify;
 mod supervisor;
 mod tidy;

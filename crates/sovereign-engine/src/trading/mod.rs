@@ -169,9 +169,33 @@ pub type Planner = Box<dyn FnOnce(&Oms) -> Result<Vec<NewOrder>, Invalid> + Send
 /// positions as they stand after them.
 #[derive(Debug, Clone)]
 pub struct Published {
+    /// Its place in this run's stream (1, 2, …): a stream's event id is `<epoch>-<seq>`.
+    pub seq: u64,
     pub events: Vec<Event>,
     pub orders: Vec<Order>,
     pub positions: Vec<PositionView>,
+}
+
+/// How many published batches are kept for a subscriber that reconnects (`Last-Event-ID`).
+const REPLAY_KEPT: usize = 4096;
+/// After the last subscriber went, batches are still kept this long, for one coming back.
+const REPLAY_LINGER_MICROS: i64 = 120_000_000;
+
+/// The recent published batches, and when a subscriber was last there.
+#[derive(Default)]
+struct Recent {
+    batches: std::collections::VecDeque<Arc<Published>>,
+    next_seq: u64,
+}
+
+/// What a stream starts with: the batches a reconnecting subscriber missed, or word that
+/// they are gone (`reset`: fetch the state afresh), then the live batches.
+pub struct Subscription {
+    pub replay: Vec<Arc<Published>>,
+    pub reset: bool,
+    pub live: broadcast::Receiver<Arc<Published>>,
+    /// Live batches up to this seq were replayed already.
+    pub replayed_to: u64,
 }
 
 enum Command {
@@ -237,6 +261,10 @@ pub struct Shared {
     events: broadcast::Sender<Arc<Published>>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     synthetic_feed: bool,
+    epoch: u64,
+    recent: Arc<std::sync::Mutex<Recent>>,
+    /// When a subscriber was last there (µs): batches are kept a while after.
+    listened: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Trading {
@@ -327,11 +355,14 @@ impl Trading {
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
         let (publish, to_publish) = mpsc::unbounded_channel();
-        tasks.spawn(publisher(to_publish, events.clone()));
+        let recent: Arc<std::sync::Mutex<Recent>> = Arc::default();
+        let listened = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        tasks.spawn(publisher(to_publish, events.clone(), recent.clone()));
         let actor = Actor {
             notifier,
             audit,
             tasks: tasks.clone(),
+            listened: listened.clone(),
             publish,
             oms,
             store,
@@ -364,6 +395,9 @@ impl Trading {
             events,
             spot,
             synthetic_feed: settings.synthetic_feed,
+            epoch: Utc::now().timestamp_micros().unsigned_abs(),
+            recent,
+            listened: listened.clone(),
         }));
         if settings.synthetic_feed {
             tasks.spawn(feed::run(
@@ -599,7 +633,47 @@ impl Trading {
 
     /// Durable OMS events, one batch per command.
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+        self.listened
+            .store(Utc::now().timestamp_micros(), Ordering::Relaxed);
         self.events.subscribe()
+    }
+
+    /// This run's stream epoch: event ids are `<epoch>-<seq>`; another run has another.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Subscribe, starting after `last` (a `Last-Event-ID`): the batches missed since, when
+    /// they are still kept and of this run; `reset` otherwise.
+    pub fn subscribe_after(&self, last: Option<&str>) -> Subscription {
+        let live = self.subscribe();
+        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        let after = last.and_then(|id| {
+            let (epoch, seq) = id.trim().split_once('-')?;
+            (epoch.parse::<u64>().ok()? == self.epoch).then_some(seq.parse::<u64>().ok()?)
+        });
+        let newest = r.next_seq;
+        let oldest = r.batches.front().map_or(newest + 1, |b| b.seq);
+        match (last, after) {
+            (None, _) => Subscription {
+                replay: Vec::new(),
+                reset: false,
+                live,
+                replayed_to: newest,
+            },
+            (Some(_), Some(seq)) if seq <= newest && seq + 1 >= oldest => Subscription {
+                replay: r.batches.iter().filter(|b| b.seq > seq).cloned().collect(),
+                reset: false,
+                live,
+                replayed_to: newest,
+            },
+            _ => Subscription {
+                replay: Vec::new(),
+                reset: true,
+                live,
+                replayed_to: newest,
+            },
+        }
     }
 
     /// Market data as it arrives.
@@ -609,6 +683,8 @@ impl Trading {
 }
 
 struct Actor {
+    /// When a subscriber was last there (µs): batches are published a while after.
+    listened: Arc<std::sync::atomic::AtomicI64>,
     notifier: Notifier,
     audit: Audit,
     tasks: Tasks,
@@ -703,14 +779,25 @@ impl Venue {
     }
 }
 
-/// Deliver published batches to subscribers in the order they were queued, each once durable.
+/// Deliver published batches to subscribers in the order they were queued, each once durable,
+/// numbered and kept for subscribers that reconnect.
 async fn publisher(
     mut rx: mpsc::UnboundedReceiver<(Durable, Published)>,
     subscribers: broadcast::Sender<Arc<Published>>,
+    recent: Arc<std::sync::Mutex<Recent>>,
 ) {
-    while let Some((durable, published)) = rx.recv().await {
+    while let Some((durable, mut published)) = rx.recv().await {
         if durable.await.is_ok() {
-            let _ = subscribers.send(Arc::new(published));
+            // Numbered and kept under the lock a new subscriber reads under: none is missed.
+            let mut r = recent.lock().unwrap_or_else(|p| p.into_inner());
+            r.next_seq += 1;
+            published.seq = r.next_seq;
+            let published = Arc::new(published);
+            if r.batches.len() == REPLAY_KEPT {
+                r.batches.pop_front();
+            }
+            r.batches.push_back(published.clone());
+            let _ = subscribers.send(published);
         }
     }
 }
@@ -1471,6 +1558,7 @@ impl Actor {
             })
             .collect();
         Published {
+            seq: 0,
             events,
             orders,
             positions,
@@ -1540,9 +1628,14 @@ impl Actor {
             // The trail pins the journal row it speaks of.
             self.audit.checkpoint_journal();
         }
+        let now = Utc::now().timestamp_micros();
         if self.events.receiver_count() > 0 {
+            self.listened.store(now, Ordering::Relaxed);
+        }
+        if now - self.listened.load(Ordering::Relaxed) < REPLAY_LINGER_MICROS {
             // Subscribers hear of the events once they are durable (a barrier queued behind
             // them); one publisher awaits the barriers in order, so streams keep the OMS's order.
+            // Kept a while after the last subscriber left, so one that reconnects misses none.
             let published = self.snapshot(events);
             let _ = self
                 .publish

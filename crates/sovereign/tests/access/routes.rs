@@ -21,7 +21,9 @@ enum Need {
 fn expected(method: &str, path: &str) -> Need {
     use Need::*;
     match (method, path) {
-        ("GET", "/health") | (_, "/api/auth/sso") | ("POST", "/api/auth/logout") => Public,
+        ("GET", "/health" | "/" | "/assets/{file}")
+        | (_, "/api/auth/sso")
+        | ("POST", "/api/auth/logout") => Public,
         ("POST", p)
             if p.starts_with("/webhook")
                 || p.starts_with("/api/signals/")

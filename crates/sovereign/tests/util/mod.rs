@@ -103,6 +103,25 @@ impl Engine {
     }
 
     fn launch(root: PathBuf) -> Engine {
+        Engine::launch_on(root, 0)
+    }
+
+    /// SIGTERM, a clean exit, and start again on the same data dir and the same port (a
+    /// browser pointed at the engine finds it again).
+    pub fn restart_on_same_port(mut self) -> Engine {
+        let port: u16 = self
+            .url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port in the URL");
+        let stopped = self.stop();
+        assert!(stopped.status.success(), "{}", self.stderr());
+        let root = self.root.take().expect("engine owns its root");
+        Engine::launch_on(root, port)
+    }
+
+    fn launch_on(root: PathBuf, port: u16) -> Engine {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -111,7 +130,7 @@ impl Engine {
         let mut cmd = Command::new(BIN);
         cmd.arg("up")
             .arg("--port")
-            .arg("0")
+            .arg(port.to_string())
             .arg("--data-dir")
             .arg(root.join("data"));
         let config = root.join("config.toml");
