@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|venue|anchor|criterion|all]
+# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|venue|dashboard|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -156,6 +156,34 @@ fi
 if [[ $what == venue || $what == all ]]; then
   echo "== NinjaTrader gateway: signal -> order file in incoming; state file in outgoing -> fill on /sse/fills"
   "$LOADGEN" venue "$BIN" --count "${VENUE_COUNT:-300}"
+fi
+
+if [[ $what == dashboard || $what == all ]]; then
+  echo "== dashboard: engine CPU with 50 dashboards at 10 ticks/s, first paint (cold headless Chromium)"
+  "$LOADGEN" dashboard "$BIN" --count 50 --secs 15
+  echo "== dashboard: POST /api/orders without and with 50 dashboards open (wrk, 1 thread, 128 connections, 15 s)"
+  printf '[trading]\nfeed_interval = "100ms"\n' > "$DATA.dash.toml"
+  start --config "$DATA.dash.toml"
+  wrk -t1 -c128 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | grep -E "Requests/sec|99%"
+  stop
+  start --config "$DATA.dash.toml"
+  "$LOADGEN" hold "$URL" --count 50 --secs 19 &
+  hold=$!
+  sleep 2
+  wrk -t1 -c128 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders" | grep -E "Requests/sec|99%"
+  wait "$hold"
+  stop
+  echo "== dashboard: POST /api/orders at a steady 1,000/s for 15 s, without and with 50 dashboards open"
+  start --config "$DATA.dash.toml"
+  "$LOADGEN" rate "$URL/api/orders" --rate 1000 --secs 15 --body '{"symbol":"ES","side":"buy","qty":"1","type":"market"}'
+  stop
+  start --config "$DATA.dash.toml"
+  "$LOADGEN" hold "$URL" --count 50 --secs 19 &
+  hold=$!
+  sleep 2
+  "$LOADGEN" rate "$URL/api/orders" --rate 1000 --secs 15 --body '{"symbol":"ES","side":"buy","qty":"1","type":"market"}'
+  wait "$hold"
+  stop
 fi
 
 if [[ $what == anchor || $what == all ]]; then

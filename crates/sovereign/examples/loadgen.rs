@@ -18,6 +18,12 @@
 //!   once with file notifications and once polling only (50 ms): TradingView-style signal posted
 //!   → its order file renamed into `incoming` (seen by inotify), and an order state file renamed
 //!   into `outgoing` → the fill on `/sse/fills`.
+//! - `loadgen dashboard BIN [--count 50] [--secs 15]`: `BIN up` with prices at 10 ticks/s; the
+//!   engine's CPU with no dashboards and with `--count` dashboards' streams open (the five a page
+//!   holds), then the page's first contentful paint in a cold headless Chromium (10 loads, a
+//!   fresh profile each, over chromedriver).
+//! - `loadgen hold URL [--count 50] [--secs 20]`: hold `--count` dashboards' streams open on a
+//!   running engine (to measure orders side by side with them).
 //!
 //! Talks only to the URL it is given (loopback in every script); every loop is bounded.
 
@@ -29,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]\n       loadgen venue BIN [--count N]");
+    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]\n       loadgen venue BIN [--count N]\n       loadgen dashboard BIN [--count N] [--secs S]\n       loadgen hold URL [--count N] [--secs S]");
     std::process::exit(2)
 }
 
@@ -54,6 +60,8 @@ fn main() {
         Some("alert") => rt.block_on(alert(&args)),
         Some("supervise") => rt.block_on(supervise(&args)),
         Some("venue") => rt.block_on(venue(&args)),
+        Some("dashboard") => rt.block_on(dashboard(&args)),
+        Some("hold") => rt.block_on(hold(&args)),
         _ => usage(),
     }
 }
@@ -693,4 +701,155 @@ async fn venue(args: &[String]) {
             to_fill,
         );
     }
+}
+
+/// The streams one dashboard page holds open.
+const PAGE_STREAMS: [&str; 5] = [
+    "/sse/spot",
+    "/sse/orders",
+    "/sse/fills",
+    "/sse/positions",
+    "/sse/services",
+];
+
+/// Open `count` pages' streams on `base` and read them until the process ends; the bytes read.
+fn open_dashboards(base: &str, count: usize) -> Arc<std::sync::atomic::AtomicU64> {
+    let read = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let http = reqwest::Client::new();
+    for _ in 0..count {
+        for path in PAGE_STREAMS {
+            let (http, url, read) = (http.clone(), format!("{base}{path}"), read.clone());
+            tokio::spawn(async move {
+                let Ok(mut resp) = http.get(url).send().await else {
+                    return;
+                };
+                while let Ok(Some(chunk)) = resp.chunk().await {
+                    read.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    }
+    read
+}
+
+/// The engine's CPU use over `secs`, in % of one core.
+async fn cpu_share(pid: u32, secs: u64) -> f64 {
+    let (c0, t) = (cpu_ticks(pid), Instant::now());
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    100.0 * (cpu_ticks(pid) - c0) as f64 / 100.0 / t.elapsed().as_secs_f64()
+}
+
+async fn hold(args: &[String]) {
+    let url = args.get(1).cloned().unwrap_or_else(|| usage());
+    let count: usize = flag(args, "--count")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(50);
+    let secs: u64 = flag(args, "--secs")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(20);
+    let read = open_dashboards(&url, count);
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    println!(
+        "{count} dashboards held {secs} s: {} bytes streamed",
+        read.load(std::sync::atomic::Ordering::Relaxed)
+    );
+}
+
+async fn dashboard(args: &[String]) {
+    let bin = args.get(1).cloned().unwrap_or_else(|| usage());
+    let count: usize = flag(args, "--count")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(50);
+    let secs: u64 = flag(args, "--secs")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(15);
+    let up = Up::start(&bin, "dashboard", "[trading]\nfeed_interval = \"100ms\"\n");
+    let pid = up.child.id();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let alone = cpu_share(pid, secs).await;
+    let read = open_dashboards(&up.base, count);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let with = cpu_share(pid, secs).await;
+    println!(
+        "engine CPU with prices at 10 ticks/s: {alone:.2} % of one core alone, {with:.2} % with {count} dashboards open ({:.2} % for the dashboards; {} bytes streamed)",
+        with - alone,
+        read.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    first_paint(&up.base, 10).await;
+}
+
+/// First contentful paint of the page in a cold headless Chromium, `runs` times.
+async fn first_paint(base: &str, runs: usize) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut driver = std::process::Command::new("chromedriver")
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("chromedriver (apt-get install chromium chromium-driver)");
+    let wd = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{wd}/status")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut paints = Vec::new();
+    for run in 0..runs {
+        let profile =
+            std::env::temp_dir().join(format!("sovereign-paint-{}-{run}", std::process::id()));
+        let caps = json!({"capabilities": {"alwaysMatch": {"browserName": "chrome", "goog:chromeOptions": {
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,800", format!("--user-data-dir={}", profile.display())]}}}});
+        let v: Value = http
+            .post(format!("{wd}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = v["value"]["sessionId"]
+            .as_str()
+            .expect("a session")
+            .to_string();
+        let at = |p: &str| format!("{wd}/session/{session}{p}");
+        http.post(at("/url"))
+            .json(&json!({"url": base}))
+            .send()
+            .await
+            .unwrap();
+        let mut fcp = None;
+        for _ in 0..200 {
+            let v: Value = http
+                .post(at("/execute/sync"))
+                .json(&json!({"script": "const p = performance.getEntriesByName('first-contentful-paint')[0]; return p ? p.startTime : null;", "args": []}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(ms) = v["value"].as_f64() {
+                fcp = Some(ms);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        paints.push((fcp.expect("a first contentful paint") * 1000.0) as u64);
+        let _ = http.delete(at("")).send().await;
+        let _ = std::fs::remove_dir_all(profile);
+    }
+    let _ = driver.kill();
+    let _ = driver.wait();
+    percentiles(
+        "first contentful paint of / (navigation start -> paint), cold profile",
+        paints,
+    );
 }
