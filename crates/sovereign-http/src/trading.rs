@@ -918,6 +918,7 @@ fn journal_stream<F>(
     t: &Trading,
     closing: Closing,
     headers: &HeaderMap,
+    every: Option<std::time::Duration>,
     render: F,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
 where
@@ -960,7 +961,33 @@ where
                     // Replayed already.
                     Ok(item) if item.seq <= skip_to => {}
                     Ok(item) => {
-                        pending = render(&item);
+                        let Some(window) = every else {
+                            pending = render(&item);
+                            pending.reverse();
+                            continue;
+                        };
+                        // Conflated: what the window brings, merged into the latest states.
+                        // Asleep for the window, then what queued up, at once: one wake-up
+                        // per window however fast orders come.
+                        tokio::select! {
+                            _ = tokio::time::sleep(window) => {}
+                            _ = closing.closed() => return None,
+                        }
+                        let mut batches = vec![item];
+                        let mut lagged = false;
+                        loop {
+                            match rx.try_recv() {
+                                Ok(next) if next.seq > skip_to => batches.push(next),
+                                Ok(_) => {}
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
+                                Err(_) => break,
+                            }
+                        }
+                        pending = render(&conflated(&batches));
+                        if lagged {
+                            // Some changes went by unseen: the client fetches the state afresh.
+                            pending.insert(0, SseEvent::default().event("reset").data("{}"));
+                        }
                         pending.reverse();
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -975,6 +1002,67 @@ where
         },
     );
     Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// What a conflated stream sends at most per window of each kind: a page shows fewer.
+const CONFLATED_KEPT: usize = 200;
+
+/// One batch for a window's batches: the latest state of each order and position that changed
+/// (in the order of their last change), the newest fills — at most `CONFLATED_KEPT` of each —
+/// under the last batch's seq, so a stream's id resumes after all of them.
+fn conflated(batches: &[Arc<Published>]) -> Published {
+    let mut seen_orders = std::collections::HashSet::new();
+    let mut seen_positions = std::collections::HashSet::new();
+    let (mut orders, mut positions, mut fills) = (Vec::new(), Vec::new(), Vec::new());
+    // Newest first, so the first state met of each is its latest.
+    for p in batches.iter().rev() {
+        for o in p.orders.iter().rev() {
+            if orders.len() < CONFLATED_KEPT && seen_orders.insert(o.id) {
+                orders.push(o.clone());
+            }
+        }
+        for x in p.positions.iter().rev() {
+            if seen_positions.insert((x.account.clone(), x.symbol.clone())) {
+                positions.push(x.clone());
+            }
+        }
+        for e in p.events.iter().rev() {
+            if fills.len() < CONFLATED_KEPT && matches!(e, Event::Filled(_)) {
+                fills.push(e.clone());
+            }
+        }
+    }
+    orders.reverse();
+    positions.reverse();
+    fills.reverse();
+    Published {
+        seq: batches.last().map_or(0, |b| b.seq),
+        events: fills,
+        orders,
+        positions,
+    }
+}
+
+/// `?every=250ms`: conflate a stream into one message per window (10 ms to 10 s).
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    /// Send at most once per this window: the latest state of each order and position that
+    /// changed in it, the newest fills (at most 200 of each); absent: every change as it comes.
+    pub every: Option<String>,
+}
+
+fn stream_window(q: &StreamQuery) -> Result<Option<std::time::Duration>, ApiError> {
+    let Some(text) = &q.every else {
+        return Ok(None);
+    };
+    let d = sovereign_core::schedule::parse_duration("every", text).map_err(ApiError::from)?;
+    if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(10) {
+        return Err(
+            ApiError::new(Code::InvalidQuery, "every must be between 10ms and 10s").field("every"),
+        );
+    }
+    Ok(Some(d))
 }
 
 pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
@@ -1008,51 +1096,75 @@ pub async fn sse_spot(
 }
 
 /// Order updates: `event: order`, `data: <order>` after every change.
-#[utoipa::path(get, path = "/sse/orders", tag = "streams", responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
+#[utoipa::path(get, path = "/sse/orders", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
 pub async fn sse_orders(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
-) -> impl IntoResponse {
-    journal_stream(&t, closing, &headers, |p: &Published| {
-        p.orders
-            .iter()
-            .map(|o| event("order", OrderOut::from(o)))
-            .collect()
-    })
+) -> ApiResult<impl IntoResponse> {
+    let every = stream_window(&q)?;
+    Ok(journal_stream(
+        &t,
+        closing,
+        &headers,
+        every,
+        |p: &Published| {
+            p.orders
+                .iter()
+                .map(|o| event("order", OrderOut::from(o)))
+                .collect()
+        },
+    ))
 }
 
 /// Fills: `event: fill`, `data: <fill>`.
-#[utoipa::path(get, path = "/sse/fills", tag = "streams", responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
+#[utoipa::path(get, path = "/sse/fills", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
 pub async fn sse_fills(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
-) -> impl IntoResponse {
-    journal_stream(&t, closing, &headers, |p: &Published| {
-        p.events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Filled(f) => Some(event("fill", FillOut::from(f))),
-                _ => None,
-            })
-            .collect()
-    })
+) -> ApiResult<impl IntoResponse> {
+    let every = stream_window(&q)?;
+    Ok(journal_stream(
+        &t,
+        closing,
+        &headers,
+        every,
+        |p: &Published| {
+            p.events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Filled(f) => Some(event("fill", FillOut::from(f))),
+                    _ => None,
+                })
+                .collect()
+        },
+    ))
 }
 
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
-#[utoipa::path(get, path = "/sse/positions", tag = "streams", responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
+#[utoipa::path(get, path = "/sse/positions", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
 pub async fn sse_positions(
     State(t): State<Trading>,
     State(closing): State<Closing>,
+    ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
-) -> impl IntoResponse {
-    journal_stream(&t, closing, &headers, |p: &Published| {
-        p.positions
-            .iter()
-            .map(|x| event("position", PositionOut::from(x)))
-            .collect()
-    })
+) -> ApiResult<impl IntoResponse> {
+    let every = stream_window(&q)?;
+    Ok(journal_stream(
+        &t,
+        closing,
+        &headers,
+        every,
+        |p: &Published| {
+            p.positions
+                .iter()
+                .map(|x| event("position", PositionOut::from(x)))
+                .collect()
+        },
+    ))
 }
 
 // ----- signals ------------------------------------------------------------------------------

@@ -703,12 +703,12 @@ async fn venue(args: &[String]) {
     }
 }
 
-/// The streams one dashboard page holds open.
+/// The streams one dashboard page holds open, as it opens them.
 const PAGE_STREAMS: [&str; 5] = [
     "/sse/spot",
-    "/sse/orders",
-    "/sse/fills",
-    "/sse/positions",
+    "/sse/orders?every=250ms",
+    "/sse/fills?every=250ms",
+    "/sse/positions?every=250ms",
     "/sse/services",
 ];
 

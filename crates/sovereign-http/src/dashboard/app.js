@@ -418,9 +418,9 @@
   const STREAMS = {
     services: () => stream("/sse/services", onServiceEvent, { snapshot: loadServices }),
     spot: () => stream("/sse/spot", onTick, { snapshot: loadQuotes }),
-    orders: () => stream("/sse/orders", (n, o) => n === "order" && upsertOrders([o]), { snapshot: loadOrders }),
-    fills: () => stream("/sse/fills", (n, f) => n === "fill" && addFills([f]), { snapshot: loadFills }),
-    positions: () => stream("/sse/positions", (n, p) => n === "position" && upsertPositions([p]), { snapshot: loadPositions }),
+    orders: () => stream("/sse/orders?every=250ms", (n, o) => n === "order" && upsertOrders([o]), { snapshot: loadOrders }),
+    fills: () => stream("/sse/fills?every=250ms", (n, f) => n === "fill" && addFills([f]), { snapshot: loadFills }),
+    positions: () => stream("/sse/positions?every=250ms", (n, p) => n === "position" && upsertPositions([p]), { snapshot: loadPositions }),
   };
 
   function wantedStreams() {

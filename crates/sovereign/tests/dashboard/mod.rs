@@ -284,4 +284,23 @@ async fn a_stream_resumes_from_last_event_id_and_says_reset_when_it_cannot() {
     // An id of another run (or garbage): reset, so the client fetches afresh.
     let reset = read_events(&e, "/sse/orders", Some("1-1"), 1).await;
     assert_eq!(reset[0].0, "reset", "{reset:?}");
+
+    // Conflated, as the page reads it: three changes of one window come as one message each
+    // of the orders' latest states, resumable like the rest.
+    let reader = read_events(&e, "/sse/orders?every=500ms", None, 3);
+    let (seen, _) = tokio::join!(reader, async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..3 {
+            e.post("/api/orders", order.clone()).await;
+        }
+    });
+    let ids: Vec<&str> = seen.iter().map(|(_, id, _)| id.as_str()).collect();
+    assert!(
+        ids[..2].iter().all(|i| i.is_empty()) && !ids[2].is_empty(),
+        "one id, on the last: {seen:?}"
+    );
+    for bad in ["every=1h", "every=0ms", "every=soon", "nope=1"] {
+        let (status, body) = e.get(&format!("/sse/orders?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
 }
