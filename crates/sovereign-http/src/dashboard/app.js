@@ -569,6 +569,8 @@
     // api() reads the CSRF token before its first await, so the reset below does not lose it.
     api("POST", "/api/auth/logout");
     reset();
+    // The next person to sign in starts at the overview (no hashchange event fires).
+    history.replaceState(null, "", location.pathname + location.search);
     showLogin("");
   }
 

@@ -269,12 +269,14 @@ crash_loop = { restarts = 4, window = "1m", cooldown = "1500ms" }
         (runs >= 6).then_some(())
     })
     .await;
-    let t = transitions(&e, "flaky").await;
-    assert!(
+    // The transition is recorded on its own durable write: wait for it rather than race it.
+    wait_for("the cooldown's restart recorded", PATIENCE, || async {
+        let t = transitions(&e, "flaky").await;
         t.iter()
-            .any(|(to, reason)| to == "starting" && reason == "cooldown over"),
-        "{t:?}"
-    );
+            .any(|(to, reason)| to == "starting" && reason == "cooldown over")
+            .then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
