@@ -7,14 +7,16 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sovereign_core::notify::AlertSpec;
-use sovereign_engine::notify::{ChannelView, Notifier, Raised};
-use sovereign_store::AlertRecord;
+use sovereign_engine::notify::{AlertChange, ChannelView, Notifier, Raised};
+use sovereign_store::{AlertRecord, DeliveryRecord};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::tasks::parse_limit;
+use crate::trading::{event, sse_from};
 use crate::wire::ts;
+use crate::Closing;
 
 // The notifier's routes.
 crate::routes! {
@@ -23,6 +25,7 @@ crate::routes! {
     channels,
     enable,
     test,
+    sse_alerts,
 }
 
 /// An alert to raise.
@@ -144,19 +147,50 @@ impl From<AlertRecord> for AlertOut {
             context: r.alert.context,
             dedup_key: r.alert.dedup_key,
             digest: r.digest,
-            deliveries: r
-                .deliveries
-                .into_iter()
-                .map(|d| DeliveryOut {
-                    channel: d.channel,
-                    status: d.status.as_str(),
-                    attempts: d.attempts,
-                    last_error: d.last_error,
-                    updated_at: ts(d.updated_at),
-                })
-                .collect(),
+            deliveries: r.deliveries.into_iter().map(DeliveryOut::from).collect(),
         }
     }
+}
+
+impl From<DeliveryRecord> for DeliveryOut {
+    fn from(d: DeliveryRecord) -> DeliveryOut {
+        DeliveryOut {
+            channel: d.channel,
+            status: d.status.as_str(),
+            attempts: d.attempts,
+            last_error: d.last_error,
+            updated_at: ts(d.updated_at),
+        }
+    }
+}
+
+/// One delivery's new state, on `/sse/alerts`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryChangeOut {
+    pub alert_id: u64,
+    #[serde(flatten)]
+    pub delivery: DeliveryOut,
+}
+
+/// The outbox live: `event: alert` with each alert once it is accepted (durable), and
+/// `event: delivery` with a delivery's new state (`alert_id`, `channel`, `status`, …).
+#[utoipa::path(get, path = "/sse/alerts", tag = "streams", responses((status = 200, description = "server-sent events: `event: alert` per accepted alert, `event: delivery` per delivery state change", content_type = "text/event-stream")))]
+pub async fn sse_alerts(
+    State(n): State<Notifier>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(n.subscribe(), closing, |c: &AlertChange| {
+        vec![match c {
+            AlertChange::Accepted(r) => event("alert", AlertOut::from((**r).clone())),
+            AlertChange::Delivery { id, delivery } => event(
+                "delivery",
+                DeliveryChangeOut {
+                    alert_id: *id,
+                    delivery: DeliveryOut::from(delivery.clone()),
+                },
+            ),
+        }]
+    })
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -18,7 +18,7 @@ use sovereign_engine::access::{Access, SignOnError, SignedOn};
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
-use crate::extract::{ApiQuery, JsonBody};
+use crate::extract::{Actor, ApiQuery, JsonBody};
 use crate::permissions::Client;
 use crate::server::Connection;
 
@@ -266,10 +266,9 @@ pub async fn get_tier_gates(State(access): State<Access>) -> Json<Value> {
     responses((status = 200, body = TierGatesOut), (status = 400, body = ErrorBody)))]
 pub async fn set_tier_gates(
     State(access): State<Access>,
-    principal: Option<Extension<Principal>>,
+    Actor(actor): Actor,
     JsonBody(body): JsonBody<Value>,
 ) -> ApiResult<Json<Value>> {
-    let actor = principal.map_or_else(|| "api".into(), |Extension(p)| p.actor());
     let gates = access.set_tier_gates(&body, &actor).await?;
     Ok(Json(gates.to_json()))
 }

@@ -34,6 +34,26 @@ where
     }
 }
 
+/// Who made the request, for the audit trail: the principal's name (`key:NAME`, `sso:…`,
+/// `local`), or `api` when the guard set none.
+pub struct Actor(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Actor {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Actor(
+            parts
+                .extensions
+                .get::<sovereign_core::access::Principal>()
+                .map_or_else(|| "api".into(), |p| p.actor()),
+        ))
+    }
+}
+
 /// Query parameters whose failures are `ApiError`s (400 `invalid_query`), like [`JsonBody`].
 pub struct ApiQuery<T>(pub T);
 

@@ -3,14 +3,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Json;
 use serde::{Deserialize, Serialize};
-use sovereign_core::access::{ApiKey, Principal, Role};
+use sovereign_core::access::{ApiKey, Role};
 use sovereign_engine::access::Access;
 use utoipa::ToSchema;
 
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{ApiPath, JsonBody};
+use crate::extract::{Actor, ApiPath, JsonBody};
 use crate::wire::ts;
 
 crate::routes! {
@@ -65,10 +65,6 @@ pub struct CreatedKey {
     pub api_key: String,
 }
 
-fn actor(p: Option<Extension<Principal>>) -> String {
-    p.map_or_else(|| "api".into(), |Extension(p)| p.actor())
-}
-
 #[utoipa::path(get, path = "/api/keys", tag = "access", responses((status = 200, body = KeyList)))]
 pub async fn list_keys(State(a): State<Access>) -> Json<KeyList> {
     Json(KeyList {
@@ -80,7 +76,7 @@ pub async fn list_keys(State(a): State<Access>) -> Json<KeyList> {
     responses((status = 201, body = CreatedKey), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn create_key(
     State(a): State<Access>,
-    principal: Option<Extension<Principal>>,
+    Actor(actor): Actor,
     JsonBody(body): JsonBody<KeyIn>,
 ) -> ApiResult<(StatusCode, Json<CreatedKey>)> {
     let role = Role::parse(&body.role)?;
@@ -96,9 +92,7 @@ pub async fn create_key(
         }
         None => None,
     };
-    let (key, text) = a
-        .create(&body.name, role, expires_at, &actor(principal))
-        .await?;
+    let (key, text) = a.create(&body.name, role, expires_at, &actor).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedKey {
@@ -112,9 +106,9 @@ pub async fn create_key(
     responses((status = 204), (status = 404, body = ErrorBody)))]
 pub async fn revoke_key(
     State(a): State<Access>,
-    principal: Option<Extension<Principal>>,
+    Actor(actor): Actor,
     ApiPath(name): ApiPath<String>,
 ) -> ApiResult<StatusCode> {
-    a.revoke(&name, &actor(principal)).await?;
+    a.revoke(&name, &actor).await?;
     Ok(StatusCode::NO_CONTENT)
 }

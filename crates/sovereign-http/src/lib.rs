@@ -10,7 +10,8 @@
 //! One module per capability, each with its own `router()` whose handlers take only the
 //! handles they need (axum `FromRef` sub-state of [`AppState`]):
 //! - [`tasks`]: the executor; [`webhooks`]: webhook intake; [`trading`]: orders, positions,
-//!   risk, market data, signals and their SSE streams; [`alerts`]: the notifier;
+//!   risk, market data, signals and the price stream; [`journal`]: the order, fill and
+//!   position streams; [`alerts`]: the notifier;
 //!   [`services`]: the supervisor and the engine's health; [`truth`]; [`audit`].
 //! - [`wire`]: JSON types shared by several modules; [`extract`]: body and query extractors
 //!   that name the offending field; [`error`]: `ApiError` and the list of every code.
@@ -52,6 +53,7 @@ pub mod error;
 pub mod extract;
 pub mod gateways;
 mod hygiene;
+pub mod journal;
 pub mod keys;
 mod openapi;
 pub mod permissions;
@@ -117,6 +119,8 @@ pub struct Handles {
     pub audit: Audit,
     pub access: Access,
     pub closing: Closing,
+    /// The conflated journal streams' shared feeds.
+    pub feeds: journal::Feeds,
 }
 
 /// `State<Handle>` for each handle of [`AppState`].
@@ -141,6 +145,7 @@ sub_states! {
     audit: Audit,
     access: Access,
     closing: Closing,
+    feeds: journal::Feeds,
 }
 
 impl AppState {
@@ -156,6 +161,7 @@ impl AppState {
             audit: engine.audit().clone(),
             access: engine.access().clone(),
             closing,
+            feeds: journal::Feeds::default(),
         }))
     }
 }
@@ -199,6 +205,7 @@ fn router(limits: Limits) -> Router<AppState> {
         .merge(services::router())
         .merge(alerts::router())
         .merge(trading::router())
+        .merge(journal::router())
         .merge(gateways::router())
         .merge(dashboard::router())
         .merge(openapi::router())
@@ -279,6 +286,7 @@ pub fn openapi_json() -> String {
         services::paths,
         alerts::paths,
         trading::paths,
+        journal::paths,
         gateways::paths,
         dashboard::paths,
         openapi::paths,

@@ -9,13 +9,16 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sovereign_core::task::RunResult;
 use sovereign_engine::executor::{Executor, RunContext};
 use sovereign_engine::trading::Trading;
 use sovereign_store::ResultFilter;
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody};
 use crate::extract::{parse, ApiPath, ApiQuery, JsonBody};
+use crate::trading::{event, sse_from};
 use crate::wire::*;
+use crate::Closing;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -36,6 +39,7 @@ crate::routes! {
     enable_task,
     disable_task,
     api_results,
+    sse_results,
 }
 
 #[utoipa::path(get, path = "/health", tag = "executor",
@@ -276,4 +280,15 @@ pub async fn disable_task(
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Json<TaskOut>> {
     Ok(Json(x.set_enabled(&id, false).await?.into()))
+}
+
+/// Task results live: `event: result` with each run's result once it is stored.
+#[utoipa::path(get, path = "/sse/results", tag = "streams", responses((status = 200, description = "server-sent events: `event: result` with each run's result once stored", content_type = "text/event-stream")))]
+pub async fn sse_results(
+    State(x): State<Executor>,
+    State(closing): State<Closing>,
+) -> impl IntoResponse {
+    sse_from(x.subscribe_results(), closing, |r: &RunResult| {
+        vec![event("result", ResultOut::from(r.clone()))]
+    })
 }

@@ -5,7 +5,7 @@ use std::convert::Infallible;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -16,17 +16,17 @@ use sovereign_core::error::Invalid;
 use sovereign_core::trading::fixed::{Fixed, Price, Qty};
 use sovereign_core::trading::instrument::Symbol;
 use sovereign_core::trading::oms::{
-    selected_account, AccountView, Event, FillRecord, OrderFilter, PositionView, PriceSource,
+    selected_account, AccountView, FillRecord, OrderFilter, PositionView, PriceSource,
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderSpec, OrderStatus};
 use sovereign_core::trading::risk::StateCommand;
 use sovereign_engine::trading::signals::{SignalRequest, Signals};
-use sovereign_engine::trading::{Published, Tick, Trading};
+use sovereign_engine::trading::{Asked, Tick, Trading};
 use tokio::sync::broadcast;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::{ApiError, ApiResult, Code, ErrorBody, ErrorDetail};
-use crate::extract::{ApiPath, ApiQuery, JsonBody};
+use crate::extract::{Actor, ApiPath, ApiQuery, JsonBody};
 use crate::tasks::parse_limit;
 use crate::wire::ts;
 use crate::Closing;
@@ -50,9 +50,6 @@ crate::routes! {
     quotes,
     signal,
     sse_spot,
-    sse_orders,
-    sse_fills,
-    sse_positions,
 }
 
 /// A decimal as JSON text (`"5000.25"`) or number (`5000.25`). A number is kept as the digits
@@ -374,11 +371,20 @@ pub struct ModifyIn {
     pub stop_price: Option<DecimalIn>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountSelector {
     /// Only this account (absent or `"all"`: every account).
     pub account: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FlattenIn {
+    /// Only this account (absent or `"all"`: every account).
+    pub account: Option<String>,
+    /// Why, for the audit trail (`trading.flatten`).
+    pub reason: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -585,12 +591,17 @@ pub async fn modify_order(
     Ok(Json(OrderOut::from(&order)))
 }
 
-fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
+/// An optional JSON object body: an empty body is the default.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(None);
+        return Ok(T::default());
     }
+    crate::extract::parse_object::<T>(body)
+}
+
+fn selector(body: &[u8]) -> Result<Option<String>, ApiError> {
     Ok(selected_account(
-        crate::extract::parse_object::<AccountSelector>(body)?.account,
+        optional_body::<AccountSelector>(body)?.account,
     ))
 }
 
@@ -606,13 +617,19 @@ pub async fn cancel_all(
     ))
 }
 
-#[utoipa::path(post, path = "/api/positions/flatten", tag = "trading", request_body = Option<AccountSelector>,
+#[utoipa::path(post, path = "/api/positions/flatten", tag = "trading", request_body = Option<FlattenIn>,
     responses((status = 200, body = OrderList, description = "the closing orders")))]
 pub async fn flatten(
     State(t): State<Trading>,
+    Actor(actor): Actor,
     body: axum::body::Bytes,
 ) -> ApiResult<Json<OrderList>> {
-    let done = t.flatten(selector(&body)?).await?;
+    let body = optional_body::<FlattenIn>(&body)?;
+    let asked = Asked {
+        actor,
+        reason: body.reason,
+    };
+    let done = t.flatten(selected_account(body.account), asked).await?;
     let orders: Vec<OrderOut> = done.iter().map(|d| OrderOut::from(&d.order)).collect();
     Ok(Json(OrderList {
         count: orders.len(),
@@ -729,16 +746,21 @@ async fn change_state(t: &Trading, body: StateIn, cmd: StateCommand) -> ApiResul
     responses((status = 200, body = StateOut), (status = 400, body = ErrorBody)))]
 pub async fn hardstop(
     State(t): State<Trading>,
+    Actor(actor): Actor,
     JsonBody(body): JsonBody<StateIn>,
 ) -> ApiResult<Json<StateOut>> {
     let cmd = StateCommand::Hardstop {
         reason: body.reason.clone(),
     };
     let (flatten, account) = (body.flatten, selected_account(body.account.clone()));
+    let asked = Asked {
+        actor,
+        reason: Some(body.reason.clone()),
+    };
     let Json(mut out) = change_state(&t, body, cmd).await?;
     if flatten {
         // Halted first, so nothing new opens; closing orders pass a halt.
-        let done = t.flatten(account).await?;
+        let done = t.flatten(account, asked).await?;
         out.flattened = Some(done.iter().map(|s| OrderOut::from(&s.order)).collect());
     }
     Ok(Json(out))
@@ -910,161 +932,6 @@ where
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 
-/// A stream of the trading journal's published batches, rendered by `render`, resumable: the
-/// last event of each batch carries the id `<epoch>-<seq>`, and a client that reconnects with
-/// `Last-Event-ID` first gets what it missed — or `event: reset` when that is gone (another
-/// run of the engine, or too long ago), so it fetches the state afresh.
-fn journal_stream<F>(
-    t: &Trading,
-    closing: Closing,
-    headers: &HeaderMap,
-    every: Option<std::time::Duration>,
-    render: F,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>>
-where
-    F: Fn(&Published) -> Vec<SseEvent> + Send + 'static,
-{
-    let last = headers
-        .get("last-event-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let sub = t.subscribe_after(last.as_deref());
-    let epoch = t.epoch();
-    let numbered = move |p: &Published| {
-        let mut events = render(p);
-        if let Some(last) = events.pop() {
-            events.push(last.id(format!("{epoch}-{}", p.seq)));
-        }
-        events
-    };
-    let mut first: Vec<SseEvent> = Vec::new();
-    if sub.reset {
-        first.push(SseEvent::default().event("reset").data("{}"));
-    }
-    for p in &sub.replay {
-        first.extend(numbered(p));
-    }
-    first.reverse();
-    let skip_to = sub.replayed_to;
-    let stream = stream::unfold(
-        (sub.live, numbered, first, closing),
-        move |(mut rx, render, mut pending, closing)| async move {
-            loop {
-                if let Some(ev) = pending.pop() {
-                    return Some((Ok(ev), (rx, render, pending, closing)));
-                }
-                let received = tokio::select! {
-                    r = rx.recv() => r,
-                    _ = closing.closed() => return None,
-                };
-                match received {
-                    // Replayed already.
-                    Ok(item) if item.seq <= skip_to => {}
-                    Ok(item) => {
-                        let Some(window) = every else {
-                            pending = render(&item);
-                            pending.reverse();
-                            continue;
-                        };
-                        // Conflated: what the window brings, merged into the latest states.
-                        // Asleep for the window, then what queued up, at once: one wake-up
-                        // per window however fast orders come.
-                        tokio::select! {
-                            _ = tokio::time::sleep(window) => {}
-                            _ = closing.closed() => return None,
-                        }
-                        let mut batches = vec![item];
-                        let mut lagged = false;
-                        loop {
-                            match rx.try_recv() {
-                                Ok(next) if next.seq > skip_to => batches.push(next),
-                                Ok(_) => {}
-                                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                                Err(_) => break,
-                            }
-                        }
-                        pending = render(&conflated(&batches));
-                        if lagged {
-                            // Some changes went by unseen: the client fetches the state afresh.
-                            pending.insert(0, SseEvent::default().event("reset").data("{}"));
-                        }
-                        pending.reverse();
-                    }
-                    Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let ev = SseEvent::default()
-                            .event("lagged")
-                            .data(json!({"missed": n}).to_string());
-                        return Some((Ok(ev), (rx, render, pending, closing)));
-                    }
-                    Err(broadcast::error::RecvError::Closed) => return None,
-                }
-            }
-        },
-    );
-    Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// What a conflated stream sends at most per window of each kind: a page shows fewer.
-const CONFLATED_KEPT: usize = 200;
-
-/// One batch for a window's batches: the latest state of each order and position that changed
-/// (in the order of their last change), the newest fills — at most `CONFLATED_KEPT` of each —
-/// under the last batch's seq, so a stream's id resumes after all of them.
-fn conflated(batches: &[Arc<Published>]) -> Published {
-    let mut seen_orders = std::collections::HashSet::new();
-    let mut seen_positions = std::collections::HashSet::new();
-    let (mut orders, mut positions, mut fills) = (Vec::new(), Vec::new(), Vec::new());
-    // Newest first, so the first state met of each is its latest.
-    for p in batches.iter().rev() {
-        for o in p.orders.iter().rev() {
-            if orders.len() < CONFLATED_KEPT && seen_orders.insert(o.id) {
-                orders.push(o.clone());
-            }
-        }
-        for x in p.positions.iter().rev() {
-            if seen_positions.insert((x.account.clone(), x.symbol.clone())) {
-                positions.push(x.clone());
-            }
-        }
-        for e in p.events.iter().rev() {
-            if fills.len() < CONFLATED_KEPT && matches!(e, Event::Filled(_)) {
-                fills.push(e.clone());
-            }
-        }
-    }
-    orders.reverse();
-    positions.reverse();
-    fills.reverse();
-    Published {
-        seq: batches.last().map_or(0, |b| b.seq),
-        events: fills,
-        orders,
-        positions,
-    }
-}
-
-/// `?every=250ms`: conflate a stream into one message per window (10 ms to 10 s).
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-pub struct StreamQuery {
-    /// Send at most once per this window: the latest state of each order and position that
-    /// changed in it, the newest fills (at most 200 of each); absent: every change as it comes.
-    pub every: Option<String>,
-}
-
-fn stream_window(q: &StreamQuery) -> Result<Option<std::time::Duration>, ApiError> {
-    let Some(text) = &q.every else {
-        return Ok(None);
-    };
-    let d = sovereign_core::schedule::parse_duration("every", text).map_err(ApiError::from)?;
-    if d < std::time::Duration::from_millis(10) || d > std::time::Duration::from_secs(10) {
-        return Err(
-            ApiError::new(Code::InvalidQuery, "every must be between 10ms and 10s").field("every"),
-        );
-    }
-    Ok(Some(d))
-}
-
 pub(crate) fn event(name: &str, v: impl Serialize) -> SseEvent {
     SseEvent::default()
         .event(name)
@@ -1093,78 +960,6 @@ pub async fn sse_spot(
             })
             .collect()
     })
-}
-
-/// Order updates: `event: order`, `data: <order>` after every change.
-#[utoipa::path(get, path = "/sse/orders", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: order` with the order after every change", content_type = "text/event-stream")))]
-pub async fn sse_orders(
-    State(t): State<Trading>,
-    State(closing): State<Closing>,
-    ApiQuery(q): ApiQuery<StreamQuery>,
-    headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
-    let every = stream_window(&q)?;
-    Ok(journal_stream(
-        &t,
-        closing,
-        &headers,
-        every,
-        |p: &Published| {
-            p.orders
-                .iter()
-                .map(|o| event("order", OrderOut::from(o)))
-                .collect()
-        },
-    ))
-}
-
-/// Fills: `event: fill`, `data: <fill>`.
-#[utoipa::path(get, path = "/sse/fills", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: fill` with each fill", content_type = "text/event-stream")))]
-pub async fn sse_fills(
-    State(t): State<Trading>,
-    State(closing): State<Closing>,
-    ApiQuery(q): ApiQuery<StreamQuery>,
-    headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
-    let every = stream_window(&q)?;
-    Ok(journal_stream(
-        &t,
-        closing,
-        &headers,
-        every,
-        |p: &Published| {
-            p.events
-                .iter()
-                .filter_map(|e| match e {
-                    Event::Filled(f) => Some(event("fill", FillOut::from(f))),
-                    _ => None,
-                })
-                .collect()
-        },
-    ))
-}
-
-/// Positions: `event: position`, `data: <position>` after every fill that changes one.
-#[utoipa::path(get, path = "/sse/positions", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `event: position` with the position after each fill", content_type = "text/event-stream")))]
-pub async fn sse_positions(
-    State(t): State<Trading>,
-    State(closing): State<Closing>,
-    ApiQuery(q): ApiQuery<StreamQuery>,
-    headers: HeaderMap,
-) -> ApiResult<impl IntoResponse> {
-    let every = stream_window(&q)?;
-    Ok(journal_stream(
-        &t,
-        closing,
-        &headers,
-        every,
-        |p: &Published| {
-            p.positions
-                .iter()
-                .map(|x| event("position", PositionOut::from(x)))
-                .collect()
-        },
-    ))
 }
 
 // ----- signals ------------------------------------------------------------------------------

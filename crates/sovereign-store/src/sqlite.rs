@@ -842,12 +842,24 @@ impl Writer {
 
     fn commit(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
         let n = batch.len() as u64;
+        if batch.iter().all(|(op, _)| matches!(op, WriteOp::Ping)) {
+            // Barriers alone: what came before them is committed already.
+            self.writes.fetch_add(n, Ordering::Release);
+            for (_, reply) in batch.drain(..) {
+                let _ = reply.send(Ok(0));
+            }
+            return;
+        }
         let outcome = (|| -> Result<Vec<Result<u64, StoreError>>, StoreError> {
             let mut tx = self
                 .conn
                 .transaction_with_behavior(TransactionBehavior::Immediate)?;
             let mut results = Vec::with_capacity(batch.len());
             for (op, _) in batch.iter() {
+                if matches!(op, WriteOp::Ping) {
+                    results.push(Ok(0));
+                    continue;
+                }
                 let mut sp = tx.savepoint()?;
                 let r = apply(&sp, op, &mut self.heads);
                 if r.is_err() && matches!(op, WriteOp::AppendJournal(_)) {

@@ -19,7 +19,7 @@
 //!   → its order file renamed into `incoming` (seen by inotify), and an order state file renamed
 //!   into `outgoing` → the fill on `/sse/fills`.
 //! - `loadgen dashboard BIN [--count 50] [--secs 15]`: `BIN up` with prices at 10 ticks/s; the
-//!   engine's CPU with no dashboards and with `--count` dashboards' streams open (the five a page
+//!   engine's CPU with no dashboards and with `--count` dashboards' streams open (the three a page
 //!   holds), then the page's first contentful paint in a cold headless Chromium (10 loads, a
 //!   fresh profile each, over chromedriver).
 //! - `loadgen hold URL [--count 50] [--secs 20]`: hold `--count` dashboards' streams open on a
@@ -704,13 +704,7 @@ async fn venue(args: &[String]) {
 }
 
 /// The streams one dashboard page holds open, as it opens them.
-const PAGE_STREAMS: [&str; 5] = [
-    "/sse/spot",
-    "/sse/orders?every=250ms",
-    "/sse/fills?every=250ms",
-    "/sse/positions?every=250ms",
-    "/sse/services",
-];
+const PAGE_STREAMS: [&str; 3] = ["/sse/spot", "/sse/trading?every=250ms", "/sse/services"];
 
 /// Open `count` pages' streams on `base` and read them until the process ends; the bytes read.
 fn open_dashboards(base: &str, count: usize) -> Arc<std::sync::atomic::AtomicU64> {

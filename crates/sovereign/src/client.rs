@@ -670,7 +670,8 @@ pub enum Trading {
     Accounts,
     Hardstop(HardstopArgs),
     Resume(StateArgs),
-    Flatten(Option<String>),
+    /// Close every position of the account (`None`: all), with a reason for the audit trail.
+    Flatten(Option<String>, Option<String>),
     CancelAll(Option<String>),
 }
 
@@ -876,13 +877,13 @@ async fn trading(api: &Api, cmd: Trading) -> anyhow::Result<(Value, Table, Optio
             canceled_table,
             None,
         ),
-        Trading::Flatten(account) => {
+        Trading::Flatten(account, reason) => {
+            let mut request = account_body(account);
+            if let Some(reason) = reason {
+                request["reason"] = json!(reason);
+            }
             let body = api
-                .call(
-                    Method::POST,
-                    "/api/positions/flatten",
-                    Some(account_body(account)),
-                )
+                .call(Method::POST, "/api/positions/flatten", Some(request))
                 .await?;
             // A closing order that did not go through leaves a position open: say so.
             let failure = body["orders"]

@@ -226,6 +226,9 @@ enum Command {
         /// Only this account (default: every account).
         #[arg(long)]
         account: Option<String>,
+        /// Why (kept on the audit trail).
+        #[arg(long)]
+        reason: Option<String>,
         #[command(flatten)]
         client: client::ClientArgs,
     },
@@ -343,7 +346,11 @@ fn main() -> ExitCode {
             client,
         } => trading(client::Trading::Reconcile(account, adopt_venue), &client),
         Command::Resume(args) => trading(client::Trading::Resume(args.clone()), &args.client),
-        Command::Flatten { account, client } => trading(client::Trading::Flatten(account), &client),
+        Command::Flatten {
+            account,
+            reason,
+            client,
+        } => trading(client::Trading::Flatten(account, reason), &client),
         Command::CancelAll { account, client } => {
             trading(client::Trading::CancelAll(account), &client)
         }

@@ -23,7 +23,7 @@ use sovereign_core::error::Invalid;
 use sovereign_core::notify::{truncate_chars, Alert, Priority, MAX_TITLE};
 use sovereign_core::task::{Overlap, RunResult, RunStatus, Task, TaskId, TaskSpec, Trigger};
 use sovereign_store::{ResultFilter, Store, StoreError, StoreStats, TaskRow};
-use tokio::sync::{watch, Notify};
+use tokio::sync::{broadcast, watch, Notify};
 
 use crate::audit::Audit;
 use crate::handlers::{self, Action};
@@ -194,6 +194,8 @@ pub struct Inner {
     started_at: DateTime<Utc>,
     started: Instant,
     lifecycle: Lifecycle,
+    /// Each result once it is stored, for `/sse/results`.
+    results: broadcast::Sender<RunResult>,
 }
 
 impl std::ops::Deref for Executor {
@@ -240,6 +242,7 @@ impl Executor {
                     idle: Notify::new(),
                     cancel: watch::channel(false).0,
                 },
+                results: broadcast::channel(256).0,
             }
         });
         let executor = Executor(inner);
@@ -666,6 +669,9 @@ impl Executor {
         if let Some(slot) = self.registry().get_mut(&result.task_id) {
             slot.last_run = Some(LastRun::from(&result));
         }
+        if self.results.receiver_count() > 0 {
+            let _ = self.results.send(result.clone());
+        }
         match result.status {
             RunStatus::Success => tracing::debug!(task = %result.task_id, "run succeeded"),
             status => {
@@ -673,6 +679,11 @@ impl Executor {
             }
         }
         Ok(result)
+    }
+
+    /// Every run's result from now on, once it is stored.
+    pub fn subscribe_results(&self) -> broadcast::Receiver<RunResult> {
+        self.results.subscribe()
     }
 
     pub async fn results(&self, filter: ResultFilter) -> Result<Vec<RunResult>, ExecutorError> {

@@ -43,7 +43,17 @@ pub(super) async fn run(
             Ok(json!({"canceled": ids.iter().map(u64::to_string).collect::<Vec<_>>()}))
         }
         Switch::Flatten => {
-            let done = ctx.trading.flatten(account).await.map_err(failed)?;
+            let done = ctx
+                .trading
+                .flatten(
+                    account,
+                    crate::trading::Asked {
+                        actor: "task".into(),
+                        reason: reason.clone(),
+                    },
+                )
+                .await
+                .map_err(failed)?;
             let orders: Vec<Value> = done.iter().map(|d| order_json(&d.order)).collect();
             let output = json!({"orders": orders});
             match done.iter().find_map(|d| d.denial.as_ref()) {

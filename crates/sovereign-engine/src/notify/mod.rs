@@ -34,7 +34,7 @@ use sovereign_core::notify::{
     self, Alert, AlertDedup, Channel, ChannelKind, Outcome, Priority, RetryDecision, Routing,
 };
 use sovereign_store::{AlertQuery, AlertRecord, DeliveryRecord, DeliveryStatus, Store, StoreError};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{broadcast, mpsc, watch};
 
 use crate::audit::Audit;
 use crate::support::{lock, Tasks};
@@ -51,6 +51,14 @@ pub enum Raised {
     },
     /// The same alert went out less than the dedup window ago.
     Duplicate,
+}
+
+/// A change to the outbox, for `/sse/alerts`: an alert accepted (durable), or one delivery's
+/// new state (stored).
+#[derive(Debug, Clone)]
+pub enum AlertChange {
+    Accepted(Arc<AlertRecord>),
+    Delivery { id: u64, delivery: DeliveryRecord },
 }
 
 /// A channel as the API shows it.
@@ -97,6 +105,7 @@ struct Inner {
     http: reqwest::Client,
     workers: Vec<Worker>,
     accept: Mutex<Accept>,
+    changes: broadcast::Sender<AlertChange>,
 }
 
 pub(super) struct Worker {
@@ -182,6 +191,7 @@ impl Notifier {
             http,
             workers,
             accept: Mutex::new(Accept { last_id, dedup }),
+            changes: broadcast::channel(256).0,
         });
 
         let mut orphans = Vec::new();
@@ -209,8 +219,7 @@ impl Notifier {
         }
         for (id, d) in orphans {
             inner
-                .store
-                .update_delivery(
+                .store_delivery(
                     id,
                     DeliveryRecord {
                         status: DeliveryStatus::Skipped,
@@ -337,6 +346,11 @@ impl Notifier {
         Ok(Some(()))
     }
 
+    /// Every change to the outbox from now on: alerts once durable, deliveries once stored.
+    pub fn subscribe(&self) -> broadcast::Receiver<AlertChange> {
+        self.inner.changes.subscribe()
+    }
+
     /// The task-failure threshold of the alert rules (0: off).
     pub fn task_failures(&self) -> u32 {
         self.inner.settings.task_failures
@@ -364,6 +378,20 @@ impl Inner {
         self.settings.channels.iter().position(|c| c.name == name)
     }
 
+    /// Store a delivery's new state, then tell the subscribers.
+    pub(super) async fn store_delivery(
+        &self,
+        id: u64,
+        delivery: DeliveryRecord,
+    ) -> Result<(), StoreError> {
+        let told = (self.changes.receiver_count() > 0).then(|| delivery.clone());
+        self.store.update_delivery(id, delivery).await?;
+        if let Some(delivery) = told {
+            let _ = self.changes.send(AlertChange::Delivery { id, delivery });
+        }
+        Ok(())
+    }
+
     fn push(&self, i: usize, job: Job) {
         let w = &self.workers[i];
         lock(&w.state).pending += 1;
@@ -381,7 +409,7 @@ impl Inner {
     ) -> Result<Raised, StoreError> {
         let now = Utc::now();
         let alert = Arc::new(alert);
-        let (id, write, durable) = {
+        let (id, write, durable, told) = {
             let mut acc = lock(&self.accept);
             if dedup && !acc.dedup.admit(&alert, now) {
                 return Ok(Raised::Duplicate);
@@ -405,6 +433,7 @@ impl Inner {
                     })
                     .collect(),
             };
+            let told = (self.changes.receiver_count() > 0).then(|| Arc::new(record.clone()));
             // Queued under the lock: the store receives alerts in id order, and so does every
             // channel's queue.
             let write = self.store.insert_alert(record, state);
@@ -423,14 +452,19 @@ impl Inner {
                     );
                 }
             }
-            (id, write, durable)
+            (id, write, durable, told)
         };
         // Await durability in a task of its own: a caller that goes away must not leave the
         // workers waiting.
+        let changes = self.changes.clone();
         let stored = self
             .tasks
             .spawn(async move {
                 let r = write.await;
+                if let (Ok(_), Some(record)) = (&r, told) {
+                    // Told before the workers may send it, so its deliveries come after it.
+                    let _ = changes.send(AlertChange::Accepted(record));
+                }
                 let _ = durable.send(Some(r.is_ok()));
                 r
             })

@@ -112,7 +112,7 @@ async fn deliver(inner: &Inner, i: usize, rate: &mut Option<RateLimit>, job: &Jo
                     last_error: Some(detail),
                     updated_at: Utc::now(),
                 };
-                if let Err(e) = inner.store.update_delivery(job.id, pending).await {
+                if let Err(e) = inner.store_delivery(job.id, pending).await {
                     tracing::error!(error = %e, "delivery state not stored");
                     return false;
                 }
@@ -205,7 +205,7 @@ async fn finish(
         last_error: error,
         updated_at: now,
     };
-    if let Err(e) = inner.store.update_delivery(job.id, record).await {
+    if let Err(e) = inner.store_delivery(job.id, record).await {
         tracing::error!(error = %e, "delivery state not stored");
     }
 }

@@ -176,6 +176,10 @@ pub struct Published {
     pub positions: Vec<PositionView>,
 }
 
+/// What subscribers are sent: the published batches made durable together, in order (one
+/// item per group commit, so a subscriber wakes once for a burst, not once per command).
+pub type Durables = Arc<[Arc<Published>]>;
+
 /// How many published batches are kept for a subscriber that reconnects (`Last-Event-ID`).
 const REPLAY_KEPT: usize = 4096;
 /// After the last subscriber went, batches are still kept this long, for one coming back.
@@ -193,9 +197,16 @@ struct Recent {
 pub struct Subscription {
     pub replay: Vec<Arc<Published>>,
     pub reset: bool,
-    pub live: broadcast::Receiver<Arc<Published>>,
+    pub live: broadcast::Receiver<Durables>,
     /// Live batches up to this seq were replayed already.
     pub replayed_to: u64,
+}
+
+/// Who asked for an operator action, and why (for the audit trail).
+#[derive(Debug, Clone)]
+pub struct Asked {
+    pub actor: String,
+    pub reason: Option<String>,
 }
 
 enum Command {
@@ -209,7 +220,9 @@ enum Command {
         reply: Reply<Order>,
     },
     CancelAll(Option<String>, Reply<Vec<u64>>),
-    Flatten(Option<String>, Reply<Vec<Submitted>>),
+    /// Close every position of the account (`None`: every account); who asked and why go on
+    /// the audit trail.
+    Flatten(Option<String>, Asked, Reply<Vec<Submitted>>),
     SetState(Option<String>, StateCommand, Reply<Vec<StateOutcome>>),
     Ticks(Vec<Tick>, Option<Reply<usize>>),
     Planned(Planner, Reply<Vec<Submitted>>),
@@ -258,7 +271,7 @@ pub struct Shared {
     tx: mpsc::UnboundedSender<Command>,
     failed: Arc<AtomicBool>,
     instruments: Arc<Instruments>,
-    events: broadcast::Sender<Arc<Published>>,
+    events: broadcast::Sender<Durables>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     synthetic_feed: bool,
     epoch: u64,
@@ -357,7 +370,12 @@ impl Trading {
         let (publish, to_publish) = mpsc::unbounded_channel();
         let recent: Arc<std::sync::Mutex<Recent>> = Arc::default();
         let listened = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        tasks.spawn(publisher(to_publish, events.clone(), recent.clone()));
+        tasks.spawn(publisher(
+            to_publish,
+            store.clone(),
+            events.clone(),
+            recent.clone(),
+        ));
         let actor = Actor {
             notifier,
             audit,
@@ -477,8 +495,14 @@ impl Trading {
         self.call(|r| Command::CancelAll(account, r)).await
     }
 
-    pub async fn flatten(&self, account: Option<String>) -> Result<Vec<Submitted>, TradingError> {
-        self.call(|r| Command::Flatten(account, r)).await
+    /// Close every position of `account` (`None`: every account) at market; recorded on the
+    /// audit trail with who asked and why.
+    pub async fn flatten(
+        &self,
+        account: Option<String>,
+        asked: Asked,
+    ) -> Result<Vec<Submitted>, TradingError> {
+        self.call(|r| Command::Flatten(account, asked, r)).await
     }
 
     /// Change one account's trading state, or every account's (`None`).
@@ -632,7 +656,7 @@ impl Trading {
     }
 
     /// Durable OMS events, one batch per command.
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Published>> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Durables> {
         self.listened
             .store(Utc::now().timestamp_micros(), Ordering::Relaxed);
         self.events.subscribe()
@@ -690,10 +714,10 @@ struct Actor {
     tasks: Tasks,
     oms: Oms,
     store: Store,
-    events: broadcast::Sender<Arc<Published>>,
+    events: broadcast::Sender<Durables>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
-    publish: mpsc::UnboundedSender<(Durable, Published)>,
+    publish: mpsc::UnboundedSender<Published>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
     /// Answering venues, in the order of the settings.
@@ -780,25 +804,37 @@ impl Venue {
 }
 
 /// Deliver published batches to subscribers in the order they were queued, each once durable,
-/// numbered and kept for subscribers that reconnect.
+/// numbered and kept for subscribers that reconnect. One barrier covers every batch queued
+/// before it (their journal writes were queued first), so a burst costs one, not one each.
 async fn publisher(
-    mut rx: mpsc::UnboundedReceiver<(Durable, Published)>,
-    subscribers: broadcast::Sender<Arc<Published>>,
+    mut rx: mpsc::UnboundedReceiver<Published>,
+    store: Store,
+    subscribers: broadcast::Sender<Durables>,
     recent: Arc<std::sync::Mutex<Recent>>,
 ) {
-    while let Some((durable, mut published)) = rx.recv().await {
-        if durable.await.is_ok() {
-            // Numbered and kept under the lock a new subscriber reads under: none is missed.
-            let mut r = recent.lock().unwrap_or_else(|p| p.into_inner());
-            r.next_seq += 1;
-            published.seq = r.next_seq;
-            let published = Arc::new(published);
-            if r.batches.len() == REPLAY_KEPT {
-                r.batches.pop_front();
-            }
-            r.batches.push_back(published.clone());
-            let _ = subscribers.send(published);
+    let mut ready = Vec::new();
+    while rx.recv_many(&mut ready, 1024).await > 0 {
+        if store.barrier().await.is_err() {
+            // Not durable: never shown (the trading core stops on a failed write).
+            ready.clear();
+            continue;
         }
+        // Numbered and kept under the lock a new subscriber reads under: none is missed.
+        let mut r = recent.lock().unwrap_or_else(|p| p.into_inner());
+        let durables: Durables = ready
+            .drain(..)
+            .map(|mut published| {
+                r.next_seq += 1;
+                published.seq = r.next_seq;
+                let published = Arc::new(published);
+                if r.batches.len() == REPLAY_KEPT {
+                    r.batches.pop_front();
+                }
+                r.batches.push_back(published.clone());
+                published
+            })
+            .collect();
+        let _ = subscribers.send(durables);
     }
 }
 
@@ -889,12 +925,22 @@ impl Actor {
                         .map_err(TradingError::from);
                     self.commit(out, reply, r);
                 }
-                Command::Flatten(account, reply) => {
+                Command::Flatten(account, asked, reply) => {
                     let r = self
                         .oms
                         .flatten(account.as_deref(), now, &mut out)
                         .map_err(TradingError::from);
-                    if r.is_ok() {
+                    if let Ok(done) = &r {
+                        self.audit.record_at(
+                            now,
+                            &asked.actor,
+                            "trading.flatten",
+                            json!({
+                                "account": account.as_deref().unwrap_or("all"),
+                                "reason": asked.reason,
+                                "orders": done.iter().map(|d| d.order.id.to_string()).collect::<Vec<_>>(),
+                            }),
+                        );
                         for v in &mut self.venues {
                             if account.as_ref().is_none_or(|a| *a == v.settings.account) {
                                 v.watch.flatten_asked = Some(now);
@@ -1633,13 +1679,10 @@ impl Actor {
             self.listened.store(now, Ordering::Relaxed);
         }
         if now - self.listened.load(Ordering::Relaxed) < REPLAY_LINGER_MICROS {
-            // Subscribers hear of the events once they are durable (a barrier queued behind
-            // them); one publisher awaits the barriers in order, so streams keep the OMS's order.
+            // Subscribers hear of the events once they are durable (their journal write is
+            // queued already; the publisher's barrier comes after it), in the OMS's order.
             // Kept a while after the last subscriber left, so one that reconnects misses none.
-            let published = self.snapshot(events);
-            let _ = self
-                .publish
-                .send((Box::pin(self.store.barrier()), published));
+            let _ = self.publish.send(self.snapshot(events));
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }
@@ -1673,7 +1716,7 @@ fn refuse(cmd: Command) {
         Command::Cancel(_, r) => drop(r.send(e())),
         Command::Modify { reply, .. } => drop(reply.send(e())),
         Command::CancelAll(_, r) => drop(r.send(e())),
-        Command::Flatten(_, r) => drop(r.send(e())),
+        Command::Flatten(_, _, r) => drop(r.send(e())),
         Command::SetState(_, _, r) => drop(r.send(e())),
         Command::Ticks(_, r) => {
             if let Some(r) = r {

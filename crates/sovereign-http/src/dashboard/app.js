@@ -25,6 +25,7 @@
   const ALIVE = new Set(["starting", "running", "healthy", "unhealthy", "stopping"]);
   const MAX_ORDERS = 200;
   const MAX_FILLS = 100;
+  const MAX_LISTED = 50; // alerts and task results shown
   const SPARK_POINTS = 120;
   const MAX_LOG_LINES = 500;
   const RETRY_FIRST_MS = 1000;
@@ -67,6 +68,10 @@
     streams: new Map(), // key -> stream handle
     logService: "",
     logLines: [],
+    alerts: [], // newest first, as /api/alerts lists them
+    results: [], // newest first
+    tasksDue: 0, // a timer: the tasks table is read again after a burst of results
+    channelsDue: 0, // the same for the channels' counters after deliveries
   };
 
   // Parts a role may not use are taken out of the page (placeActions); they stay reachable
@@ -418,16 +423,31 @@
   const STREAMS = {
     services: () => stream("/sse/services", onServiceEvent, { snapshot: loadServices }),
     spot: () => stream("/sse/spot", onTick, { snapshot: loadQuotes }),
-    orders: () => stream("/sse/orders?every=250ms", (n, o) => n === "order" && upsertOrders([o]), { snapshot: loadOrders }),
-    fills: () => stream("/sse/fills?every=250ms", (n, f) => n === "fill" && addFills([f]), { snapshot: loadFills }),
-    positions: () => stream("/sse/positions?every=250ms", (n, p) => n === "position" && upsertPositions([p]), { snapshot: loadPositions }),
+    // Orders, fills and positions on one connection, conflated: at most four messages a second.
+    trading: () => stream("/sse/trading?every=250ms", onTradingEvent, { snapshot: loadTrading }),
+    alerts: () => stream("/sse/alerts", onAlertEvent, { snapshot: loadAlerts }),
+    results: () => stream("/sse/results", onResult, { snapshot: loadResults }),
   };
+
+  function onTradingEvent(name, v) {
+    if (name === "order") upsertOrders([v]);
+    else if (name === "fill") addFills([v]);
+    else if (name === "position") upsertPositions([v]);
+  }
+
+  function loadTrading() {
+    loadOrders();
+    loadFills();
+    loadPositions();
+  }
 
   function wantedStreams() {
     const want = new Set();
     if (!S.me || document.hidden) return want; // a hidden tab holds no connections
     want.add("services"); // the overview's counts and the services table
-    if (S.panel === "trading") for (const k of ["spot", "orders", "fills", "positions"]) want.add(k);
+    if (S.panel === "trading") for (const k of ["spot", "trading"]) want.add(k);
+    if (S.panel === "overview" || S.panel === "alerts") want.add("alerts");
+    if (S.panel === "tasks") want.add("results");
     if (S.panel === "services" && S.logService) want.add("log:" + S.logService);
     return want;
   }
@@ -650,10 +670,23 @@
       loadHealth();
       loadAccounts();
       loadServices();
-      loadLastAlert();
-    },
+    }, // the last alert comes with the alerts stream's snapshot
     trading: () => loadAccounts(), // the rest comes with the streams' snapshots
     services: () => loadServices(),
+    tasks: () => loadTasks(), // results come with their stream's snapshot
+    alerts: () => loadChannels(), // alerts come with their stream's snapshot
+    audit: () => loadAudit(),
+    truth: () => loadTruth(),
+    gateways: () => loadGateways(),
+    deploys: () => {},
+  };
+
+  // Refresh reads again what a panel's streams brought too.
+  const REFRESH = {
+    overview: () => {
+      LOADERS.overview();
+      loadAlerts();
+    },
     tasks: () => {
       loadTasks();
       loadResults();
@@ -662,10 +695,6 @@
       loadChannels();
       loadAlerts();
     },
-    audit: () => loadAudit(),
-    truth: () => loadTruth(),
-    gateways: () => loadGateways(),
-    deploys: () => {},
   };
 
   function route() {
@@ -740,21 +769,20 @@
     setOptions($("kill-scope"), [["all", "All accounts"], ...S.accounts.map((a) => [a.account, `${a.account} (${a.trading_state})`])]);
   }
 
-  async function loadLastAlert() {
-    const b = await load("/api/alerts?limit=1", $("overview-result"));
-    if (!b) return;
+  function renderLastAlert() {
     const box = $("last-alert");
-    const a = (b.alerts || [])[0];
+    const a = S.alerts[0];
     if (!a) {
       box.replaceChildren("No alerts yet.");
       return;
     }
-    box.replaceChildren(
+    const parts = [
       h("p", null, h("span", { class: "badge " + toneOf("priority", a.priority) }, a.priority), " ", h("strong", null, a.title)),
       h("p", { class: "small" }, timeEl(a.at), ` · ${a.source}`),
-      a.message ? h("p", { class: "small" }, a.message) : null,
-      deliveryBadges(a.deliveries || []),
-    );
+    ];
+    if (a.message) parts.push(h("p", { class: "small" }, a.message));
+    parts.push(deliveryBadges(a.deliveries || []));
+    box.replaceChildren(...parts);
   }
 
   // ----- trading: prices ---------------------------------------------------------------------
@@ -1150,8 +1178,7 @@
       openConfirm({
         title: "Flatten",
         text: `Cancel the working orders of ${label} and close every position at market.`,
-        // The flatten route takes no reason; the dialog still asks for one before acting.
-        run: () => api("POST", "/api/positions/flatten", scoped({})),
+        run: (reason) => api("POST", "/api/positions/flatten", scoped({ reason })),
         done: (b) => `Flatten ${label}: ${b.count} closing order(s)`,
       });
     } else if (action === "resume") {
@@ -1293,9 +1320,28 @@
   }
 
   async function loadResults() {
-    const b = await load("/api/results?limit=50", $("tasks-result"));
+    const b = await load(`/api/results?limit=${MAX_LISTED}`, $("tasks-result"));
     if (!b) return;
-    syncRows($("results-body"), b.results || [], (r) => r.result_id, RESULT_COLS);
+    S.results = b.results || [];
+    renderResults();
+  }
+
+  function renderResults() {
+    syncRows($("results-body"), S.results, (r) => r.result_id, RESULT_COLS);
+  }
+
+  /** A run's result as it is stored: first in the list; its task's row (next run, last
+   *  result) is read again, at most once a second however many runs finish. */
+  function onResult(name, r) {
+    if (name !== "result" || !r || !r.result_id) return;
+    S.results = [r, ...S.results.filter((x) => x.result_id !== r.result_id)].slice(0, MAX_LISTED);
+    renderResults();
+    if (!S.tasksDue) {
+      S.tasksDue = setTimeout(() => {
+        S.tasksDue = 0;
+        if (S.panel === "tasks") loadTasks();
+      }, 1000);
+    }
   }
 
   function scheduleText(t) {
@@ -1347,8 +1393,7 @@
       const b = r.body;
       say(out, `${b.task_id}: ${b.status}${b.error ? " — " + b.error : ""} (${b.duration_ms} ms)`, b.status === "success" ? "ok" : "error");
     }
-    loadTasks();
-    loadResults();
+    loadTasks(); // its result comes on the results stream
   }
 
   // ----- alerts ---------------------------------------------------------------------------------------
@@ -1389,8 +1434,39 @@
   }
 
   async function loadAlerts() {
-    const b = await load("/api/alerts?limit=50", $("alerts-result"));
-    if (b) syncRows($("alerts-body"), b.alerts || [], (a) => String(a.id), ALERT_COLS);
+    const b = await load(`/api/alerts?limit=${MAX_LISTED}`, $(S.panel === "alerts" ? "alerts-result" : "overview-result"));
+    if (!b) return;
+    S.alerts = b.alerts || [];
+    renderAlerts();
+  }
+
+  function renderAlerts() {
+    syncRows($("alerts-body"), S.alerts, (a) => String(a.id), ALERT_COLS);
+    renderLastAlert();
+  }
+
+  /** An alert accepted (first in the list), or one of its deliveries in a new state. */
+  function onAlertEvent(name, v) {
+    if (!v) return;
+    if (name === "alert") {
+      S.alerts = [v, ...S.alerts.filter((a) => a.id !== v.id)].slice(0, MAX_LISTED);
+    } else if (name === "delivery") {
+      const a = S.alerts.find((x) => x.id === v.alert_id);
+      if (!a) return; // older than the list
+      const { alert_id: _, ...d } = v;
+      a.deliveries = (a.deliveries || []).map((x) => (x.channel === d.channel ? d : x));
+    } else return;
+    renderAlerts();
+    if (S.panel === "alerts" && name === "delivery") loadChannelsSoon();
+  }
+
+  /** The channels' counters follow deliveries: read again at most once a second. */
+  function loadChannelsSoon() {
+    if (S.channelsDue) return;
+    S.channelsDue = setTimeout(() => {
+      S.channelsDue = 0;
+      if (S.panel === "alerts") loadChannels();
+    }, 1000);
   }
 
   async function testAlert(btn) {
@@ -1566,7 +1642,7 @@
 
     for (const b of document.querySelectorAll("button[data-refresh]")) {
       b.addEventListener("click", () => {
-        if (S.me) LOADERS[b.dataset.refresh]();
+        if (S.me) (REFRESH[b.dataset.refresh] || LOADERS[b.dataset.refresh])();
       });
     }
   }

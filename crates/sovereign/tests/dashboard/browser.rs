@@ -153,6 +153,44 @@ impl Browser {
         .await;
     }
 
+    /// Press each key in turn (WebDriver key codes: `\u{E004}` Tab, `\u{E007}` Enter, or
+    /// plain characters), as a person at the keyboard does, wherever the focus is.
+    pub async fn keys(&self, keys: &[&str]) {
+        let mut actions = Vec::new();
+        for k in keys {
+            actions.push(json!({"type": "keyDown", "value": k}));
+            actions.push(json!({"type": "keyUp", "value": k}));
+        }
+        self.call(
+            reqwest::Method::POST,
+            "/actions",
+            Some(json!({"actions": [{"type": "key", "id": "keyboard", "actions": actions}]})),
+        )
+        .await;
+    }
+
+    /// Whether the focused element matches `css`.
+    pub async fn focused(&self, css: &str) -> bool {
+        self.eval(
+            "const e = document.activeElement; return !!e && e.matches(arguments[0]);",
+            json!([css]),
+        )
+        .await
+            == json!(true)
+    }
+
+    /// Show the page as a browser set to a dark (`true`) or light colour scheme shows it
+    /// (Chromium's DevTools emulation, through chromedriver).
+    pub async fn prefer_dark(&self, dark: bool) {
+        let scheme = if dark { "dark" } else { "light" };
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {"features": [{"name": "prefers-color-scheme", "value": scheme}]}})),
+        )
+        .await;
+    }
+
     /// The text of the first element matching `css` (empty when there is none).
     pub async fn text(&self, css: &str) -> String {
         self.eval(

@@ -1,9 +1,11 @@
 //! The dashboard in a real headless Chromium (`browser.rs`), against the binary: what the page
 //! shows, not that it loaded — live prices moving, an order from the ticket in orders and
-//! positions, a risk denial's code, a service restarted from its button with a new pid, the kill
-//! switch from the page, a viewer without buttons (and its forged POST refused), the page
-//! resuming after the engine restarts; no console errors. Screenshots go to
-//! `target/dashboard-screenshots/`. Also the streams' resumption (`Last-Event-ID`) over HTTP.
+//! positions, a risk denial's code, a service restarted from its button with a new pid, flatten
+//! and the kill switch from the page (with the reason on the audit trail), an alert arriving
+//! live, a viewer without buttons (and its forged POST refused), the page worked from the
+//! keyboard alone, dark and light schemes, the page resuming after the engine restarts; no
+//! console errors. Screenshots go to `target/dashboard-screenshots/`. Also the streams over
+//! HTTP: resumption (`Last-Event-ID`), conflation, alerts and task results.
 
 mod browser;
 
@@ -35,6 +37,7 @@ async fn api_pid(e: &Engine) -> Option<u64> {
 async fn the_dashboard_shows_the_operation_live_and_acts_through_the_api() {
     let e = Engine::start(Some(CONFIG));
     let b = Browser::start(1280, 800).await;
+    b.prefer_dark(true).await; // as most trading desks run it (headless Chromium says light)
     b.goto(e.url()).await;
     b.find("#conn[data-conn=\"live\"]").await;
     b.find("[data-account-state=\"paper\"]").await;
@@ -102,8 +105,40 @@ async fn the_dashboard_shows_the_operation_live_and_acts_through_the_api() {
     .await;
     b.screenshot("services").await;
 
-    // HARDSTOP from the page, behind a confirmation with a reason.
+    // Flatten from the page: the position closes, and the reason asked for is on the trail.
     b.click("[data-tab=\"trading\"]").await;
+    b.click("[data-action=\"flatten\"]").await;
+    b.fill("#confirm-reason", "flat before the close").await;
+    b.click("#confirm-ok").await;
+    b.text_until(
+        "the position flat",
+        "[data-position=\"paper:ES\"] .qty",
+        |t| t == "0",
+    )
+    .await;
+    let flattened = wait_for("trading.flatten on the audit trail", PATIENCE, || async {
+        let (_, list) = e.get("/api/audit").await;
+        list["records"]
+            .as_array()?
+            .iter()
+            .find(|r| r["kind"] == "trading.flatten")
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        flattened["payload"]["reason"], "flat before the close",
+        "{flattened}"
+    );
+    // The kill box acts on every account unless one is chosen.
+    assert_eq!(flattened["payload"]["account"], "all", "{flattened}");
+    assert_eq!(flattened["actor"], "local", "{flattened}");
+    assert_eq!(
+        flattened["payload"]["orders"].as_array().map(Vec::len),
+        Some(1),
+        "{flattened}"
+    );
+
+    // HARDSTOP from the page, behind a confirmation with a reason.
     b.click("[data-action=\"hardstop\"]").await;
     b.fill("#confirm-reason", "stopped from the dashboard")
         .await;
@@ -120,7 +155,124 @@ async fn the_dashboard_shows_the_operation_live_and_acts_through_the_api() {
         |t| t == "halted",
     )
     .await;
+    // A new alert reaches the overview live, as the outbox takes it.
+    let (status, raised) = e
+        .post(
+            "/api/alerts",
+            json!({"priority": "P1", "source": "test", "title": "feed stalled"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{raised}");
+    b.text_until("the alert on the overview", "#last-alert", |t| {
+        t.contains("feed stalled")
+    })
+    .await;
+    let shown = b.text("#last-alert").await;
+    assert!(
+        !shown.contains("null"),
+        "nothing absent is shown as text: {shown:?}"
+    );
+    b.screenshot("overview-after").await;
 
+    let problems = b.console_problems().await;
+    assert!(problems.is_empty(), "console: {problems:?}");
+}
+
+/// A CSS `rgb(r, g, b)` colour's mean channel, 0 (black) to 1 (white).
+fn brightness(css: &Value) -> f64 {
+    let text = css.as_str().unwrap_or_default();
+    let inner = text
+        .trim_start_matches("rgba(")
+        .trim_start_matches("rgb(")
+        .trim_end_matches(')');
+    let channels: Vec<f64> = inner
+        .split(',')
+        .take(3)
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    assert_eq!(channels.len(), 3, "a colour: {text}");
+    channels.iter().sum::<f64>() / 765.0
+}
+
+const TAB: &str = "\u{E004}";
+const ENTER: &str = "\u{E007}";
+
+/// Press Tab until the focus is on `css` (at most 60 presses); whether it got there.
+async fn tab_to(b: &Browser, css: &str) -> bool {
+    for _ in 0..60 {
+        if b.focused(css).await {
+            return true;
+        }
+        b.keys(&[TAB]).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn the_page_works_from_the_keyboard_alone() {
+    let e = Engine::start(Some(CONFIG));
+    let b = Browser::start(1280, 800).await;
+    b.prefer_dark(true).await;
+    b.goto(e.url()).await;
+    b.find("#conn[data-conn=\"live\"]").await;
+    // Dark by default, and the emulated preference is what the page shows.
+    let background = b
+        .eval(
+            "return getComputedStyle(document.body).backgroundColor;",
+            json!([]),
+        )
+        .await;
+    assert!(brightness(&background) < 0.25, "dark: {background}");
+    b.screenshot("overview-dark").await;
+
+    // To the trading tab and into it, by Tab and Enter only.
+    assert!(
+        tab_to(&b, "[data-tab=\"trading\"]").await,
+        "the trading tab is not reachable"
+    );
+    let ring = b
+        .eval(
+            "return getComputedStyle(document.activeElement).outlineStyle;",
+            json!([]),
+        )
+        .await;
+    assert_ne!(ring, "none", "a focused tab shows where the focus is");
+    b.keys(&[ENTER]).await;
+    b.find("[data-symbol=\"ES\"]").await;
+
+    // The order ticket, typed and sent from the keyboard.
+    assert!(
+        tab_to(&b, "#ticket-symbol").await,
+        "the ticket is not reachable"
+    );
+    b.keys(&["E", "S"]).await;
+    assert!(
+        tab_to(&b, "#ticket-qty").await,
+        "the quantity is not reachable"
+    );
+    b.keys(&["3"]).await;
+    assert!(
+        tab_to(&b, "[data-action=\"submit-order\"]").await,
+        "the submit button is not reachable"
+    );
+    b.keys(&[ENTER]).await;
+    let order = wait_for("the keyed order", PATIENCE, || async {
+        let (_, orders) = e.get("/api/orders?limit=1").await;
+        orders["orders"].as_array()?.first().cloned()
+    })
+    .await;
+    assert_eq!(order["qty"], "3", "{order}");
+    assert_eq!(order["symbol"], "ES", "{order}");
+
+    // Light when the browser prefers light: the theme follows the preference.
+    b.prefer_dark(false).await;
+    let light = b
+        .eval(
+            "return getComputedStyle(document.body).backgroundColor;",
+            json!([]),
+        )
+        .await;
+    assert!(brightness(&light) > 0.75, "light: {light}");
     let problems = b.console_problems().await;
     assert!(problems.is_empty(), "console: {problems:?}");
 }
@@ -251,6 +403,47 @@ async fn read_events(
 }
 
 #[tokio::test]
+async fn task_results_and_alerts_stream_as_they_are_stored() {
+    let e = Engine::start(Some(
+        r#"
+[notify.channels.journal]
+kind = "file"
+path = "alerts.jsonl"
+
+[tasks.note]
+name = "A note"
+handler = "log_signal"
+payload = { note = "from the stream test" }
+"#,
+    ));
+    // A run's result, once stored, as the results API shows it.
+    let (seen, (status, ran)) = tokio::join!(read_events(&e, "/sse/results", None, 1), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        e.post("/api/tasks/note/execute", json!({})).await
+    });
+    assert_eq!(status, 200, "{ran}");
+    assert_eq!(seen[0].0, "result", "{seen:?}");
+    assert_eq!(seen[0].2["result_id"], ran["result_id"], "{seen:?}");
+    assert_eq!(seen[0].2["status"], "success", "{seen:?}");
+
+    // An alert once durable, then its delivery's new state on the file channel.
+    let alert = json!({"priority": "P2", "source": "test", "title": "streamed"});
+    let (seen, (status, raised)) = tokio::join!(read_events(&e, "/sse/alerts", None, 2), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        e.post("/api/alerts", alert).await
+    });
+    assert_eq!(status, 202, "{raised}");
+    assert_eq!(seen[0].0, "alert", "{seen:?}");
+    assert_eq!(seen[0].2["id"], raised["id"], "{seen:?}");
+    assert_eq!(seen[0].2["title"], "streamed", "{seen:?}");
+    assert_eq!(seen[0].2["deliveries"][0]["status"], "pending", "{seen:?}");
+    assert_eq!(seen[1].0, "delivery", "{seen:?}");
+    assert_eq!(seen[1].2["alert_id"], raised["id"], "{seen:?}");
+    assert_eq!(seen[1].2["channel"], "journal", "{seen:?}");
+    assert_eq!(seen[1].2["status"], "delivered", "{seen:?}");
+}
+
+#[tokio::test]
 async fn a_stream_resumes_from_last_event_id_and_says_reset_when_it_cannot() {
     let e = Engine::start(Some("[trading]\nsynthetic_feed = false\n"));
     let (status, _) = e
@@ -299,6 +492,31 @@ async fn a_stream_resumes_from_last_event_id_and_says_reset_when_it_cannot() {
         ids[..2].iter().all(|i| i.is_empty()) && !ids[2].is_empty(),
         "one id, on the last: {seen:?}"
     );
+
+    // All three on one stream, as the page reads it: a market order's order, fill and
+    // position, and two readers of one window length get the same window.
+    let market = json!({"symbol": "ES", "side": "buy", "qty": "2", "type": "market"});
+    let (seen, other, _) = tokio::join!(
+        read_events(&e, "/sse/trading?every=200ms", None, 3),
+        read_events(&e, "/sse/trading?every=200ms", None, 3),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            e.post("/api/orders", market.clone()).await
+        }
+    );
+    let kinds: Vec<&str> = seen.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(kinds, ["order", "fill", "position"], "{seen:?}");
+    assert_eq!(seen[0].2["status"], "filled", "{seen:?}");
+    assert_eq!(seen[2].2["qty"], "2", "{seen:?}");
+    assert_eq!(seen, other, "one window for both readers");
+    // It resumes like the rest: what happened while away comes first on reconnect.
+    let last = seen[2].1.clone();
+    let (_, away) = e.post("/api/orders", market.clone()).await;
+    let again = read_events(&e, "/sse/trading?every=200ms", Some(&last), 3).await;
+    assert_eq!(again[0].2["id"], away["id"], "{again:?}");
+    assert_eq!(again[2].0, "position", "{again:?}");
+    assert_eq!(again[2].2["qty"], "4", "{again:?}");
+
     for bad in ["every=1h", "every=0ms", "every=soon", "nope=1"] {
         let (status, body) = e.get(&format!("/sse/orders?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
