@@ -8,6 +8,8 @@
 //! - [`audit`]: the audit trail's hash chain and its verifier (changed/removed/inserted/reordered).
 //! - [`schedule`]: cron / interval / one-shot schedules, time zones, DST, next-fire math.
 //! - [`calendar`]: exchange calendars (weekdays + holidays), built-in US equities and CME sets.
+//! - [`deploy`]: the rollout state machine of a staged deploy, its gates' analysis, argument
+//!   templates and deploy windows.
 //! - [`task`]: task ids, handler kinds, task specs and their validation.
 //! - [`template`]: `{{path}}` templates for handler payloads.
 //! - [`trading`]: exact numbers, instruments, orders and the order state machine.
@@ -30,6 +32,7 @@ pub mod access;
 pub mod anchor;
 pub mod audit;
 pub mod calendar;
+pub mod deploy;
 pub mod egress;
 pub mod error;
 pub mod net;

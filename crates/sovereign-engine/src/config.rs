@@ -62,6 +62,8 @@ pub struct ConfigFile {
     pub truth: TruthSection,
     #[serde(default)]
     pub services: BTreeMap<String, ServiceFile>,
+    #[serde(default)]
+    pub deploy: crate::deploy::settings::DeployFile,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -167,6 +169,7 @@ pub struct Settings {
     /// The services to run, in start order.
     pub supervisor: SupervisorSettings,
     pub truth: TruthSettings,
+    pub deploy: crate::deploy::settings::DeploySettings,
     /// The data dir (`--data-dir`); relative paths in the config resolve inside it.
     pub data_dir: PathBuf,
     /// The engine's own base URL once it listens (given to services as `SOVEREIGN_URL`).
@@ -328,6 +331,16 @@ impl Settings {
             supervisor::settings(file.supervisor, file.services, base).map(|v| s.supervisor = v),
         );
         section(notify::settings(file.notify).map(|v| s.notify = v));
+        let services = s
+            .supervisor
+            .services
+            .iter()
+            .map(|svc| svc.name.clone())
+            .collect();
+        section(
+            crate::deploy::settings::settings(file.deploy, base, &s.executor.calendars, &services)
+                .map(|v| s.deploy = v),
+        );
         if problems.is_empty() {
             Ok(s)
         } else {

@@ -12,6 +12,7 @@ use sovereign_store::{Store, StoreError};
 use crate::access::Access;
 use crate::audit::Audit;
 use crate::config::Settings;
+use crate::deploy::Deploy;
 use crate::executor::{Executor, ExecutorError};
 use crate::handlers;
 use crate::notify::Notifier;
@@ -56,6 +57,7 @@ pub struct Engine {
     signals: Signals,
     executor: Executor,
     webhooks: Webhooks,
+    deploy: Deploy,
     /// One stop signal per capability, stopped in reverse order of start.
     stops: Stops,
 }
@@ -65,6 +67,7 @@ struct Stops {
     truth: Tasks,
     trading: Tasks,
     wiring: Tasks,
+    deploy: Tasks,
 }
 
 impl Engine {
@@ -94,6 +97,7 @@ impl Engine {
             truth: tasks.child(),
             trading: tasks.child(),
             wiring: tasks.child(),
+            deploy: tasks.child(),
         };
         let notifier = Notifier::start(
             settings.notify.clone(),
@@ -165,6 +169,9 @@ impl Engine {
         .await
         .map_err(reading("recent webhook deliveries"))?;
 
+        let left_running = Deploy::unfinished(&store)
+            .await
+            .map_err(reading("the deploy runs"))?;
         // Services start last: they are the only part that starts processes, so no failure of
         // the start can leave one running.
         let env_source = truth.clone();
@@ -174,7 +181,7 @@ impl Engine {
                 audit: audit.clone(),
                 tasks: tasks.child(),
                 notifier: notifier.clone(),
-                http,
+                http: http.clone(),
                 data_dir: settings.data_dir.clone(),
                 engine_url: settings.url.clone(),
                 truth_env: std::sync::Arc::new(move |component: &str| {
@@ -182,6 +189,17 @@ impl Engine {
                     supervisor::InjectedEnv { vars, secrets }
                 }),
             },
+        );
+        // Deploys last: a run an earlier engine left unfinished goes on, with every service up.
+        let deploy = Deploy::start(
+            settings.deploy.clone(),
+            left_running,
+            store.clone(),
+            audit.clone(),
+            notifier.clone(),
+            supervisor.clone(),
+            http,
+            stops.deploy.clone(),
         );
         // Services whose component changed restart (when their policy says so).
         let mut changes = truth.subscribe();
@@ -222,6 +240,7 @@ impl Engine {
             signals,
             executor,
             webhooks,
+            deploy,
             stops,
         })
     }
@@ -266,6 +285,10 @@ impl Engine {
         &self.truth
     }
 
+    pub fn deploy(&self) -> &Deploy {
+        &self.deploy
+    }
+
     /// Stop in reverse order of dependency: no new runs (in-flight ones get `grace`, then are
     /// canceled and recorded; the services they may call are still up), services dependents
     /// first, the trading actor after what was queued, the Truth watcher, the alert workers
@@ -281,6 +304,8 @@ impl Engine {
             tracing::warn!(error = %e, "engine.stopping not recorded");
         }
         self.executor.shutdown(grace).await;
+        // Deploy runners first: their journals say what to do again at the next start.
+        self.stops.deploy.stop();
         self.stops.wiring.stop();
         self.supervisor.shutdown().await;
         self.stops.trading.stop();

@@ -16,6 +16,8 @@
 //!     feed and strategy signals.
 //!   - [`notify`]: the alert outbox, channel workers, one file per sender kind, the digest.
 //!   - [`supervisor`]: the configured services as child processes.
+//!   - [`deploy`]: staged rollouts of deploy plans, their gates and rollbacks, the journal of
+//!     every run.
 //!   - [`truth`]: the Truth files → the version in force, stored, audited, watched.
 //!   - [`audit`]: the audit trail (record, read, verify).
 //!   - [`support`]: the helpers every room shares (task tracker, locking, error chains,
@@ -32,6 +34,7 @@
 pub mod access;
 pub mod audit;
 pub mod config;
+pub mod deploy;
 pub mod engine;
 pub mod executor;
 pub mod handlers;

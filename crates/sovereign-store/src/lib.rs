@@ -5,7 +5,8 @@
 //! variant of [`Backend`] with the same methods; no caller changes.
 //!
 //! # Layout
-//! - [`records`]: the rows the store keeps (tasks, results, webhooks) as plain Rust values.
+//! - [`records`]: the rows the store keeps (tasks, results, webhooks, alerts, deploy runs and
+//!   their events) as plain Rust values.
 //! - `sqlite`: the SQLite backend: migrations, the single group-commit writer thread, readers.
 //!
 //! # Invariants
@@ -21,8 +22,8 @@ mod sqlite;
 use std::path::Path;
 
 pub use records::{
-    AlertQuery, AlertRecord, DeliveryRecord, DeliveryStatus, JournalEntry, ResultFilter,
-    StoreStats, TaskRow, WebhookRecord, WebhookStatus,
+    AlertQuery, AlertRecord, DeliveryRecord, DeliveryStatus, DeployEvent, DeployRun, JournalEntry,
+    ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus,
 };
 use sovereign_core::task::RunResult;
 
@@ -379,6 +380,56 @@ impl Store {
     }
 
     /// Counts and writer figures for `/status`.
+    /// Record a new deploy run; its id.
+    pub async fn insert_deploy_run(&self, run: DeployRun) -> Result<u64, StoreError> {
+        dispatch!(self, b => b.insert_deploy_run(run).await)
+    }
+
+    /// Queue a deploy run's event at once (in order with every other write); the future
+    /// resolves when it is durable.
+    pub fn append_deploy_event(
+        &self,
+        event: DeployEvent,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        dispatch!(self, b => b.append_deploy_event(event))
+    }
+
+    /// The newest `limit` deploy runs (of `plan`, or of every plan), newest first.
+    pub async fn deploy_runs(
+        &self,
+        plan: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<DeployRun>, StoreError> {
+        dispatch!(self, b => b.deploy_runs(plan, limit).await)
+    }
+
+    /// Deploy runs that have not ended (an engine stopped during them), oldest first.
+    pub async fn unfinished_deploy_runs(&self) -> Result<Vec<DeployRun>, StoreError> {
+        dispatch!(self, b => b.unfinished_deploy_runs().await)
+    }
+
+    /// A deploy run's events, in order.
+    pub async fn deploy_events(&self, run_id: u64) -> Result<Vec<DeployEvent>, StoreError> {
+        dispatch!(self, b => b.deploy_events(run_id).await)
+    }
+
+    /// The newest `limit` deploy events of `kind` across runs, newest first.
+    pub async fn deploy_events_of_kind(
+        &self,
+        kind: String,
+        limit: usize,
+    ) -> Result<Vec<DeployEvent>, StoreError> {
+        dispatch!(self, b => b.deploy_events_of_kind(kind, limit).await)
+    }
+
+    /// The version each target of `plan` runs, as its deploys and rollbacks left it.
+    pub async fn deploy_targets(
+        &self,
+        plan: String,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        dispatch!(self, b => b.deploy_targets(plan).await)
+    }
+
     pub async fn stats(&self) -> Result<StoreStats, StoreError> {
         dispatch!(self, b => b.stats().await)
     }

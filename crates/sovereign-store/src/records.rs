@@ -165,3 +165,33 @@ pub enum AlertQuery {
     /// Accepted at or after this time, oldest first.
     Since(DateTime<Utc>),
 }
+
+/// One run of a deploy plan as it was asked for; never changed (its events say what became of
+/// it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployRun {
+    /// Given by the store (0 until then).
+    pub id: u64,
+    pub plan: String,
+    /// `deploy`, or `rollback` (`rollback --to`).
+    pub kind: String,
+    pub version: String,
+    /// `cli`, `api`, `hook`, `window`.
+    pub trigger: String,
+    pub actor: String,
+    /// The version each target ran when the run was made (`{previous}`).
+    pub previous: std::collections::BTreeMap<String, String>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One event of a deploy run, in order (`seq` from 1). `kind` is `input` (fed to the run's
+/// state machine; replayed after a restart), `phase`, `command`, `measurement`, `target` (a
+/// target now runs `version`), `alert` or `end`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployEvent {
+    pub run_id: u64,
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub kind: String,
+    pub body: serde_json::Value,
+}

@@ -20,6 +20,7 @@ use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, T
 use tokio::sync::oneshot;
 
 mod alerts;
+mod deploys;
 mod keys;
 pub(crate) use alerts::AlertOp;
 
@@ -102,6 +103,8 @@ const MIGRATIONS: &[&str] = &[
     keys::MIGRATION,
     // 8: access state, ended sessions
     keys::MIGRATION_STATE,
+    // 9: deploy runs and their events
+    deploys::MIGRATION,
 ];
 
 enum WriteOp {
@@ -128,6 +131,7 @@ enum WriteOp {
     },
     Alert(AlertOp),
     Key(keys::KeyOp),
+    Deploy(deploys::DeployOp),
     Truth {
         version: String,
         at: DateTime<Utc>,
@@ -1127,6 +1131,7 @@ fn apply(c: &Connection, op: &WriteOp, heads: &mut Heads) -> Result<u64, StoreEr
         }
         WriteOp::Alert(op) => alerts::apply(c, op),
         WriteOp::Key(op) => keys::apply(c, op),
+        WriteOp::Deploy(op) => deploys::apply(c, op),
         WriteOp::Truth {
             version,
             at,

@@ -2,15 +2,12 @@
 //! in its own process group; the exit code and bounded stdout/stderr are the output. An
 //! abandoned run (timeout, shutdown) kills the whole group.
 
-use std::process::Stdio;
-
 use serde_json::{json, Value};
 use sovereign_core::task::CommandSpec;
 use sovereign_core::template::render;
-use tokio::io::AsyncReadExt;
 
 use super::{Context, Failure};
-use crate::support::GroupGuard;
+use crate::support::run_program;
 
 pub(super) async fn run(
     ctx: &Context,
@@ -26,43 +23,20 @@ pub(super) async fn run(
     for a in &spec.argv[1..] {
         argv.push(render(a, template)?);
     }
-    let mut cmd = tokio::process::Command::new(&argv[0]);
-    cmd.args(&argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    #[cfg(unix)]
-    cmd.process_group(0);
-    for (k, v) in &spec.env {
-        cmd.env(k, render(v, template)?);
-    }
-    if let Some(dir) = &spec.cwd {
-        cmd.current_dir(dir);
-    }
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Failure::new(format!("cannot start {:?}: {e}", argv[0])))?;
-    // If the run is abandoned (timeout, shutdown), kill the program and everything it started.
-    let mut group = GroupGuard::new(child.id());
-    let limit = ctx.settings.max_response_bytes as u64;
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let read_out = async {
-        if let Some(s) = stdout {
-            let _ = s.take(limit).read_to_end(&mut out).await;
-        }
-    };
-    let read_err = async {
-        if let Some(s) = stderr {
-            let _ = s.take(limit).read_to_end(&mut err).await;
-        }
-    };
-    let (status, _, _) = tokio::join!(child.wait(), read_out, read_err);
-    group.disarm();
-    let status =
-        status.map_err(|e| Failure::new(format!("waiting for {:?} failed: {e}", argv[0])))?;
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), render(v, template)?)))
+        .collect::<Result<Vec<_>, Failure>>()?;
+    let ran = run_program(
+        &argv,
+        &env,
+        spec.cwd.as_deref().map(std::path::Path::new),
+        ctx.settings.max_response_bytes,
+    )
+    .await
+    .map_err(|e| Failure::new(format!("cannot start {:?}: {e}", argv[0])))?;
+    let (status, out, err) = (ran.status, ran.stdout, ran.stderr);
     let output = json!({
         "exit_code": status.code(),
         "stdout": String::from_utf8_lossy(&out),

@@ -1,6 +1,7 @@
 //! Helpers every capability shares, one of each: the task tracker every background task is
 //! spawned on, poison-tolerant locking, an error's whole cause chain as one line, killing a
-//! process group, and "admit into a dedup window, do the work, forget on failure".
+//! process group, running a program to its end with bounded output, and "admit into a dedup
+//! window, do the work, forget on failure".
 //!
 //! This room knows no capability: it imports only the core, the store and std/tokio.
 
@@ -159,6 +160,71 @@ impl Drop for GroupGuard {
             signal_group(pgid, "KILL");
         }
     }
+}
+
+/// What a program that ran to its end left: its exit status and the first bytes of its output.
+#[derive(Debug)]
+pub struct Ran {
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+/// Run `argv` (never through a shell) in its own process group with `env` added and in `cwd`,
+/// keeping at most `max_output` bytes of each stream (the rest is read and dropped, so a
+/// chatty program never blocks on a full pipe). Dropping the future (a timeout, a shutdown)
+/// kills the program and everything it started. `Err`: it could not be started or waited for.
+pub async fn run_program(
+    argv: &[String],
+    env: &[(String, String)],
+    cwd: Option<&std::path::Path>,
+    max_output: usize,
+) -> std::io::Result<Ran> {
+    use tokio::io::{AsyncRead, AsyncReadExt};
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("no program to run"))?;
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    #[cfg(unix)]
+    cmd.process_group(0);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn()?;
+    let mut group = GroupGuard::new(child.id());
+    async fn keep<R: AsyncRead + Unpin>(r: Option<R>, max: usize) -> Vec<u8> {
+        let mut kept = Vec::new();
+        let Some(mut r) = r else { return kept };
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = r.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let room = max.saturating_sub(kept.len());
+            kept.extend_from_slice(&buf[..n.min(room)]);
+        }
+        kept
+    }
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
+    let (status, stdout, stderr) = tokio::join!(
+        child.wait(),
+        keep(stdout, max_output),
+        keep(stderr, max_output)
+    );
+    group.disarm();
+    Ok(Ran {
+        status: status?,
+        stdout,
+        stderr,
+    })
 }
 
 /// Run `work` once per dedup key: `admit` says whether the key is new (and remembers it);
