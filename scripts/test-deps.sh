@@ -7,6 +7,8 @@
 # - redis-server: the supervisor tests start their own on a free port (heartbeat keys)
 # - openssl: the TLS tests make their certificates with it
 # - chromium and chromium-driver: the dashboard tests drive a real headless browser over WebDriver
+# - git: deploy plans resolve versions in a git repository (the push webhook test makes one);
+#   the deploy tests' regions are python3 scripts
 set -euo pipefail
 
 has_aiosmtpd() {
@@ -35,6 +37,7 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v openssl >/dev/null || missing+=(openssl)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v chromedriver >/dev/null || missing+=(chromium-driver)
+command -v git >/dev/null || missing+=(git)
 if ! has_aiosmtpd; then
   # A pip-managed python takes it from PyPI; a distribution python from its packages.
   if command -v python3 >/dev/null; then
@@ -45,7 +48,7 @@ fi
 if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}"
 fi
-for tool in sh echo sleep kill gpg sha256sum redis-server openssl python3 chromium chromedriver; do
+for tool in sh echo sleep kill gpg sha256sum redis-server openssl python3 chromium chromedriver git; do
   command -v "$tool" >/dev/null || { echo "missing $tool" >&2; exit 1; }
 done
 has_aiosmtpd || { echo "missing python3 with aiosmtpd" >&2; exit 1; }

@@ -77,11 +77,16 @@ codes! {
     UnknownChannel = "unknown_channel", NOT_FOUND;
     UnknownComponent = "unknown_component", NOT_FOUND;
     NoTruth = "no_truth", NOT_FOUND;
+    UnknownPlan = "unknown_plan", NOT_FOUND;
     MethodNotAllowed = "method_not_allowed", METHOD_NOT_ALLOWED;
     AlreadyExists = "already_exists", CONFLICT;
     TaskDisabled = "task_disabled", CONFLICT;
     OrderNotOpen = "order_not_open", CONFLICT;
     ClientOrderIdConflict = "client_order_id_conflict", CONFLICT;
+    DeployInProgress = "deploy_in_progress", CONFLICT;
+    NoDeployInProgress = "no_deploy_in_progress", CONFLICT;
+    SessionOpen = "session_open", CONFLICT;
+    VersionUnresolved = "version_unresolved", BAD_REQUEST;
     RequestTimeout = "request_timeout", REQUEST_TIMEOUT;
     BodyTooLarge = "body_too_large", PAYLOAD_TOO_LARGE;
     UriTooLong = "uri_too_long", URI_TOO_LONG;

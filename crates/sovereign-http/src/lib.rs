@@ -12,7 +12,8 @@
 //! - [`tasks`]: the executor; [`webhooks`]: webhook intake; [`trading`]: orders, positions,
 //!   risk, market data, signals and the price stream; [`journal`]: the order, fill and
 //!   position streams; [`alerts`]: the notifier;
-//!   [`services`]: the supervisor and the engine's health; [`truth`]; [`audit`].
+//!   [`services`]: the supervisor and the engine's health; [`truth`]; [`audit`];
+//!   [`deploy`]: staged rollouts, their history and the autonomy document.
 //! - [`wire`]: JSON types shared by several modules; [`extract`]: body and query extractors
 //!   that name the offending field; [`error`]: `ApiError` and the list of every code.
 //! - `openapi`: the document. Each module lists its handlers once, in `routes! { … }`; the list
@@ -49,6 +50,7 @@ pub mod alerts;
 pub mod audit;
 pub mod auth;
 pub mod dashboard;
+pub mod deploy;
 pub mod error;
 pub mod extract;
 pub mod gateways;
@@ -119,6 +121,7 @@ pub struct Handles {
     pub audit: Audit,
     pub access: Access,
     pub closing: Closing,
+    pub deploy: sovereign_engine::deploy::Deploy,
     /// The conflated journal streams' shared feeds.
     pub feeds: journal::Feeds,
 }
@@ -145,6 +148,7 @@ sub_states! {
     audit: Audit,
     access: Access,
     closing: Closing,
+    deploy: sovereign_engine::deploy::Deploy,
     feeds: journal::Feeds,
 }
 
@@ -161,6 +165,7 @@ impl AppState {
             audit: engine.audit().clone(),
             access: engine.access().clone(),
             closing,
+            deploy: engine.deploy().clone(),
             feeds: journal::Feeds::default(),
         }))
     }
@@ -207,6 +212,7 @@ fn router(limits: Limits) -> Router<AppState> {
         .merge(trading::router())
         .merge(journal::router())
         .merge(gateways::router())
+        .merge(deploy::router())
         .merge(dashboard::router())
         .merge(openapi::router())
         .layer(DefaultBodyLimit::max(limits.body))
@@ -288,6 +294,7 @@ pub fn openapi_json() -> String {
         trading::paths,
         journal::paths,
         gateways::paths,
+        deploy::paths,
         dashboard::paths,
         openapi::paths,
     ] {

@@ -16,7 +16,7 @@ use utoipa::OpenApi;
 use crate::error::{codes_description, ErrorBody, ErrorDetail};
 use crate::trading::*;
 use crate::wire::*;
-use crate::{alerts, audit, services, truth, AppState};
+use crate::{alerts, audit, deploy, services, truth, AppState};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -59,6 +59,22 @@ use crate::{alerts, audit, services, truth, AppState};
         services::CheckOut,
         services::DeepHealthOut,
         services::HealthSummaryOut,
+        deploy::DeployRunIn,
+        deploy::DeployPromoteIn,
+        deploy::DeployRollbackIn,
+        deploy::DeployTargetOut,
+        deploy::DeployGateCheckOut,
+        deploy::DeployRunOut,
+        deploy::DeployMeasurementOut,
+        deploy::DeployCheckOut,
+        deploy::DeployStageOut,
+        deploy::DeployHistoryRunOut,
+        deploy::DeployFiguresOut,
+        deploy::DeployPlanOut,
+        deploy::DeployStatusOut,
+        deploy::DeployHistoryOut,
+        deploy::DeployAlertOut,
+        deploy::DeployAlertList,
         alerts::AlertIn,
         alerts::RaisedOut,
         alerts::AlertOut,

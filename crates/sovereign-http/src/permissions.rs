@@ -36,6 +36,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/webhook/{source}/{token}", OwnSecret),
     ("POST", "/api/signals/{strategy}", OwnSecret),
     ("POST", "/api/gateways/{name}/reports", OwnSecret),
+    ("POST", "/api/v1/deploy/hooks/{plan}", OwnSecret),
     ("GET", "/status", R(Viewer)),
     ("GET", "/tasks", R(Viewer)),
     ("GET", "/results", R(Viewer)),
@@ -64,6 +65,11 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/api/truth", R(Viewer)),
     ("GET", "/api/truth/{component}", R(Viewer)),
     ("GET", "/api/webhooks", R(Viewer)),
+    ("GET", "/api/v1/deploy/status", R(Viewer)),
+    ("GET", "/api/v1/deploy/history", R(Viewer)),
+    ("GET", "/api/v1/deploy/audit-trail", R(Viewer)),
+    ("GET", "/api/v1/autonomy/status", R(Viewer)),
+    ("GET", "/sse/deploys", R(Viewer)),
     ("GET", "/api/tier-gates", R(Viewer)),
     ("GET", "/sse/alerts", R(Viewer)),
     ("GET", "/sse/fills", R(Viewer)),
@@ -101,6 +107,12 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("POST", "/api/keys", R(Admin)),
     ("DELETE", "/api/keys/{name}", R(Admin)),
     ("POST", "/api/tier-gates", R(Admin)),
+    ("POST", "/api/v1/deploy/run", R(Admin)),
+    ("POST", "/api/v1/deploy/{plan}/promote", R(Admin)),
+    ("POST", "/api/v1/deploy/{plan}/pause", R(Admin)),
+    ("POST", "/api/v1/deploy/{plan}/resume", R(Admin)),
+    ("POST", "/api/v1/deploy/{plan}/abort", R(Admin)),
+    ("POST", "/api/v1/deploy/{plan}/rollback", R(Admin)),
 ];
 
 /// The client a request is from: the peer, or the address a trusted proxy forwarded

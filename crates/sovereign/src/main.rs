@@ -17,6 +17,7 @@ macro_rules! out {
 mod anchor;
 mod audit;
 mod client;
+mod deploy;
 mod keys;
 mod notify;
 mod replay;
@@ -101,6 +102,14 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit::AuditCommand,
+        #[command(flatten)]
+        client: client::ClientArgs,
+    },
+    /// Staged rollouts of a deploy plan: run, status, history, promote, pause, resume, abort,
+    /// rollback --to VERSION.
+    Deploy {
+        #[command(subcommand)]
+        command: deploy::DeployCommand,
         #[command(flatten)]
         client: client::ClientArgs,
     },
@@ -310,6 +319,7 @@ fn main() -> ExitCode {
         Command::Status { client } => client::run(client::Request::Status, &client),
         Command::Audit { command, client } => audit::run(command, &client),
         Command::Notify { command, client } => notify::run(command, &client),
+        Command::Deploy { command, client } => deploy::run(command, &client),
         Command::Services { client } => services::list(&client),
         Command::Truth { command, client } => truth::run(command, &client),
         Command::Start { name, client } => services::control("start", &name, &client),

@@ -15,6 +15,7 @@ mod anchor;
 mod audit;
 mod cli_trading;
 mod dashboard;
+mod deploy;
 mod notify;
 mod supervisor;
 mod tidy;

@@ -148,7 +148,10 @@ pub(super) struct Runner {
     commands: JoinSet<Done>,
     gate: Option<GateRun>,
     gate_gen: u64,
-    measured: (mpsc::UnboundedSender<Reading>, mpsc::UnboundedReceiver<Reading>),
+    measured: (
+        mpsc::UnboundedSender<Reading>,
+        mpsc::UnboundedReceiver<Reading>,
+    ),
     /// Inputs decided here (an empty gate passes at once), fed next.
     pending: VecDeque<Input>,
     /// When a run waiting for the session to close starts.
@@ -201,10 +204,7 @@ impl Runner {
         self.plan.name.clone()
     }
 
-    pub(super) async fn run(
-        mut self,
-        mut ops: mpsc::UnboundedReceiver<super::Command>,
-    ) {
+    pub(super) async fn run(mut self, mut ops: mpsc::UnboundedReceiver<super::Command>) {
         if let Some(events) = self.journal.take() {
             self.recover(events).await;
         }

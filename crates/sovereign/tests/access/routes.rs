@@ -2,7 +2,8 @@
 //! in `keys` mode, against the binary. The expected need of each route is stated here, apart
 //! from the engine's own table, as the product's rule: `viewer` reads; `trader` orders,
 //! cancels, flattens, runs tasks, pushes prices and posts alerts and heartbeats; `admin`
-//! everything else; webhook, signal and bridge-report routes take only their own secret.
+//! everything else; webhook, signal, bridge-report and deploy push routes take only their own
+//! secret.
 
 use reqwest::Method;
 use serde_json::Value;
@@ -27,7 +28,8 @@ fn expected(method: &str, path: &str) -> Need {
         ("POST", p)
             if p.starts_with("/webhook")
                 || p.starts_with("/api/signals/")
-                || p == "/api/gateways/{name}/reports" =>
+                || p == "/api/gateways/{name}/reports"
+                || p == "/api/v1/deploy/hooks/{plan}" =>
         {
             Own
         }
