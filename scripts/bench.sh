@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks against the running binary (HTTP) plus the in-process criterion benches.
-# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|venue|dashboard|anchor|criterion|all]
+# Usage: [BIN=… LOADGEN=…] bash scripts/bench.sh [intake|rate|orders|orders-steady|keys|tls|startup|scheduler|alert|supervise|venue|dashboard|deploy|anchor|criterion|all]
 # Needs wrk (apt-get install wrk). Talks only to 127.0.0.1. Figures go to docs/benchmarks.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
-[[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise || ${1:-all} == venue ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
+[[ ${1:-all} == alert || ${1:-all} == startup || ${1:-all} == supervise || ${1:-all} == venue || ${1:-all} == deploy ]] || command -v wrk >/dev/null || { echo "wrk is not installed: apt-get install -y wrk" >&2; exit 1; }
 
 # BIN and LOADGEN may name other builds (an A/B run against an older commit's binaries).
 if [[ -z ${BIN:-} ]]; then
@@ -195,6 +195,11 @@ if [[ $what == dashboard || $what == all ]]; then
     [[ -n $hold ]] && wait "$hold"
     stop
   done
+fi
+
+if [[ $what == deploy || $what == all ]]; then
+  echo "== deploy: P0 failure -> rollback running; 100 targets at parallelism 20; the controller idle"
+  "$LOADGEN" deploy "$BIN" --runs "${DEPLOY_RUNS:-30}"
 fi
 
 if [[ $what == anchor || $what == all ]]; then

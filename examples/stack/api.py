@@ -7,12 +7,21 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 PORT = int(os.environ.get("API_PORT", "18081"))
 STARTED = time.time()
+# The version a deploy gave it (set_version.py writes the file), read once at start.
+VERSION_FILE = os.environ.get("API_VERSION_FILE", "api.version")
+try:
+    with open(VERSION_FILE) as f:
+        VERSION = f.read().strip() or "v1"
+except OSError:
+    VERSION = "v1"
 
 
 class Handler(BaseHTTPRequestHandler):
     def do_GET(self):
         if self.path == "/health":
             body = {"status": "ok", "uptime_s": round(time.time() - STARTED, 1)}
+        elif self.path == "/version":
+            body = {"version": VERSION}
         elif self.path == "/quote":
             body = {"symbol": "ES", "price": "5000.25"}
         else:

@@ -38,6 +38,7 @@ crate::routes! {
     rollback,
     status,
     history,
+    run_record,
     audit_trail,
     autonomy,
     hook,
@@ -459,6 +460,54 @@ pub async fn history(
     Ok(Json(DeployHistoryOut {
         count: runs.len(),
         runs,
+    }))
+}
+
+/// One event of a run's journal, as recorded.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployEventOut {
+    pub seq: u64,
+    pub at: String,
+    /// `input`, `phase`, `command`, `measurement`, `target`, `alert`, `waiting`, `recovered`,
+    /// `end`.
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub body: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeployRecordOut {
+    pub run: DeployHistoryRunOut,
+    pub events: Vec<DeployEventOut>,
+}
+
+/// One run and its whole journal: every input its state machine was fed, every command with
+/// its exit status, output and duration, every measurement, phase and alert.
+#[utoipa::path(get, path = "/api/v1/deploy/runs/{id}", tag = "deploy", params(("id" = String, Path)),
+    responses((status = 200, body = DeployRecordOut), (status = 404, body = ErrorBody)))]
+pub async fn run_record(
+    State(d): State<Deploy>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<DeployRecordOut>> {
+    let missing = || {
+        ApiError::new(
+            crate::error::Code::NotFound,
+            format!("no deploy run {id:?}"),
+        )
+    };
+    let n: u64 = id.parse().map_err(|_| missing())?;
+    let (run, events) = d.run_record(n).await?.ok_or_else(missing)?;
+    Ok(Json(DeployRecordOut {
+        run: run.into(),
+        events: events
+            .into_iter()
+            .map(|e| DeployEventOut {
+                seq: e.seq,
+                at: ts(e.at),
+                kind: e.kind,
+                body: e.body,
+            })
+            .collect(),
     }))
 }
 

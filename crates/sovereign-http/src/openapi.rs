@@ -75,6 +75,8 @@ use crate::{alerts, audit, deploy, services, truth, AppState};
         deploy::DeployHistoryOut,
         deploy::DeployAlertOut,
         deploy::DeployAlertList,
+        deploy::DeployEventOut,
+        deploy::DeployRecordOut,
         alerts::AlertIn,
         alerts::RaisedOut,
         alerts::AlertOut,

@@ -67,6 +67,7 @@ pub const TABLE: &[(&str, &str, Need)] = &[
     ("GET", "/api/webhooks", R(Viewer)),
     ("GET", "/api/v1/deploy/status", R(Viewer)),
     ("GET", "/api/v1/deploy/history", R(Viewer)),
+    ("GET", "/api/v1/deploy/runs/{id}", R(Viewer)),
     ("GET", "/api/v1/deploy/audit-trail", R(Viewer)),
     ("GET", "/api/v1/autonomy/status", R(Viewer)),
     ("GET", "/sse/deploys", R(Viewer)),

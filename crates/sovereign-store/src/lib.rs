@@ -403,6 +403,11 @@ impl Store {
         dispatch!(self, b => b.deploy_runs(plan, limit).await)
     }
 
+    /// One deploy run, if there is one with that id.
+    pub async fn deploy_run(&self, id: u64) -> Result<Option<DeployRun>, StoreError> {
+        dispatch!(self, b => b.deploy_run(id).await)
+    }
+
     /// Deploy runs that have not ended (an engine stopped during them), oldest first.
     pub async fn unfinished_deploy_runs(&self) -> Result<Vec<DeployRun>, StoreError> {
         dispatch!(self, b => b.unfinished_deploy_runs().await)

@@ -24,6 +24,11 @@
 //!   fresh profile each, over chromedriver).
 //! - `loadgen hold URL [--count 50] [--secs 20]`: hold `--count` dashboards' streams open on a
 //!   running engine (to measure orders side by side with them).
+//! - `loadgen deploy BIN [--runs 30]`: deploy plans on `BIN up`: a target whose P0 check fails
+//!   at its first measurement, `--runs` times — the failing measurement → its rollback command
+//!   running (the command prints the clock when it starts); 100 targets in one stage with
+//!   `parallelism = 20` and `sleep 0.1` as the deploy command — the stage's time beyond the
+//!   commands' own; the engine's CPU idle for 15 s with three plans configured and with none.
 //!
 //! Talks only to the URL it is given (loopback in every script); every loop is bounded.
 
@@ -35,7 +40,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 fn usage() -> ! {
-    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]\n       loadgen venue BIN [--count N]\n       loadgen dashboard BIN [--count N] [--secs S]\n       loadgen hold URL [--count N] [--secs S]");
+    eprintln!("usage: loadgen rate URL [--rate N] [--secs S] [--body JSON]\n       loadgen startup BIN\n       loadgen scheduler URL [--tasks N] [--secs S] [--pid PID]\n       loadgen alert BIN [--count N]\n       loadgen supervise BIN [--secs S]\n       loadgen venue BIN [--count N]\n       loadgen dashboard BIN [--count N] [--secs S]\n       loadgen hold URL [--count N] [--secs S]\n       loadgen deploy BIN [--runs N]");
     std::process::exit(2)
 }
 
@@ -62,6 +67,7 @@ fn main() {
         Some("venue") => rt.block_on(venue(&args)),
         Some("dashboard") => rt.block_on(dashboard(&args)),
         Some("hold") => rt.block_on(hold(&args)),
+        Some("deploy") => rt.block_on(deploy(&args)),
         _ => usage(),
     }
 }
@@ -846,4 +852,167 @@ async fn first_paint(base: &str, runs: usize) {
         "first contentful paint of / (navigation start -> paint), cold profile",
         paints,
     );
+}
+
+/// Start a run of `plan` on `base` and wait for its end; its history entry.
+async fn deploy_once(http: &reqwest::Client, base: &str, plan: &str, version: &str) -> Value {
+    let run: Value = http
+        .post(format!("{base}/api/v1/deploy/run"))
+        .json(&json!({"plan": plan, "version": version}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = run["id"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no run: {run}"));
+    for _ in 0..6000 {
+        let h: Value = http
+            .get(format!("{base}/api/v1/deploy/history?limit=5&plan={plan}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(r) = h["runs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["id"] == id && !r["ended_at"].is_null())
+        {
+            return r.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("run {id} did not end");
+}
+
+fn rfc3339_us(v: &Value) -> i64 {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_default())
+        .map(|t| t.timestamp_micros())
+        .unwrap_or(0)
+}
+
+async fn deploy(args: &[String]) {
+    let bin = args.get(1).cloned().unwrap_or_else(|| usage());
+    let runs: usize = flag(args, "--runs")
+        .map(|v| v.parse().unwrap())
+        .unwrap_or(30);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // Nothing listens on `closed`: the check fails at its first measurement (P0).
+    let mut config = format!(
+        r#"
+[deploy.plans.p0]
+[[deploy.plans.p0.stages]]
+name = "canary"
+[[deploy.plans.p0.stages.targets]]
+name = "a"
+deploy = ["true"]
+rollback = ["date", "+%s%6N"]
+[[deploy.plans.p0.stages.targets.checks]]
+kind = "tcp"
+address = "127.0.0.1:{closed}"
+interval = "10ms"
+
+[deploy.plans.wide]
+[[deploy.plans.wide.stages]]
+name = "all"
+parallelism = 20
+"#
+    );
+    for i in 0..100 {
+        config.push_str(&format!(
+            "[[deploy.plans.wide.stages.targets]]\nname = \"t{i}\"\ndeploy = [\"sleep\", \"0.1\"]\nrollback = [\"true\"]\n"
+        ));
+    }
+    config.push_str("\n[deploy.plans.idle]\n[[deploy.plans.idle.stages]]\nname = \"s\"\n[[deploy.plans.idle.stages.targets]]\nname = \"x\"\ndeploy = [\"true\"]\nrollback = [\"true\"]\n");
+    let up = Up::start(&bin, "deploy", &config);
+    let http = reqwest::Client::new();
+    let pid = up.child.id();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_with = cpu_share(pid, 15).await;
+
+    let mut reaction = Vec::new();
+    for i in 0..runs {
+        let r = deploy_once(&http, &up.base, "p0", &format!("v{i}")).await;
+        assert_eq!(r["outcome"], "rolled_back", "{r}");
+        let canary = &r["stages"][0];
+        let failed_at = rfc3339_us(&canary["checks"][0]["measurements"][0]["at"]);
+        // The rollback's own output: the clock when it started, in microseconds.
+        let started = rollback_started(&http, &up.base, r["id"].as_u64().unwrap()).await;
+        reaction.push((started - failed_at).max(0) as u64);
+    }
+    percentiles("P0 check failure -> rollback command running", reaction);
+
+    let mut overheads = Vec::new();
+    for i in 0..3 {
+        let r = deploy_once(&http, &up.base, "wide", &format!("w{i}")).await;
+        assert_eq!(r["outcome"], "succeeded", "{r}");
+        let stage = &r["stages"][0];
+        let stage_ms = stage["duration_ms"].as_u64().unwrap();
+        let durations = command_durations(&http, &up.base, r["id"].as_u64().unwrap()).await;
+        let mean = durations.iter().sum::<u64>() as f64 / durations.len().max(1) as f64;
+        let own = mean * (100.0 / 20.0_f64).ceil();
+        println!(
+            "100 targets, parallelism 20: stage {stage_ms} ms; commands {:.1} ms each on average ({} of them), 5 waves = {own:.0} ms; engine overhead {:.0} ms",
+            mean,
+            durations.len(),
+            stage_ms as f64 - own
+        );
+        overheads.push(stage_ms as f64 - own);
+    }
+    drop(up);
+    let none = Up::start(&bin, "deploy-none", "");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let idle_without = cpu_share(none.child.id(), 15).await;
+    println!(
+        "engine CPU idle over 15 s: {idle_with:.2} % of one core with three plans, {idle_without:.2} % with none"
+    );
+}
+
+/// The rollback command's output of run `id` (its start, microseconds since the epoch).
+async fn rollback_started(http: &reqwest::Client, base: &str, id: u64) -> i64 {
+    command_records(http, base, id)
+        .await
+        .iter()
+        .find(|r| r["action"] == "rollback" && r["started"].is_null())
+        .and_then(|r| r["stdout"].as_str())
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no rollback output for run {id}"))
+}
+
+/// How long each deploy command of run `id` took, in milliseconds.
+async fn command_durations(http: &reqwest::Client, base: &str, id: u64) -> Vec<u64> {
+    command_records(http, base, id)
+        .await
+        .iter()
+        .filter(|r| r["action"] == "deploy" && r["started"].is_null())
+        .filter_map(|r| r["duration_ms"].as_u64())
+        .collect()
+}
+
+/// The `command` events of run `id`, from its journal.
+async fn command_records(http: &reqwest::Client, base: &str, id: u64) -> Vec<Value> {
+    let run: Value = http
+        .get(format!("{base}/api/v1/deploy/runs/{id}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    run["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["kind"] == "command")
+        .map(|e| e["body"].clone())
+        .collect()
 }

@@ -414,6 +414,25 @@ impl Deploy {
         Ok(out)
     }
 
+    /// One run as its events tell it, and the events themselves (the journal, as recorded).
+    pub async fn run_record(
+        &self,
+        id: u64,
+    ) -> Result<Option<(RunSummary, Vec<DeployEvent>)>, DeployError> {
+        let Some(run) = self.inner.store.deploy_run(id).await? else {
+            return Ok(None);
+        };
+        let events = self.inner.store.deploy_events(run.id).await?;
+        let stages = self
+            .inner
+            .settings
+            .plans
+            .get(&run.plan)
+            .map(|p| p.stages.iter().map(|s| s.name.clone()).collect())
+            .unwrap_or_default();
+        Ok(Some((history::summarize(run, &events, stages), events)))
+    }
+
     /// The alerts deploys raised, newest first (`/api/v1/deploy/audit-trail`).
     pub async fn alerts(&self, limit: usize) -> Result<Vec<DeployEvent>, DeployError> {
         Ok(self

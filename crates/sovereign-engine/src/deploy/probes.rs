@@ -135,12 +135,12 @@ impl Probes {
                     Err(e) => m(Measurement::Failure, format!("{host}: {e}")),
                 }
             }
-            Probe::Command { argv } => {
+            Probe::Command { argv, cwd } => {
                 let argv = argv
                     .iter()
                     .map(|a| render(a, vars))
                     .collect::<Result<Vec<_>, _>>()?;
-                match run_program(&argv, &[], None, 4096).await {
+                match run_program(&argv, &[], Some(cwd), 4096).await {
                     Err(e) => m(
                         Measurement::Error,
                         format!("cannot start {:?}: {e}", argv[0]),

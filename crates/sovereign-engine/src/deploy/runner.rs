@@ -494,7 +494,7 @@ impl Runner {
                 Ok(argv) => {
                     match tokio::time::timeout(
                         t.timeout,
-                        run_program(&argv, &[], t.cwd.as_deref(), OUTPUT_KEPT),
+                        run_program(&argv, &[], Some(&t.cwd), OUTPUT_KEPT),
                     )
                     .await
                     {
@@ -519,13 +519,13 @@ impl Runner {
                     }
                 }
             };
-            // A service target runs what it was given once its supervisor restarts it.
+            // A service target runs what it was given once its supervisor restarts it, and is
+            // deployed once it is up again (its gate then judges it).
             let error = match (error, &t.service) {
-                (None, Some(service)) => supervisor
-                    .restart_service(service)
-                    .await
-                    .err()
-                    .map(|e| format!("restarting {service} failed: {e}")),
+                (None, Some(service)) => {
+                    let left = t.timeout.saturating_sub(started.elapsed());
+                    restart_and_wait(&supervisor, service, left).await.err()
+                }
                 (e, _) => e,
             };
             record["ok"] = json!(error.is_none());
@@ -761,6 +761,45 @@ impl Runner {
             "engine",
         );
     }
+}
+
+/// Restart `service` and wait, at most `within`, until it is up (healthy, or running without a
+/// health check of its own); `Err` says why not.
+async fn restart_and_wait(
+    supervisor: &crate::supervisor::Supervisor,
+    service: &str,
+    within: std::time::Duration,
+) -> Result<(), String> {
+    use sovereign_core::supervise::State;
+    let mut events = supervisor.events();
+    supervisor
+        .restart_service(service)
+        .await
+        .map_err(|e| format!("restarting {service} failed: {e}"))?;
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(e) if e.service == service => match e.to {
+                    State::Healthy | State::Running => return Ok(()),
+                    State::Failed | State::Exited | State::Backoff | State::Unhealthy => {
+                        return Err(format!(
+                            "{service} did not come up: {} ({})",
+                            e.to.as_str(),
+                            e.reason
+                        ))
+                    }
+                    _ => {}
+                },
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => {
+                    return Err("the supervisor stopped".to_string())
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, wait)
+        .await
+        .unwrap_or_else(|_| Err(format!("{service} was not up within {within:?}")))
 }
 
 /// Why a feed stopped.

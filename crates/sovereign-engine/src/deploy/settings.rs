@@ -215,7 +215,8 @@ pub struct Target {
     pub deploy: Vec<Template>,
     pub rollback: Vec<Template>,
     pub service: Option<String>,
-    pub cwd: Option<PathBuf>,
+    /// Where its commands run (relative programs too): the config file's folder by default.
+    pub cwd: PathBuf,
     pub timeout: Duration,
     pub checks: Vec<Check>,
 }
@@ -242,8 +243,8 @@ pub enum Probe {
     },
     /// A connection opens.
     Tcp { address: Template },
-    /// Exit status 0.
-    Command { argv: Vec<Template> },
+    /// Exit status 0 (run in the config file's folder).
+    Command { argv: Vec<Template>, cwd: PathBuf },
     /// The name resolves.
     Dns { host: Template },
     /// A JSON value from a URL, judged by `pass` (and `fail`); the URL not answering is an
@@ -426,7 +427,7 @@ fn plan(
             Duration::from_secs(300),
             &mut problems,
         );
-        let stage_checks = checks(&field, s.checks, false, services, &mut problems);
+        let stage_checks = checks(&field, s.checks, false, base, services, &mut problems);
         let mut targets = Vec::new();
         for (j, t) in s.targets.into_iter().enumerate() {
             let tfield = format!("{field}.targets[{j}]");
@@ -460,7 +461,7 @@ fn plan(
                 command_timeout,
                 &mut problems,
             );
-            let mut target_checks = checks(&tfield, t.checks, true, services, &mut problems);
+            let mut target_checks = checks(&tfield, t.checks, true, base, services, &mut problems);
             if let Some(svc) = &t.service {
                 target_checks.push(service_check(svc));
             }
@@ -469,7 +470,7 @@ fn plan(
                 deploy,
                 rollback,
                 service: t.service,
-                cwd: t.cwd.map(|c| base.join(c)),
+                cwd: base.join(t.cwd.unwrap_or_default()),
                 timeout,
                 checks: target_checks,
             });
@@ -566,12 +567,13 @@ fn checks(
     field: &str,
     files: Vec<CheckFile>,
     of_target: bool,
+    base: &std::path::Path,
     services: &BTreeSet<String>,
     problems: &mut Vec<Invalid>,
 ) -> Vec<Check> {
     let mut out = Vec::new();
     for (i, c) in files.into_iter().enumerate() {
-        match check(c, of_target, services) {
+        match check(c, of_target, base, services) {
             Ok(c) => out.push(c),
             Err(errs) => problems.extend(
                 errs.into_iter()
@@ -585,6 +587,7 @@ fn checks(
 fn check(
     c: CheckFile,
     of_target: bool,
+    base: &std::path::Path,
     services: &BTreeSet<String>,
 ) -> Result<Check, Vec<Invalid>> {
     let mut problems = Vec::new();
@@ -764,7 +767,10 @@ fn check(
                 problems.push(e);
                 None
             }
-            Some(Ok(argv)) => Some(Probe::Command { argv }),
+            Some(Ok(argv)) => Some(Probe::Command {
+                argv,
+                cwd: base.to_path_buf(),
+            }),
         },
         "service_health" => match needed("service", &c.service, &mut problems) {
             Some(s) if !services.contains(&s) => {

@@ -48,6 +48,11 @@
     priority: { P0: "bad", P1: "warn", P2: "info", P3: "muted" },
     connection: { connected: "ok", disconnected: "bad", unknown: "muted" },
     recon: { ok: "ok", pending: "warn", mismatch: "bad", unread: "warn", none: "muted" },
+    deploy: {
+      succeeded: "ok", succeeded_partial: "warn", failed: "bad", rolled_back: "bad", aborted: "muted",
+      pending: "info", deploying: "info", verifying: "info", promoting: "info", paused: "warn", rolling_back: "bad",
+      waiting: "muted", deployed: "ok", deploy_failed: "bad", rollback_failed: "bad",
+    },
   };
 
   // ----- state ----------------------------------------------------------------------------
@@ -72,6 +77,7 @@
     results: [], // newest first
     tasksDue: 0, // a timer: the tasks table is read again after a burst of results
     channelsDue: 0, // the same for the channels' counters after deliveries
+    deploysDue: 0, // the plans are read again after a burst of deploy events
   };
 
   // Parts a role may not use are taken out of the page (placeActions); they stay reachable
@@ -427,6 +433,7 @@
     trading: () => stream("/sse/trading?every=250ms", onTradingEvent, { snapshot: loadTrading }),
     alerts: () => stream("/sse/alerts", onAlertEvent, { snapshot: loadAlerts }),
     results: () => stream("/sse/results", onResult, { snapshot: loadResults }),
+    deploys: () => stream("/sse/deploys", onDeployEvent, { snapshot: loadDeploys }),
   };
 
   function onTradingEvent(name, v) {
@@ -448,6 +455,7 @@
     if (S.panel === "trading") for (const k of ["spot", "trading"]) want.add(k);
     if (S.panel === "overview" || S.panel === "alerts") want.add("alerts");
     if (S.panel === "tasks") want.add("results");
+    if (S.panel === "deploys") want.add("deploys");
     if (S.panel === "services" && S.logService) want.add("log:" + S.logService);
     return want;
   }
@@ -678,7 +686,7 @@
     audit: () => loadAudit(),
     truth: () => loadTruth(),
     gateways: () => loadGateways(),
-    deploys: () => {},
+    deploys: () => loadDeployHistory(), // plans come with the deploys stream's snapshot
   };
 
   // Refresh reads again what a panel's streams brought too.
@@ -694,6 +702,10 @@
     alerts: () => {
       loadChannels();
       loadAlerts();
+    },
+    deploys: () => {
+      loadDeploys();
+      loadDeployHistory();
     },
   };
 
@@ -1136,10 +1148,13 @@
     if (pending !== o) return; // the dialog was closed meanwhile
     if (isOk(r) && r.body) {
       $("confirm").close();
-      say($("kill-result"), o.done(r.body), "ok");
-      loadAccounts();
-      loadOrders();
-      loadPositions();
+      say(o.out || $("kill-result"), o.done(r.body), "ok");
+      if (o.after) o.after();
+      else {
+        loadAccounts();
+        loadOrders();
+        loadPositions();
+      }
     } else {
       say($("confirm-result"), errorText(r), "error");
       syncConfirm();
@@ -1595,6 +1610,103 @@
     if (b) syncRows($("gateways-body"), b.gateways || [], (g) => g.name, GATEWAY_COLS, (tr, g) => (tr.dataset.gateway = g.name));
   }
 
+  // ----- deploys ----------------------------------------------------------------------------------------
+
+  const DEPLOY_COLS = [
+    { c: "num", v: (r) => r.id },
+    { v: (r) => r.plan },
+    { c: "mono", v: (r) => r.version, title: (r) => r.version },
+    { v: (r) => r.outcome, x: (r) => toneOf("deploy", r.outcome) },
+    { c: "num", v: (r) => (r.duration_ms == null ? null : (r.duration_ms / 1000).toFixed(1) + " s") },
+    { t: (r) => r.started_at },
+    { v: (r) => r.trigger, title: (r) => r.actor },
+    { v: (r) => r.reason, title: (r) => r.reason },
+  ];
+
+  async function loadDeployHistory() {
+    const b = await load("/api/v1/deploy/history?limit=20", $("deploys-result"));
+    if (b) syncRows($("deploys-body"), b.runs || [], (r) => String(r.id), DEPLOY_COLS, (tr, r) => (tr.dataset.run = r.id));
+  }
+
+  /** Each plan: its run in progress (phase, stage, targets, the gate's tallies, and for an
+   *  admin the buttons that steer it), what each target runs, the last run, the figures. */
+  async function loadDeploys() {
+    const b = await load("/api/v1/deploy/status", $("deploys-result"));
+    if (!b) return;
+    const plans = b.plans || [];
+    const pct = (x) => (x == null ? "—" : Math.round(x * 100) + " %");
+    $("deploy-plans").replaceChildren(
+      ...(plans.length
+        ? plans.map((p) => {
+            const a = p.active;
+            const card = h("div", { class: "card deploy", "data-plan": p.plan });
+            const state = a ? a.phase : "idle";
+            card.append(
+              h("h3", null, p.plan, " ", h("span", { class: "badge " + toneOf("deploy", state), "data-deploy-state": p.plan }, state),
+                a && a.stage ? h("span", { class: "muted" }, ` ${a.stage}`) : null),
+              a ? h("p", { class: "small" }, `run ${a.id}: ${a.kind} ${a.version}`, a.reason ? ` — ${a.reason}` : "") : null,
+              p.last ? h("p", { class: "small muted" }, `last: ${p.last.version} ${p.last.outcome}`, p.last.reason ? ` — ${p.last.reason}` : "") : null,
+              h("p", { class: "small muted" }, `success ${pct(p.figures.success_rate)} · rollback ${pct(p.figures.rollback_rate)} over ${p.figures.runs} runs`),
+            );
+            const targets = a ? a.targets : Object.entries(p.targets || {}).map(([target, version]) => ({ target, state: version }));
+            card.append(h("div", { class: "badges" }, ...targets.map((t) =>
+              h("span", { class: "badge " + toneOf("deploy", t.state), "data-target": t.target }, `${t.target}: ${t.state}`))));
+            if (a && a.gate && a.gate.length) {
+              card.append(h("ul", { class: "small gate" }, ...a.gate.map((c) =>
+                h("li", null, `${c.check}${c.target ? " (" + c.target + ")" : ""} ${c.severity}: ${c.successes} ok, ${c.failures} failed, ${c.errors} errors`,
+                  c.last ? h("span", { class: "muted" }, ` — ${c.last}`) : null))));
+            }
+            if (a && can("admin")) {
+              const act = (op, label) => h("button", { type: "button", class: op === "abort" ? "danger" : "", "data-action": "deploy-" + op, "data-plan": p.plan }, label);
+              const ops = [];
+              if (a.phase === "paused") ops.push(act("resume", "Resume"), act("promote", "Promote"));
+              else if (a.phase === "verifying") ops.push(act("pause", "Pause"), act("promote", "Promote"));
+              else if (a.phase === "deploying") ops.push(act("pause", "Pause"));
+              if (a.phase !== "rolling_back") ops.push(act("abort", "Abort"));
+              card.append(h("div", { class: "actions" }, ...ops));
+            }
+            return card;
+          })
+        : [h("div", { class: "card" }, h("p", { class: "muted" }, "No deploy plans are configured ([deploy.plans.NAME]; see the README's Deploys)."))]),
+    );
+  }
+
+  /** A run's event: read the plans again (at most every half second), and the history when a
+   *  run ended. */
+  function onDeployEvent(name, v) {
+    if (name !== "deploy" || !v) return;
+    if (v.kind === "end") loadDeployHistory();
+    if (S.deploysDue) return;
+    S.deploysDue = setTimeout(() => {
+      S.deploysDue = 0;
+      if (S.panel === "deploys") loadDeploys();
+    }, 500);
+  }
+
+  async function deployAction(btn) {
+    const op = btn.dataset.action.slice("deploy-".length);
+    const plan = btn.dataset.plan;
+    const out = $("deploys-result");
+    const send = () => api("POST", `/api/v1/deploy/${enc(plan)}/${op}`, {});
+    if (op === "abort") {
+      openConfirm({
+        title: "Abort deploy",
+        text: `Stop the run of ${plan} and roll back every target it deployed.`,
+        run: send,
+        done: (b) => `${plan}: aborted, ${b.phase}`,
+        out,
+        after: loadDeploys,
+      });
+      return;
+    }
+    btn.disabled = true;
+    const r = await send();
+    btn.disabled = false;
+    if (isOk(r) && r.body) say(out, `${plan}: ${op} → ${r.body.phase}`, "ok");
+    else say(out, errorText(r), "error");
+    loadDeploys();
+  }
+
   // ----- wiring -----------------------------------------------------------------------------------------
 
   function wire() {
@@ -1639,6 +1751,10 @@
       if (b && !b.disabled) testAlert(b);
     });
     $("log-service").addEventListener("change", onLogChoice);
+    $("deploy-plans").addEventListener("click", (e) => {
+      const b = e.target.closest("button[data-action^='deploy-']");
+      if (b && !b.disabled) deployAction(b);
+    });
 
     for (const b of document.querySelectorAll("button[data-refresh]")) {
       b.addEventListener("click", () => {

@@ -123,6 +123,15 @@ fn runs(c: &Connection, plan: Option<&str>, limit: usize) -> Result<Vec<DeployRu
     Ok(rows)
 }
 
+fn run(c: &Connection, id: u64) -> Result<Option<DeployRun>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(c.prepare_cached(&format!(
+        "SELECT {RUN_COLUMNS} FROM deploy_runs WHERE id = ?1"
+    ))?
+    .query_row(params![id as i64], run_row)
+    .optional()?)
+}
+
 /// Runs with no `end` event, oldest first.
 fn unfinished(c: &Connection) -> Result<Vec<DeployRun>, StoreError> {
     let mut stmt = c.prepare_cached(&format!(
@@ -200,6 +209,10 @@ impl Sqlite {
         limit: usize,
     ) -> Result<Vec<DeployRun>, StoreError> {
         self.read(move |c| runs(c, plan.as_deref(), limit)).await
+    }
+
+    pub(crate) async fn deploy_run(&self, id: u64) -> Result<Option<DeployRun>, StoreError> {
+        self.read(move |c| run(c, id)).await
     }
 
     pub(crate) async fn unfinished_deploy_runs(&self) -> Result<Vec<DeployRun>, StoreError> {

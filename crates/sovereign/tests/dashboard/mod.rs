@@ -278,6 +278,59 @@ async fn the_page_works_from_the_keyboard_alone() {
 }
 
 #[tokio::test]
+async fn the_deploys_panel_shows_plans_runs_and_steers_them() {
+    // A stage whose gate needs many successes of a check that passes: it holds in verifying.
+    let e = Engine::start(Some(
+        r#"
+[deploy.plans.web]
+[[deploy.plans.web.stages]]
+name = "canary"
+health_timeout = "60s"
+[[deploy.plans.web.stages.targets]]
+name = "edge"
+deploy = ["true"]
+rollback = ["true"]
+[[deploy.plans.web.stages.targets.checks]]
+kind = "command"
+command = ["true"]
+interval = "100ms"
+count = 500
+"#,
+    ));
+    let (status, run) = e
+        .post(
+            "/api/v1/deploy/run",
+            json!({"plan": "web", "version": "v1"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let b = Browser::start(1280, 800).await;
+    b.goto(e.url()).await;
+    b.click("[data-tab=\"deploys\"]").await;
+    b.text_until("the run verifying", "[data-deploy-state=\"web\"]", |t| {
+        t == "verifying"
+    })
+    .await;
+    b.screenshot("deploys").await;
+    // Promote from the page: the stage passes, the run succeeds, the history says so.
+    b.click("[data-plan=\"web\"] [data-action=\"deploy-promote\"]")
+        .await;
+    b.text_until("the run in the history", "#deploys-body tr .tone-ok", |t| {
+        t == "succeeded"
+    })
+    .await;
+    let (_, h) = e.get("/api/v1/deploy/history?limit=1").await;
+    assert_eq!(h["runs"][0]["outcome"], "succeeded", "{h}");
+    b.text_until("the plan idle again", "[data-deploy-state=\"web\"]", |t| {
+        t == "idle"
+    })
+    .await;
+    assert_eq!(b.text("[data-target=\"edge\"]").await, "edge: v1");
+    let problems = b.console_problems().await;
+    assert!(problems.is_empty(), "console: {problems:?}");
+}
+
+#[tokio::test]
 async fn a_viewer_sees_no_buttons_and_cannot_act() {
     let root = util::unique_dir("sovereign-e2e-dash-viewer");
     let data = root.join("data");

@@ -236,6 +236,23 @@ async fn a_good_version_promotes_and_a_canary_failing_its_p0_check_rolls_back_al
         "each measurement is in the history: {health}"
     );
 
+    // The run's journal as recorded: numbered from 1, its inputs first, its end last.
+    let (status, record) = e.get(&format!("/api/v1/deploy/runs/{}", first["id"])).await;
+    assert_eq!(status, 200, "{record}");
+    let events = record["events"].as_array().unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    assert_eq!(events[0]["kind"], "input", "{record}");
+    assert_eq!(events[0]["body"]["input"], "start", "{record}");
+    assert_eq!(events.last().unwrap()["kind"], "end", "{record}");
+    let deploys = events
+        .iter()
+        .filter(|e| e["kind"] == "command" && e["body"]["ok"] == true)
+        .count();
+    assert_eq!(deploys, 7, "{record}");
+    let (status, _) = e.get("/api/v1/deploy/runs/999").await;
+    assert_eq!(status, 404);
+
     // v2 breaks lhr: its P0 health check fails at once; the canary goes back to v1, and no
     // other stage is touched.
     let before = fleet.log().len();

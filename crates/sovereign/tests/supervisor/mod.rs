@@ -701,6 +701,21 @@ async fn the_example_stack_comes_up_in_order() {
             "healer = [\"sh\", \"heal.sh\"]",
             &format!("healer = [\"sh\", \"{}/heal.sh\"]", dir.display()),
         );
+    // The deploy plan's version file in a folder of the test's own, not in the repository.
+    let versions = crate::util::unique_dir("sovereign-e2e-stack-version");
+    let version_file = versions.join("api.version");
+    let text = text
+        .replace(
+            "\"api.version\"",
+            &format!("\"{}\"", version_file.display()),
+        )
+        .replace(
+            "name = \"api\"\nservice = \"api\"\n",
+            &format!(
+                "name = \"api\"\nservice = \"api\"\ncwd = \"{}\"\n",
+                dir.display()
+            ),
+        );
     let text = format!("[truth]\ndir = \"{}/truth\"\n\n{text}", dir.display());
     let e = Engine::start(Some(&text));
     let worker = wait_state(&e, "worker", "running").await;
@@ -740,6 +755,30 @@ async fn the_example_stack_comes_up_in_order() {
         Some(1.0),
         "the score is a JSON number: {deep}"
     );
+
+    // The stack's deploy plan: a service target is given its version, restarted through the
+    // supervisor and gated on serving it.
+    let before = api["pid"].as_u64();
+    let out = crate::util::cli(&[
+        "deploy",
+        "run",
+        "api",
+        "--version",
+        "v2",
+        "--wait",
+        "--url",
+        e.url(),
+    ]);
+    assert!(out.ok(), "{out:?}");
+    let api = service(&e, "api").await;
+    assert_ne!(api["pid"].as_u64(), before, "restarted: {api}");
+    let served: Value = reqwest::get(format!("http://127.0.0.1:{api_port}/version"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(served["version"], "v2", "{served}");
 }
 
 fn python3_available() -> bool {
