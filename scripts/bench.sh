@@ -164,20 +164,21 @@ if [[ $what == dashboard || $what == all ]]; then
   # Side by side, alternating, three rounds: orders/s at peak, and the engine's own CPU per
   # 1,000 orders (utime+stime from /proc), so the readers' share of this machine's two cores
   # (on a desk they run in browsers elsewhere) is told apart from what the engine spends.
-  echo "== dashboard: POST /api/orders without and with 50 dashboards open (wrk, 1 thread, 128 connections, 15 s; 3 rounds)"
+  rounds=${DASH_ROUNDS:-3} secs=${DASH_SECS:-15}
+  echo "== dashboard: POST /api/orders without and with 50 dashboards open (wrk, 1 thread, 128 connections, $secs s; $rounds rounds)"
   printf '[trading]\nfeed_interval = "100ms"\n' > "$DATA.dash.toml"
   ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-  for round in 1 2 3; do
+  for round in $(seq 1 "$rounds"); do
     for with in 0 50; do
       start --config "$DATA.dash.toml"
       hold=
-      if [[ $with -gt 0 ]]; then "$LOADGEN" hold "$URL" --count 50 --secs 19 >/dev/null & hold=$!; fi
+      if [[ $with -gt 0 ]]; then "$LOADGEN" hold "$URL" --count 50 --secs $((secs + 4)) >/dev/null & hold=$!; fi
       sleep 2
       t0=$(ticks "$PID"); h0=$([[ -n $hold ]] && ticks "$hold" || echo 0)
-      out=$(wrk -t1 -c128 -d15s --latency -s "$DATA.order.lua" "$URL/api/orders")
+      out=$(wrk -t1 -c128 -d"${secs}s" --latency -s "$DATA.order.lua" "$URL/api/orders")
       t1=$(ticks "$PID"); h1=$([[ -n $hold ]] && ticks "$hold" || echo 0)
       rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out"); p99=$(awk '$1 == "99%" {print $2}' <<<"$out")
-      echo "round $round, $with dashboards: $rps orders/s, P99 $p99, engine CPU $(awk -v c="$((t1 - t0))" -v r="$rps" 'BEGIN {printf "%.1f", c * 10 / (r * 15) * 1000}') ms per 1,000 orders, readers $(( (h1 - h0) * 10 / 15 )) ms/s"
+      echo "round $round, $with dashboards: $rps orders/s, P99 $p99, engine CPU $(awk -v c="$((t1 - t0))" -v r="$rps" -v s="$secs" 'BEGIN {printf "%.1f", c * 10 / (r * s) * 1000}') ms per 1,000 orders, readers $(( (h1 - h0) * 10 / secs )) ms/s"
       [[ -n $hold ]] && wait "$hold"
       stop
     done

@@ -254,6 +254,21 @@ impl Store {
         dispatch!(self, b => b.barrier())
     }
 
+    /// How many writes have been queued so far; with [`Store::finished_through`], a cheap way
+    /// to learn when everything queued up to now is finished.
+    pub fn queued(&self) -> u64 {
+        dispatch!(self, b => b.queued())
+    }
+
+    /// Resolves once the first `ticket` writes queued are finished (durable, or failed: check
+    /// [`Store::poisoned`]); unlike [`Store::barrier`] it queues nothing.
+    pub fn finished_through(
+        &self,
+        ticket: u64,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        dispatch!(self, b => b.finished_through(ticket))
+    }
+
     /// Whether a commit or a journal append has failed since start. Once set, what is in memory
     /// may be ahead of the disk; the trading core stops rather than build on it.
     pub fn poisoned(&self) -> bool {

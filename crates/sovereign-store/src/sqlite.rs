@@ -17,7 +17,7 @@ use sovereign_core::access::ApiKey;
 use sovereign_core::audit::{journal_digest, AuditRecord, Digest};
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 mod alerts;
 mod deploys;
@@ -155,6 +155,8 @@ pub(crate) struct Sqlite {
     writes: Arc<AtomicU64>,
     /// Writes queued so far; `writes` counts those the writer has finished (durable or failed).
     queued: AtomicU64,
+    /// `writes` as the writer last published it, after each commit.
+    finished: watch::Receiver<u64>,
     /// Dropping this stops the checkpointer thread.
     _checkpointer: mpsc::Sender<()>,
     /// Set for good when a commit or a journal append fails.
@@ -229,6 +231,7 @@ impl Sqlite {
         let commits = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(AtomicU64::new(0));
         let poisoned = Arc::new(AtomicBool::new(false));
+        let (finished_tx, finished) = watch::channel(0);
         let heads = Heads {
             audit: load_audit_head(&conn)?,
             journal: chain_journal(&conn)?,
@@ -242,6 +245,7 @@ impl Sqlite {
             max_batch: options.max_batch.max(1),
             commits: commits.clone(),
             writes: writes.clone(),
+            finished: finished_tx,
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -255,6 +259,7 @@ impl Sqlite {
             commits,
             writes,
             queued: AtomicU64::new(0),
+            finished,
             _checkpointer: checkpointer,
             poisoned,
             lock: Mutex::new(Some(lock)),
@@ -267,6 +272,27 @@ impl Sqlite {
 
     pub(crate) fn caught_up(&self) -> bool {
         self.writes.load(Ordering::Acquire) >= self.queued.load(Ordering::Acquire)
+    }
+
+    /// How many writes have been queued so far: a write queued before this call is finished
+    /// once [`Sqlite::finished_through`] of the answer resolves.
+    pub(crate) fn queued(&self) -> u64 {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the writer has finished (committed, or failed: see `poisoned`) the first
+    /// `ticket` writes queued. Waiting costs no write and wakes once per commit.
+    pub(crate) fn finished_through(
+        &self,
+        ticket: u64,
+    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
+        let mut rx = self.finished.clone();
+        async move {
+            rx.wait_for(|w| *w >= ticket)
+                .await
+                .map(|_| ())
+                .map_err(|_| StoreError::Closed)
+        }
     }
 
     fn enqueue(&self, op: WriteOp, reply: oneshot::Sender<Result<u64, StoreError>>) -> bool {
@@ -809,6 +835,8 @@ struct Writer {
     max_batch: usize,
     commits: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
+    /// Told `writes` after each commit (wakes only those waiting).
+    finished: watch::Sender<u64>,
 }
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
@@ -844,11 +872,20 @@ impl Writer {
         }
     }
 
+    /// `n` more writes are finished: count them and tell whoever waits.
+    fn finish(&self, n: u64) {
+        let total = self.writes.fetch_add(n, Ordering::Release) + n;
+        self.finished.send_if_modified(|w| {
+            *w = total;
+            true
+        });
+    }
+
     fn commit(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {
         let n = batch.len() as u64;
         if batch.iter().all(|(op, _)| matches!(op, WriteOp::Ping)) {
             // Barriers alone: what came before them is committed already.
-            self.writes.fetch_add(n, Ordering::Release);
+            self.finish(n);
             for (_, reply) in batch.drain(..) {
                 let _ = reply.send(Ok(0));
             }
@@ -882,7 +919,7 @@ impl Writer {
         match outcome {
             Ok(results) => {
                 self.commits.fetch_add(1, Ordering::Relaxed);
-                self.writes.fetch_add(n, Ordering::Release);
+                self.finish(n);
                 for ((_, reply), r) in batch.drain(..).zip(results) {
                     let _ = reply.send(r);
                 }
@@ -892,7 +929,7 @@ impl Writer {
                 // The chain heads may have moved past what was committed: read them back.
                 self.heads.audit = load_audit_head(&self.conn).unwrap_or(None);
                 self.heads.journal = load_journal_head(&self.conn).unwrap_or(None);
-                self.writes.fetch_add(n, Ordering::Release);
+                self.finish(n);
                 tracing::error!(error = %e, writes = n, "store commit failed");
                 let msg = e.to_string();
                 for (_, reply) in batch.drain(..) {

@@ -308,6 +308,38 @@ async fn webhooks_and_recent_deliveries() {
 }
 
 #[tokio::test]
+async fn finished_through_a_ticket_means_every_write_queued_before_it_is_readable() {
+    use sovereign_store::JournalEntry;
+    let dir = TempDir::new("finished");
+    let store = open(&dir);
+    let entry = |n: usize| JournalEntry {
+        seq: 0,
+        at: t0(),
+        kind: "order_created".into(),
+        payload: format!("{{\"n\":{n}}}"),
+    };
+    for round in 0..20 {
+        // Writes queued from several tasks at once, then a ticket taken after ours.
+        let others: Vec<_> = (0..5)
+            .map(|i| store.append_audit(t0(), "t", "x", serde_json::json!({"i": i})))
+            .collect();
+        let ours = store.append_journal(vec![entry(round)]);
+        let ticket = store.queued();
+        store.finished_through(ticket).await.unwrap();
+        // Without awaiting the write itself, it is there.
+        let rows = store.read_journal(0, 1000).await.unwrap();
+        assert_eq!(rows.len(), round + 1, "round {round}");
+        assert_eq!(rows[round].payload, format!("{{\"n\":{round}}}"));
+        ours.await.unwrap();
+        for o in others {
+            o.await.unwrap();
+        }
+    }
+    assert!(!store.poisoned());
+    store.close().await;
+}
+
+#[tokio::test]
 async fn journal_keeps_queue_order_and_survives_reopen() {
     use sovereign_store::JournalEntry;
     let dir = TempDir::new("journal");

@@ -717,7 +717,9 @@ struct Actor {
     events: broadcast::Sender<Durables>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
-    publish: mpsc::UnboundedSender<Published>,
+    /// Published batches, each with the store's count of queued writes once its journal row
+    /// was queued (it is durable when the writer has finished that many).
+    publish: mpsc::UnboundedSender<(u64, Published)>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
     /// Answering venues, in the order of the settings.
@@ -804,17 +806,18 @@ impl Venue {
 }
 
 /// Deliver published batches to subscribers in the order they were queued, each once durable,
-/// numbered and kept for subscribers that reconnect. One barrier covers every batch queued
-/// before it (their journal writes were queued first), so a burst costs one, not one each.
+/// numbered and kept for subscribers that reconnect. The store says when the writes queued up
+/// to a point are finished, without a write of its own: a burst waits once, for its last batch.
 async fn publisher(
-    mut rx: mpsc::UnboundedReceiver<Published>,
+    mut rx: mpsc::UnboundedReceiver<(u64, Published)>,
     store: Store,
     subscribers: broadcast::Sender<Durables>,
     recent: Arc<std::sync::Mutex<Recent>>,
 ) {
     let mut ready = Vec::new();
     while rx.recv_many(&mut ready, 1024).await > 0 {
-        if store.barrier().await.is_err() {
+        let through = ready.last().map_or(0, |(t, _)| *t);
+        if store.finished_through(through).await.is_err() || store.poisoned() {
             // Not durable: never shown (the trading core stops on a failed write).
             ready.clear();
             continue;
@@ -823,7 +826,7 @@ async fn publisher(
         let mut r = recent.lock().unwrap_or_else(|p| p.into_inner());
         let durables: Durables = ready
             .drain(..)
-            .map(|mut published| {
+            .map(|(_, mut published)| {
                 r.next_seq += 1;
                 published.seq = r.next_seq;
                 let published = Arc::new(published);
@@ -1680,9 +1683,11 @@ impl Actor {
         }
         if now - self.listened.load(Ordering::Relaxed) < REPLAY_LINGER_MICROS {
             // Subscribers hear of the events once they are durable (their journal write is
-            // queued already; the publisher's barrier comes after it), in the OMS's order.
+            // queued already: the writes queued so far cover it), in the OMS's order.
             // Kept a while after the last subscriber left, so one that reconnects misses none.
-            let _ = self.publish.send(self.snapshot(events));
+            let _ = self
+                .publish
+                .send((self.store.queued(), self.snapshot(events)));
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }

@@ -665,6 +665,18 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     assert_eq!(trail["alerts"][0]["priority"], "P0", "{trail}");
     let (_, v) = e.get("/api/v1/deploy/status").await;
     assert!(v["plans"][0]["active"].is_null(), "{v}");
+    // Deploys, trading, the healer and the scheduler in one document.
+    let (status, a) = e.get("/api/v1/autonomy/status").await;
+    assert_eq!(status, 200, "{a}");
+    assert_eq!(a["deploy"]["plans"][0]["plan"], "regions", "{a}");
+    assert_eq!(a["deploy"]["plans"][0]["state"], "idle", "{a}");
+    assert_eq!(a["deploy"]["plans"][0]["last_outcome"], "failed", "{a}");
+    assert_eq!(a["trading"]["hardstop"], false, "{a}");
+    assert_eq!(
+        a["trading"]["accounts"][0]["trading_state"], "active",
+        "{a}"
+    );
+    assert_eq!(a["scheduler"]["running"], true, "{a}");
 }
 
 #[test]
@@ -679,6 +691,7 @@ fn a_template_naming_an_unknown_placeholder_stops_the_start() {
 name = "canary"
 [[deploy.plans.web.stages.targets]]
 name = "a"
+service = "nope"
 deploy = ["./deploy.sh", "{verison}"]
 rollback = ["./deploy.sh", "{previous}"]
 [[deploy.plans.web.stages.targets.checks]]
