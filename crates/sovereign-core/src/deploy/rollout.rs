@@ -245,7 +245,6 @@ struct Unwind {
     /// How far it got in `stages`.
     next: usize,
     end: End,
-    scope: Scope,
 }
 
 /// One run of a plan.
@@ -299,10 +298,6 @@ impl Rollout {
 
     pub fn phase(&self) -> &Phase {
         &self.phase
-    }
-
-    pub fn stages(&self) -> &[StageShape] {
-        &self.stages
     }
 
     pub fn target(&self, stage: usize, target: usize) -> Option<TargetState> {
@@ -604,7 +599,6 @@ impl Rollout {
             stages,
             next: 0,
             end,
-            scope,
         });
         self.enter(Phase::RollingBack { scope }, out);
     }
@@ -694,11 +688,6 @@ impl Rollout {
             }
         }
         self.unwind = Some(u);
-    }
-
-    /// Which stages the rollback covers, while rolling back.
-    pub fn scope(&self) -> Option<Scope> {
-        self.unwind.as_ref().map(|u| u.scope)
     }
 
     /// Whether every target whose deploy started has been rolled back (or none started).

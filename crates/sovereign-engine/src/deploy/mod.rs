@@ -402,13 +402,7 @@ impl Deploy {
         let mut out = Vec::with_capacity(runs.len());
         for run in runs {
             let events = self.inner.store.deploy_events(run.id).await?;
-            let stages = self
-                .inner
-                .settings
-                .plans
-                .get(&run.plan)
-                .map(|p| p.stages.iter().map(|s| s.name.clone()).collect())
-                .unwrap_or_default();
+            let stages = self.stage_names(&run.plan);
             out.push(history::summarize(run, &events, stages));
         }
         Ok(out)
@@ -423,14 +417,19 @@ impl Deploy {
             return Ok(None);
         };
         let events = self.inner.store.deploy_events(run.id).await?;
-        let stages = self
-            .inner
+        let stages = self.stage_names(&run.plan);
+        Ok(Some((history::summarize(run, &events, stages), events)))
+    }
+
+    /// A plan's stage names in order (none for a plan no longer configured: its runs list the
+    /// stages their events name).
+    fn stage_names(&self, plan: &str) -> Vec<String> {
+        self.inner
             .settings
             .plans
-            .get(&run.plan)
+            .get(plan)
             .map(|p| p.stages.iter().map(|s| s.name.clone()).collect())
-            .unwrap_or_default();
-        Ok(Some((history::summarize(run, &events, stages), events)))
+            .unwrap_or_default()
     }
 
     /// The alerts deploys raised, newest first (`/api/v1/deploy/audit-trail`).

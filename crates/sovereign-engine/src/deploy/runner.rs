@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use sovereign_core::deploy::analysis::{Gate, GateVerdict, Severity};
+use sovereign_core::deploy::analysis::{Gate, GateVerdict};
 use sovereign_core::deploy::plan::Vars;
 use sovereign_core::deploy::rollout::{
     Action, GateOutcome, Input, Phase, Refused, Rollout, StageShape,
@@ -743,12 +743,7 @@ impl Runner {
             "deploy.finished",
             json!({"run": self.run.id, "plan": self.run.plan, "version": self.run.version, "outcome": phase, "reason": reason}),
         );
-        let severity = if priority == Priority::P0 {
-            Severity::P0
-        } else {
-            Severity::P1
-        };
-        tracing::info!(run = self.run.id, plan = %self.run.plan, outcome = phase, severity = severity.as_str(), "deploy finished");
+        tracing::info!(run = self.run.id, plan = %self.run.plan, outcome = phase, priority = priority.as_str(), "deploy finished");
         self.ctx.notifier.raise_in_background(
             Alert {
                 priority,
