@@ -1337,7 +1337,12 @@
   async function loadResults() {
     const b = await load(`/api/results?limit=${MAX_LISTED}`, $("tasks-result"));
     if (!b) return;
-    S.results = b.results || [];
+    // Results the stream brought while this was asked for stay in front.
+    const fresh = b.results || [];
+    const known = new Set(fresh.map((r) => r.result_id));
+    const since = fresh.length ? fresh[0].started_at : "";
+    const newer = S.results.filter((r) => !known.has(r.result_id) && r.started_at >= since);
+    S.results = [...newer, ...fresh].slice(0, MAX_LISTED);
     renderResults();
   }
 
@@ -1451,7 +1456,10 @@
   async function loadAlerts() {
     const b = await load(`/api/alerts?limit=${MAX_LISTED}`, $(S.panel === "alerts" ? "alerts-result" : "overview-result"));
     if (!b) return;
-    S.alerts = b.alerts || [];
+    // The stream may have brought alerts newer than this answer: they stay in front.
+    const fresh = b.alerts || [];
+    const top = fresh.length ? fresh[0].id : 0;
+    S.alerts = [...S.alerts.filter((a) => a.id > top), ...fresh].slice(0, MAX_LISTED);
     renderAlerts();
   }
 
@@ -1641,13 +1649,14 @@
             const a = p.active;
             const card = h("div", { class: "card deploy", "data-plan": p.plan });
             const state = a ? a.phase : "idle";
-            card.append(
+            const lines = [
               h("h3", null, p.plan, " ", h("span", { class: "badge " + toneOf("deploy", state), "data-deploy-state": p.plan }, state),
                 a && a.stage ? h("span", { class: "muted" }, ` ${a.stage}`) : null),
               a ? h("p", { class: "small" }, `run ${a.id}: ${a.kind} ${a.version}`, a.reason ? ` — ${a.reason}` : "") : null,
               p.last ? h("p", { class: "small muted" }, `last: ${p.last.version} ${p.last.outcome}`, p.last.reason ? ` — ${p.last.reason}` : "") : null,
               h("p", { class: "small muted" }, `success ${pct(p.figures.success_rate)} · rollback ${pct(p.figures.rollback_rate)} over ${p.figures.runs} runs`),
-            );
+            ];
+            card.append(...lines.filter(Boolean)); // append() would show a null as text
             const targets = a ? a.targets : Object.entries(p.targets || {}).map(([target, version]) => ({ target, state: version }));
             card.append(h("div", { class: "badges" }, ...targets.map((t) =>
               h("span", { class: "badge " + toneOf("deploy", t.state), "data-target": t.target }, `${t.target}: ${t.state}`))));

@@ -311,6 +311,12 @@ count = 500
         t == "verifying"
     })
     .await;
+    let card = b.text("[data-plan=\"web\"]").await;
+    assert!(card.contains("run 1: deploy v1"), "{card}");
+    assert!(
+        !card.contains("null"),
+        "nothing absent is shown as text: {card}"
+    );
     b.screenshot("deploys").await;
     // Promote from the page: the stage passes, the run succeeds, the history says so.
     b.click("[data-plan=\"web\"] [data-action=\"deploy-promote\"]")
