@@ -192,10 +192,6 @@ impl Deploy {
         deploy
     }
 
-    pub fn plans(&self) -> Vec<Arc<Plan>> {
-        self.inner.settings.plans.values().cloned().collect()
-    }
-
     pub fn plan(&self, name: &str) -> Result<Arc<Plan>, DeployError> {
         self.inner
             .settings

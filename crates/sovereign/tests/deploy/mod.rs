@@ -22,11 +22,29 @@ fn region_py() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/deploy/region.py")
 }
 
+/// A port for a region, free now and taken by no one else meanwhile: below the range the
+/// kernel hands out for port 0 (where the engines, browsers and receivers of tests running
+/// alongside get theirs), each given once in this test process. A region binds it only when it
+/// is deployed, so a port picked with `bind(0)` could be taken by then.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let _ = NEXT.compare_exchange(
+        0,
+        20_000 + (std::process::id() % 100) as u16 * 100,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    loop {
+        let port = NEXT.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            port < 32_768,
+            "no region ports left below the ephemeral range"
+        );
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// The seed's regions: canary [lhr, nrt] → primary [ewr] (critical) → full [ord, fra, sin, bom].
