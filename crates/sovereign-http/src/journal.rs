@@ -1,17 +1,20 @@
 //! The trading journal's streams: `/sse/orders`, `/sse/fills`, `/sse/positions`, and
-//! `/sse/trading` with all three on one connection (a page that follows orders, fills and
-//! positions holds one of the browser's six connections, not three).
+//! `/sse/trading` with all three and the prices on one connection (a page that follows a
+//! trading view holds one of the browser's six connections, not four).
 //!
 //! - **Per change** (no `every`): each subscriber has its own receiver of the engine's published
-//!   batches and renders each batch as it comes — an API client that follows every change.
-//! - **Conflated** (`?every=250ms`): one [`Feed`] per window length receives the batches, merges
-//!   each window into the latest state of every order and position that changed and the newest
-//!   fills, and renders it once into SSE bytes; every subscriber of that length is sent those
-//!   bytes as they are. Fifty dashboards cost one rendering a window, not fifty. A feed starts
-//!   with its first subscriber and ends at the first empty window without one.
-//! - Both are resumable: the last event of each batch or window carries the id `<epoch>-<seq>`;
-//!   a client that reconnects with `Last-Event-ID` first gets what it missed, or `event: reset`
-//!   when that is gone (another run of the engine, or too long ago) and it must fetch afresh.
+//!   batches (and of its ticks) and renders each as it comes — an API client that follows every
+//!   change.
+//! - **Conflated** (`?every=250ms`): one [`Feed`] per window length receives the batches and
+//!   the ticks, merges each window into the latest state of every order, position and price
+//!   that changed and the newest fills, and renders it once into SSE bytes; every subscriber of
+//!   that length is sent those bytes as they are. Fifty dashboards cost one rendering a window,
+//!   not fifty. A feed starts with its first subscriber and ends at the first window without
+//!   journal events or a subscriber.
+//! - Both are resumable: the last journal event of each batch or window carries the id
+//!   `<epoch>-<seq>`; a client that reconnects with `Last-Event-ID` first gets what it missed,
+//!   or `event: reset` when that is gone (another run of the engine, or too long ago) and it
+//!   must fetch afresh. Prices carry no id: a reconnecting client fetches the quotes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -23,16 +26,15 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use futures_util::stream;
+use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use sovereign_core::trading::oms::Event;
-use sovereign_engine::trading::{Durables, Published, Trading};
+use sovereign_engine::trading::{Durables, Published, Tick, Trading};
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::extract::ApiQuery;
-use crate::trading::{FillOut, OrderOut, PositionOut};
+use crate::trading::{FillOut, OrderOut, PositionOut, TickOut};
 use crate::Closing;
 
 crate::routes! {
@@ -76,14 +78,19 @@ impl Kinds {
     fn positions(self) -> bool {
         matches!(self, Kinds::Positions | Kinds::All)
     }
+
+    fn ticks(self) -> bool {
+        self == Kinds::All
+    }
 }
 
 /// `?every=250ms`: conflate a stream into one message per window (10 ms to 10 s).
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct StreamQuery {
-    /// Send at most once per this window: the latest state of each order and position that
-    /// changed in it, the newest fills (at most 200 of each); absent: every change as it comes.
+    /// Send at most once per this window: the latest state of each order, position and price
+    /// that changed in it, the newest fills (at most 20 orders and 20 fills); absent: every
+    /// change as it comes.
     pub every: Option<String>,
 }
 
@@ -136,10 +143,11 @@ pub async fn sse_positions(
     journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Positions)
 }
 
-/// Orders, fills and positions on one stream: `event: order`, `event: fill` and
-/// `event: position` as on their own streams, in the journal's order (conflated: orders,
-/// then fills, then positions of each window).
-#[utoipa::path(get, path = "/sse/trading", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `order`, `fill` and `position` events on one stream", content_type = "text/event-stream")))]
+/// Orders, fills, positions and prices on one stream: `event: order`, `event: fill` and
+/// `event: position` as on their own streams, in the journal's order, and `event: tick` as on
+/// `/sse/spot` (conflated: each symbol's latest price, then the orders, fills and positions of
+/// each window).
+#[utoipa::path(get, path = "/sse/trading", tag = "streams", params(StreamQuery), responses((status = 200, description = "server-sent events: `order`, `fill`, `position` and `tick` events on one stream", content_type = "text/event-stream")))]
 pub async fn sse_trading(
     State(t): State<Trading>,
     State(feeds): State<Feeds>,
@@ -179,7 +187,16 @@ fn journal_stream(
                     &Window::of(std::slice::from_ref(p), usize::MAX),
                 );
             }
-            per_change(sub.live, sub.replayed_to, first, kinds, epoch, closing)
+            let spot = kinds.ticks().then(|| t.subscribe_spot());
+            per_change(
+                sub.live,
+                spot,
+                sub.replayed_to,
+                first,
+                kinds,
+                epoch,
+                closing,
+            )
         }
         Some(every) => {
             let (live, emitted_to) = feeds.join(t, every, closing.clone());
@@ -203,7 +220,7 @@ fn journal_stream(
                     );
                 }
             }
-            conflated(live, emitted_to, first, kinds, closing)
+            conflated(live, first, kinds, closing)
         }
     };
     Ok((
@@ -223,64 +240,55 @@ fn journal_stream(
 const RESET: &[u8] = b"event: reset\ndata: {}\n\n";
 const ALIVE: &[u8] = b":\n\n";
 
-/// What a stream's next wait brings.
-enum Next<T> {
-    Item(Result<T, broadcast::error::RecvError>),
-    /// Nothing for [`KEEP_ALIVE`]: a comment goes out.
-    Idle,
-    /// The server begins to shut down: the stream ends.
-    Closing,
+/// What `rx` receives, until its sender goes.
+fn received<T: Clone + Send + 'static>(
+    rx: broadcast::Receiver<T>,
+) -> impl Stream<Item = Result<T, broadcast::error::RecvError>> + Send {
+    stream::unfold(rx, |mut rx| async move {
+        match rx.recv().await {
+            Err(broadcast::error::RecvError::Closed) => None,
+            r => Some((r, rx)),
+        }
+    })
 }
 
-async fn next<T: Clone>(rx: &mut broadcast::Receiver<T>, closing: &Closing) -> Next<T> {
-    tokio::select! {
-        r = tokio::time::timeout(KEEP_ALIVE, rx.recv()) => r.map_or(Next::Idle, Next::Item),
-        _ = closing.closed() => Next::Closing,
-    }
-}
-
-/// A stream body: `first` (when not empty), then what `chunk` makes of each item received (or
-/// a comment when idle), until the sender or the server goes.
-fn body<T, F>(first: Vec<u8>, rx: broadcast::Receiver<T>, closing: Closing, chunk: F) -> Body
-where
-    T: Clone + Send + 'static,
-    F: Fn(Result<T, broadcast::error::RecvError>) -> Option<Bytes> + Send + 'static,
-{
+/// A stream body: `first` (when not empty), then each of `chunks` (or a comment when there is
+/// none for [`KEEP_ALIVE`]), until they end or the server begins to shut down.
+fn body(
+    first: Vec<u8>,
+    chunks: impl Stream<Item = Bytes> + Send + 'static,
+    closing: Closing,
+) -> Body {
     let first = (!first.is_empty()).then(|| Bytes::from(first));
-    let chunks = stream::unfold(
-        (first, rx, closing, chunk),
-        |(first, mut rx, closing, chunk)| async move {
-            if let Some(bytes) = first {
-                return Some((Ok::<_, Infallible>(bytes), (None, rx, closing, chunk)));
-            }
-            loop {
-                let bytes = match next(&mut rx, &closing).await {
-                    Next::Item(Err(broadcast::error::RecvError::Closed)) | Next::Closing => {
-                        return None
-                    }
-                    Next::Item(item) => match chunk(item) {
-                        Some(bytes) => bytes,
-                        None => continue,
-                    },
-                    Next::Idle => Bytes::from_static(ALIVE),
-                };
-                return Some((Ok(bytes), (None, rx, closing, chunk)));
-            }
+    let live = stream::unfold(
+        (Box::pin(chunks), closing),
+        |(mut chunks, closing)| async move {
+            let bytes = tokio::select! {
+                next = tokio::time::timeout(KEEP_ALIVE, chunks.next()) => match next {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => return None,
+                    Err(_) => Bytes::from_static(ALIVE),
+                },
+                _ = closing.closed() => return None,
+            };
+            Some((bytes, (chunks, closing)))
         },
     );
-    Body::from_stream(chunks)
+    Body::from_stream(stream::iter(first).chain(live).map(Ok::<_, Infallible>))
 }
 
-/// Every published batch as it comes, rendered for this subscriber.
+/// Every published batch (and, with `spot`, every tick) as it comes, rendered for this
+/// subscriber.
 fn per_change(
     live: broadcast::Receiver<Durables>,
+    spot: Option<broadcast::Receiver<Arc<Vec<Tick>>>>,
     skip_to: u64,
     first: Vec<u8>,
     kinds: Kinds,
     epoch: u64,
     closing: Closing,
 ) -> Body {
-    body(first, live, closing, move |item| {
+    let journal = received(live).filter_map(move |item| {
         let mut out = Vec::new();
         match item {
             Ok(durables) => {
@@ -302,38 +310,53 @@ fn per_change(
             }
             Err(broadcast::error::RecvError::Closed) => {}
         }
-        (!out.is_empty()).then(|| Bytes::from(out))
-    })
+        std::future::ready((!out.is_empty()).then(|| Bytes::from(out)))
+    });
+    let Some(spot) = spot else {
+        return body(first, journal, closing);
+    };
+    // Ticks that went by unread are gone: the next ones bring the prices.
+    let prices = received(spot).filter_map(|item| {
+        let mut out = Vec::new();
+        if let Ok(ticks) = item {
+            let ticks: Vec<TickOut> = ticks.iter().map(TickOut::from).collect();
+            render_ticks(&mut out, &ticks);
+        }
+        std::future::ready((!out.is_empty()).then(|| Bytes::from(out)))
+    });
+    body(first, stream::select(journal, prices), closing)
 }
 
 /// The feed's windows as they come, each already rendered for these kinds.
 fn conflated(
     live: broadcast::Receiver<Arc<Rendered>>,
-    skip_to: u64,
     first: Vec<u8>,
     kinds: Kinds,
     closing: Closing,
 ) -> Body {
-    body(first, live, closing, move |item| match item {
-        Ok(w) if w.to <= skip_to => None,
-        Ok(w) => {
-            let chunk = &w.chunks[kinds.index()];
-            (!chunk.is_empty()).then(|| chunk.clone())
-        }
-        // Windows went by unread: fetch afresh.
-        Err(broadcast::error::RecvError::Lagged(_)) => Some(Bytes::from_static(RESET)),
-        Err(broadcast::error::RecvError::Closed) => None,
-    })
+    let windows = received(live).filter_map(move |item| {
+        std::future::ready(match item {
+            Ok(w) => {
+                let chunk = &w.0[kinds.index()];
+                (!chunk.is_empty()).then(|| chunk.clone())
+            }
+            // Windows went by unread: fetch afresh.
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Bytes::from_static(RESET)),
+            Err(broadcast::error::RecvError::Closed) => None,
+        })
+    });
+    body(first, windows, closing)
 }
 
 /// What one or more batches come to: the latest state of each order and position that changed
 /// (in the order of their last change), the newest fills — at most `kept` of orders and of
-/// fills — up to the last batch's seq.
+/// fills — up to the last batch's seq; and, in a feed's window, each symbol's latest price.
 struct Window {
     to: u64,
     orders: Vec<OrderOut>,
     fills: Vec<FillOut>,
     positions: Vec<PositionOut>,
+    ticks: Vec<TickOut>,
 }
 
 impl Window {
@@ -353,11 +376,9 @@ impl Window {
                     positions.push(PositionOut::from(x));
                 }
             }
-            for e in p.events.iter().rev() {
-                if let Event::Filled(f) = e {
-                    if fills.len() < kept {
-                        fills.push(FillOut::from(f));
-                    }
+            for f in p.fills.iter().rev() {
+                if fills.len() < kept {
+                    fills.push(FillOut::from(f));
                 }
             }
         }
@@ -369,12 +390,37 @@ impl Window {
             orders,
             fills,
             positions,
+            ticks: Vec::new(),
         }
     }
 }
 
-/// Append `w`'s events of `kinds` to `out`, the last with the id `<epoch>-<to>`.
+/// Each symbol's latest price in `ticks` (in the order first seen): a tick without a bid or
+/// an ask keeps the one before, as the engine's quote does.
+fn latest_prices<'a>(ticks: impl IntoIterator<Item = &'a Tick>) -> Vec<Tick> {
+    let mut latest: Vec<Tick> = Vec::new();
+    for t in ticks {
+        match latest.iter_mut().find(|l| l.symbol == t.symbol) {
+            Some(l) => {
+                let (bid, ask) = (t.bid.or(l.bid), t.ask.or(l.ask));
+                *l = Tick {
+                    bid,
+                    ask,
+                    ..t.clone()
+                };
+            }
+            None => latest.push(t.clone()),
+        }
+    }
+    latest
+}
+
+/// Append `w`'s events of `kinds` to `out`: prices first, then the journal's events, the last
+/// of them with the id `<epoch>-<to>`.
 fn render(out: &mut Vec<u8>, kinds: Kinds, epoch: u64, w: &Window) {
+    if kinds.ticks() {
+        render_ticks(out, &w.ticks);
+    }
     let mut events: Vec<(&str, String)> = Vec::new();
     // Compact JSON has no newline: one `data:` line each.
     if kinds.orders() {
@@ -397,6 +443,14 @@ fn render(out: &mut Vec<u8>, kinds: Kinds, epoch: u64, w: &Window) {
     }
 }
 
+/// Append one `event: tick` for each price (no id: prices are not replayed).
+fn render_ticks(out: &mut Vec<u8>, ticks: &[TickOut]) {
+    let mut text = Text(out);
+    for t in ticks {
+        let _ = write!(text, "event: tick\ndata: {}\n\n", json(t));
+    }
+}
+
 fn json(v: &impl Serialize) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
@@ -411,11 +465,8 @@ impl std::fmt::Write for Text<'_> {
     }
 }
 
-/// A window rendered once for every kind of stream.
-pub struct Rendered {
-    to: u64,
-    chunks: [Bytes; 4],
-}
+/// A window rendered once for every kind of stream (by [`Kinds::index`]).
+pub struct Rendered([Bytes; 4]);
 
 /// The conflating feeds, one per window length, started by their first subscriber.
 #[derive(Clone, Default)]
@@ -434,7 +485,8 @@ struct Sent {
 
 impl Feeds {
     /// Subscribe to the `every` feed (starting it if it is not running): its windows from the
-    /// next on, and the seq the last one sent ended at.
+    /// next on, and the seq the last one sent ended at. Both are taken under the lock the feed
+    /// sends under, so every window received holds only batches after that seq.
     fn join(
         &self,
         t: &Trading,
@@ -454,9 +506,9 @@ impl Feeds {
             tokio::spawn(run_feed(
                 self.clone(),
                 feed.clone(),
+                t.clone(),
                 sub.live,
                 sub.replayed_to,
-                t.epoch(),
                 every,
                 closing,
             ));
@@ -467,20 +519,25 @@ impl Feeds {
     }
 }
 
-/// A feed: merge the batches of each window, render it once, send it to every subscriber; end
-/// at an empty window with none left (under the registry's lock, so no one joins it then).
+/// A feed: merge the batches and ticks of each window, render it once, send it to every
+/// subscriber; end at a window without batches and without subscribers (under the registry's
+/// lock, so no one joins it then).
 async fn run_feed(
     feeds: Feeds,
     feed: Arc<Feed>,
+    t: Trading,
     mut live: broadcast::Receiver<Durables>,
     skip_to: u64,
-    epoch: u64,
     every: Duration,
     closing: Closing,
 ) {
+    // Only its streams are kept: a feed holds no handle of the engine while it runs.
+    let (mut spot, epoch) = (t.subscribe_spot(), t.epoch());
+    drop(t);
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut batches: Vec<Arc<Published>> = Vec::new();
+    let mut ticks: Vec<Arc<Vec<Tick>>> = Vec::new();
     let mut lagged = false;
     let mut sent_to = skip_to;
     loop {
@@ -500,6 +557,14 @@ async fn run_feed(
                 Err(broadcast::error::TryRecvError::Closed) => return,
             }
         }
+        loop {
+            match spot.try_recv() {
+                Ok(t) => ticks.push(t),
+                // Ticks that went by unread are gone: the newest are what a window sends.
+                Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+                Err(_) => break,
+            }
+        }
         if batches.is_empty() && !lagged {
             let mut registry = feeds.0.lock().unwrap_or_else(|p| p.into_inner());
             let sent = feed.sent.lock().unwrap_or_else(|p| p.into_inner());
@@ -507,9 +572,15 @@ async fn run_feed(
                 registry.remove(&every);
                 return;
             }
-            continue;
+            if ticks.is_empty() {
+                continue;
+            }
         }
         let mut window = Window::of(&batches, CONFLATED_KEPT);
+        window.ticks = latest_prices(ticks.iter().flat_map(|t| t.iter()))
+            .iter()
+            .map(TickOut::from)
+            .collect();
         window.to = window.to.max(sent_to);
         sent_to = window.to;
         let chunks = Kinds::EACH.map(|kinds| {
@@ -522,12 +593,71 @@ async fn run_feed(
             Bytes::from(out)
         });
         batches.clear();
+        ticks.clear();
         lagged = false;
         let mut sent = feed.sent.lock().unwrap_or_else(|p| p.into_inner());
         sent.to = sent_to;
-        let _ = sent.tx.send(Arc::new(Rendered {
-            to: sent_to,
-            chunks,
-        }));
+        let _ = sent.tx.send(Arc::new(Rendered(chunks)));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sovereign_core::trading::fixed::Price;
+    use sovereign_core::trading::instrument::Symbol;
+    use sovereign_core::trading::oms::PriceSource;
+
+    fn tick(symbol: &str, price: &str, bid: Option<&str>, ask: Option<&str>) -> Tick {
+        let p = |t: &str| Price::parse(t).expect("a price");
+        Tick {
+            symbol: Symbol::parse(symbol).expect("a symbol"),
+            price: p(price),
+            bid: bid.map(p),
+            ask: ask.map(p),
+            size: None,
+            source: PriceSource::External,
+            at: None,
+        }
+    }
+
+    #[test]
+    fn a_window_sends_each_symbols_latest_price_keeping_the_last_bid_and_ask() {
+        type Row<'a> = (&'a str, &'a str, Option<&'a str>, Option<&'a str>);
+        let cases: &[(&[Row], &[Row])] = &[
+            (&[], &[]),
+            (
+                &[("ES", "5000", Some("4999.75"), Some("5000.25"))],
+                &[("ES", "5000", Some("4999.75"), Some("5000.25"))],
+            ),
+            // A tick without a bid or ask keeps the one before; one with them replaces it.
+            (
+                &[
+                    ("ES", "5000", Some("4999.75"), Some("5000.25")),
+                    ("ES", "5001", None, None),
+                    ("ES", "5002", Some("5001.75"), None),
+                ],
+                &[("ES", "5002", Some("5001.75"), Some("5000.25"))],
+            ),
+            // Symbols in the order first seen, each with its own latest.
+            (
+                &[
+                    ("NQ", "18000", None, None),
+                    ("ES", "5000", None, Some("5000.25")),
+                    ("NQ", "18001.25", Some("18001"), None),
+                    ("ES", "4999.5", None, None),
+                ],
+                &[
+                    ("NQ", "18001.25", Some("18001"), None),
+                    ("ES", "4999.5", None, Some("5000.25")),
+                ],
+            ),
+        ];
+        for (ticks, want) in cases {
+            let ticks: Vec<Tick> = ticks.iter().map(|&(s, p, b, a)| tick(s, p, b, a)).collect();
+            let got = latest_prices(&ticks);
+            let want: Vec<Tick> = want.iter().map(|&(s, p, b, a)| tick(s, p, b, a)).collect();
+            assert_eq!(got, want, "{ticks:?}");
+        }
     }
 }

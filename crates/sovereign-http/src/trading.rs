@@ -947,19 +947,29 @@ pub async fn sse_spot(
     sse_from(t.subscribe_spot(), closing, |ticks: &Arc<Vec<Tick>>| {
         ticks
             .iter()
-            .map(|t| {
-                event(
-                    "tick",
-                    json!({
-                        "symbol": t.symbol.as_str(),
-                        "price": t.price.to_string(),
-                        "bid": t.bid.map(|p| p.to_string()),
-                        "ask": t.ask.map(|p| p.to_string()),
-                    }),
-                )
-            })
+            .map(|t| event("tick", TickOut::from(t)))
             .collect()
     })
+}
+
+/// A price as `/sse/spot` and `/sse/trading` send it (`event: tick`).
+#[derive(Debug, Serialize)]
+pub(crate) struct TickOut {
+    symbol: String,
+    price: String,
+    bid: Option<String>,
+    ask: Option<String>,
+}
+
+impl From<&Tick> for TickOut {
+    fn from(t: &Tick) -> Self {
+        TickOut {
+            symbol: t.symbol.as_str().to_string(),
+            price: t.price.to_string(),
+            bid: t.bid.map(|p| p.to_string()),
+            ask: t.ask.map(|p| p.to_string()),
+        }
+    }
 }
 
 // ----- signals ------------------------------------------------------------------------------

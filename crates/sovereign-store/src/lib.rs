@@ -82,6 +82,15 @@ fn owner_only(path: &Path) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))
 }
 
+/// How far the store's writer has got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Writes finished so far, in the order they were queued: committed, or failed.
+    pub finished: u64,
+    /// Whether a commit or a journal append has failed (see [`Store::poisoned`]).
+    pub poisoned: bool,
+}
+
 enum Backend {
     Sqlite(sqlite::Sqlite),
 }
@@ -254,19 +263,22 @@ impl Store {
         dispatch!(self, b => b.barrier())
     }
 
-    /// How many writes have been queued so far; with [`Store::finished_through`], a cheap way
-    /// to learn when everything queued up to now is finished.
+    /// How many writes have been queued so far: every write queued before this call is
+    /// finished once [`Progress::finished`] reaches the answer.
     pub fn queued(&self) -> u64 {
         dispatch!(self, b => b.queued())
     }
 
-    /// Resolves once the first `ticket` writes queued are finished (durable, or failed: check
-    /// [`Store::poisoned`]); unlike [`Store::barrier`] it queues nothing.
-    pub fn finished_through(
-        &self,
-        ticket: u64,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        dispatch!(self, b => b.finished_through(ticket))
+    /// How far the writer has got.
+    pub fn progress(&self) -> Progress {
+        dispatch!(self, b => b.progress())
+    }
+
+    /// Call `listener` with the writer's progress after each commit, on the writer's thread,
+    /// once the commit's own writers are answered: a way to act on durability that costs no
+    /// write and wakes no task. It must be quick and must not wait on the store.
+    pub fn on_finished(&self, listener: impl Fn(Progress) + Send + Sync + 'static) {
+        dispatch!(self, b => b.on_finished(listener))
     }
 
     /// Whether a commit or a journal append has failed since start. Once set, what is in memory

@@ -17,7 +17,7 @@ use sovereign_core::access::ApiKey;
 use sovereign_core::audit::{journal_digest, AuditRecord, Digest};
 use sovereign_core::schedule::ScheduleSpec;
 use sovereign_core::task::{PolicySpec, RunResult, RunStatus, TaskId, TaskSpec, Trigger};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::oneshot;
 
 mod alerts;
 mod deploys;
@@ -27,7 +27,7 @@ pub(crate) use alerts::AlertOp;
 use crate::records::{
     JournalEntry, ResultFilter, StoreStats, TaskRow, WebhookRecord, WebhookStatus,
 };
-use crate::{SqliteOptions, StoreError};
+use crate::{Progress, SqliteOptions, StoreError};
 
 /// Schema versions, applied in order; `PRAGMA user_version` records how many ran.
 const MIGRATIONS: &[&str] = &[
@@ -155,8 +155,8 @@ pub(crate) struct Sqlite {
     writes: Arc<AtomicU64>,
     /// Writes queued so far; `writes` counts those the writer has finished (durable or failed).
     queued: AtomicU64,
-    /// `writes` as the writer last published it, after each commit.
-    finished: watch::Receiver<u64>,
+    /// Told on the writer's thread after each commit.
+    listeners: Listeners,
     /// Dropping this stops the checkpointer thread.
     _checkpointer: mpsc::Sender<()>,
     /// Set for good when a commit or a journal append fails.
@@ -231,7 +231,7 @@ impl Sqlite {
         let commits = Arc::new(AtomicU64::new(0));
         let writes = Arc::new(AtomicU64::new(0));
         let poisoned = Arc::new(AtomicBool::new(false));
-        let (finished_tx, finished) = watch::channel(0);
+        let listeners = Listeners::default();
         let heads = Heads {
             audit: load_audit_head(&conn)?,
             journal: chain_journal(&conn)?,
@@ -245,7 +245,7 @@ impl Sqlite {
             max_batch: options.max_batch.max(1),
             commits: commits.clone(),
             writes: writes.clone(),
-            finished: finished_tx,
+            listeners: listeners.clone(),
         };
         std::thread::Builder::new()
             .name("store-writer".into())
@@ -259,7 +259,7 @@ impl Sqlite {
             commits,
             writes,
             queued: AtomicU64::new(0),
-            finished,
+            listeners,
             _checkpointer: checkpointer,
             poisoned,
             lock: Mutex::new(Some(lock)),
@@ -275,24 +275,24 @@ impl Sqlite {
     }
 
     /// How many writes have been queued so far: a write queued before this call is finished
-    /// once [`Sqlite::finished_through`] of the answer resolves.
+    /// once [`Sqlite::progress`] counts that many.
     pub(crate) fn queued(&self) -> u64 {
         self.queued.load(Ordering::Acquire)
     }
 
-    /// Resolves once the writer has finished (committed, or failed: see `poisoned`) the first
-    /// `ticket` writes queued. Waiting costs no write and wakes once per commit.
-    pub(crate) fn finished_through(
-        &self,
-        ticket: u64,
-    ) -> impl std::future::Future<Output = Result<(), StoreError>> + Send + 'static {
-        let mut rx = self.finished.clone();
-        async move {
-            rx.wait_for(|w| *w >= ticket)
-                .await
-                .map(|_| ())
-                .map_err(|_| StoreError::Closed)
+    pub(crate) fn progress(&self) -> Progress {
+        Progress {
+            finished: self.writes.load(Ordering::Acquire),
+            poisoned: self.poisoned.load(Ordering::Acquire),
         }
+    }
+
+    pub(crate) fn on_finished(&self, listener: impl Fn(Progress) + Send + Sync + 'static) {
+        self.listeners
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(listener));
     }
 
     fn enqueue(&self, op: WriteOp, reply: oneshot::Sender<Result<u64, StoreError>>) -> bool {
@@ -835,9 +835,14 @@ struct Writer {
     max_batch: usize,
     commits: Arc<AtomicU64>,
     writes: Arc<AtomicU64>,
-    /// Told `writes` after each commit (wakes only those waiting).
-    finished: watch::Sender<u64>,
+    listeners: Listeners,
 }
+
+/// One told, on the writer's thread, how far it has got after each commit.
+type Listener = Box<dyn Fn(Progress) + Send + Sync>;
+
+#[derive(Clone, Default)]
+struct Listeners(Arc<Mutex<Vec<Listener>>>);
 
 type Reply = oneshot::Sender<Result<u64, StoreError>>;
 
@@ -860,6 +865,20 @@ impl Writer {
             }
             if !batch.is_empty() {
                 self.commit(&mut batch);
+                // After the writes' own callers are answered: a listener never delays an ack.
+                let progress = Progress {
+                    finished: self.writes.load(Ordering::Acquire),
+                    poisoned: self.poisoned.load(Ordering::Acquire),
+                };
+                for listener in self
+                    .listeners
+                    .0
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                {
+                    listener(progress);
+                }
             }
             if let Some(done) = close {
                 // Fold the WAL back so the database file is complete on its own.
@@ -872,13 +891,9 @@ impl Writer {
         }
     }
 
-    /// `n` more writes are finished: count them and tell whoever waits.
+    /// `n` more writes are finished.
     fn finish(&self, n: u64) {
-        let total = self.writes.fetch_add(n, Ordering::Release) + n;
-        self.finished.send_if_modified(|w| {
-            *w = total;
-            true
-        });
+        self.writes.fetch_add(n, Ordering::Release);
     }
 
     fn commit(&mut self, batch: &mut Vec<(WriteOp, Reply)>) {

@@ -308,16 +308,22 @@ async fn webhooks_and_recent_deliveries() {
 }
 
 #[tokio::test]
-async fn finished_through_a_ticket_means_every_write_queued_before_it_is_readable() {
-    use sovereign_store::JournalEntry;
+async fn progress_past_a_ticket_means_every_write_queued_before_it_is_readable() {
+    use sovereign_store::{JournalEntry, Progress};
     let dir = TempDir::new("finished");
     let store = open(&dir);
+    // Told on the writer's thread after each commit.
+    let (told, mut progress) = tokio::sync::mpsc::unbounded_channel::<Progress>();
+    store.on_finished(move |p| {
+        let _ = told.send(p);
+    });
     let entry = |n: usize| JournalEntry {
         seq: 0,
         at: t0(),
         kind: "order_created".into(),
         payload: format!("{{\"n\":{n}}}"),
     };
+    let mut last = 0;
     for round in 0..20 {
         // Writes queued from several tasks at once, then a ticket taken after ours.
         let others: Vec<_> = (0..5)
@@ -325,7 +331,16 @@ async fn finished_through_a_ticket_means_every_write_queued_before_it_is_readabl
             .collect();
         let ours = store.append_journal(vec![entry(round)]);
         let ticket = store.queued();
-        store.finished_through(ticket).await.unwrap();
+        while last < ticket {
+            let p = progress.recv().await.expect("told after each commit");
+            assert!(
+                p.finished >= last,
+                "progress only grows: {p:?} after {last}"
+            );
+            assert!(!p.poisoned);
+            last = p.finished;
+        }
+        assert!(store.progress().finished >= ticket);
         // Without awaiting the write itself, it is there.
         let rows = store.read_journal(0, 1000).await.unwrap();
         assert_eq!(rows.len(), round + 1, "round {round}");

@@ -710,7 +710,7 @@ async fn venue(args: &[String]) {
 }
 
 /// The streams one dashboard page holds open, as it opens them.
-const PAGE_STREAMS: [&str; 3] = ["/sse/spot", "/sse/trading?every=250ms", "/sse/services"];
+const PAGE_STREAMS: [&str; 2] = ["/sse/trading?every=250ms", "/sse/services"];
 
 /// Open `count` pages' streams on `base` and read them until the process ends; the bytes read.
 fn open_dashboards(base: &str, count: usize) -> Arc<std::sync::atomic::AtomicU64> {

@@ -1784,21 +1784,31 @@ impl Oms {
             .iter()
             .filter(|(n, _)| account.is_none_or(|a| a == n.as_str()))
             .flat_map(|(name, b)| {
-                b.positions.iter().map(move |(s, p)| {
-                    let last = self.quotes.get(s).and_then(|q| q.last);
-                    PositionView {
-                        account: name.clone(),
-                        symbol: s.clone(),
-                        position: p.clone(),
-                        last_price: last,
-                        unrealized_pnl: last
-                            .map_or(Money::ZERO, |l| p.unrealized(l, self.multiplier(s))),
-                    }
-                })
+                b.positions
+                    .iter()
+                    .map(move |(s, p)| self.position_view(name, s, p))
             })
             .collect();
         v.sort_by(|a, b| (&a.account, &a.symbol).cmp(&(&b.account, &b.symbol)));
         v
+    }
+
+    /// One account's position in one symbol, when it has one.
+    pub fn position(&self, account: &str, symbol: &Symbol) -> Option<PositionView> {
+        let (name, b) = self.books.get_key_value(account)?;
+        let p = b.positions.get(symbol)?;
+        Some(self.position_view(name, symbol, p))
+    }
+
+    fn position_view(&self, account: &str, symbol: &Symbol, p: &Position) -> PositionView {
+        let last = self.quotes.get(symbol).and_then(|q| q.last);
+        PositionView {
+            account: account.to_string(),
+            symbol: symbol.clone(),
+            position: p.clone(),
+            last_price: last,
+            unrealized_pnl: last.map_or(Money::ZERO, |l| p.unrealized(l, self.multiplier(symbol))),
+        }
     }
 
     pub fn accounts(&self, now: DateTime<Utc>) -> Vec<AccountView> {

@@ -37,7 +37,7 @@ use sovereign_core::trading::oms::{
 };
 use sovereign_core::trading::order::{NewOrder, Order, OrderUpdate};
 use sovereign_core::trading::risk::{StateChange, StateCommand, TradingState};
-use sovereign_store::{Store, StoreError};
+use sovereign_store::{Progress, Store, StoreError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::audit::Audit;
@@ -165,14 +165,14 @@ type Deliver = Box<dyn FnOnce() + Send>;
 /// Decides orders from the OMS state at the moment they are submitted (signals, rebalancing).
 pub type Planner = Box<dyn FnOnce(&Oms) -> Result<Vec<NewOrder>, Invalid> + Send>;
 
-/// What subscribers receive once a command's events are durable: the events, and the orders and
+/// What subscribers receive once a command's events are durable: its fills, and the orders and
 /// positions as they stand after them.
 #[derive(Debug, Clone)]
 pub struct Published {
     /// Its place in this run's stream (1, 2, …): a stream's event id is `<epoch>-<seq>`.
     pub seq: u64,
-    pub events: Vec<Event>,
     pub orders: Vec<Order>,
+    pub fills: Vec<FillRecord>,
     pub positions: Vec<PositionView>,
 }
 
@@ -367,21 +367,21 @@ impl Trading {
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
-        let (publish, to_publish) = mpsc::unbounded_channel();
         let recent: Arc<std::sync::Mutex<Recent>> = Arc::default();
         let listened = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        tasks.spawn(publisher(
-            to_publish,
-            store.clone(),
-            events.clone(),
-            recent.clone(),
-        ));
+        let publisher = Arc::new(Publisher {
+            pending: std::sync::Mutex::default(),
+            recent: recent.clone(),
+            subscribers: events.clone(),
+        });
+        let told = publisher.clone();
+        store.on_finished(move |progress| told.deliver(progress));
         let actor = Actor {
             notifier,
             audit,
             tasks: tasks.clone(),
             listened: listened.clone(),
-            publish,
+            publisher,
             oms,
             store,
             events: events.clone(),
@@ -717,9 +717,8 @@ struct Actor {
     events: broadcast::Sender<Durables>,
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     failed: Arc<AtomicBool>,
-    /// Published batches, each with the store's count of queued writes once its journal row
-    /// was queued (it is durable when the writer has finished that many).
-    publish: mpsc::UnboundedSender<(u64, Published)>,
+    /// Delivers published batches once durable.
+    publisher: Arc<Publisher>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
     /// Answering venues, in the order of the settings.
@@ -805,39 +804,65 @@ impl Venue {
     }
 }
 
-/// Deliver published batches to subscribers in the order they were queued, each once durable,
-/// numbered and kept for subscribers that reconnect. The store says when the writes queued up
-/// to a point are finished, without a write of its own: a burst waits once, for its last batch.
-async fn publisher(
-    mut rx: mpsc::UnboundedReceiver<(u64, Published)>,
-    store: Store,
-    subscribers: broadcast::Sender<Durables>,
+/// Delivers published batches to subscribers in the order they were queued, each once its
+/// journal row is durable, numbered and kept for subscribers that reconnect. The store's writer
+/// tells it after each commit (on its own thread: no task wakes up to publish), and the actor
+/// after queueing one, in case the write finished first.
+struct Publisher {
+    /// Batches waiting for their write, each with the store's count of queued writes once its
+    /// journal row was queued: it is durable when the writer has finished that many.
+    pending: std::sync::Mutex<std::collections::VecDeque<(u64, Published)>>,
     recent: Arc<std::sync::Mutex<Recent>>,
-) {
-    let mut ready = Vec::new();
-    while rx.recv_many(&mut ready, 1024).await > 0 {
-        let through = ready.last().map_or(0, |(t, _)| *t);
-        if store.finished_through(through).await.is_err() || store.poisoned() {
+    subscribers: broadcast::Sender<Durables>,
+}
+
+impl Publisher {
+    /// Queue `published`, whose journal row `store` has just queued.
+    fn queue(&self, store: &Store, published: Published) {
+        let ticket = store.queued();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back((ticket, published));
+        self.deliver(store.progress());
+    }
+
+    /// Send what `progress` made durable, in order, as one item (one wake-up of each
+    /// subscriber per commit, not per command).
+    fn deliver(&self, progress: Progress) {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let ready = pending
+            .iter()
+            .take_while(|(ticket, _)| *ticket <= progress.finished)
+            .count();
+        if ready == 0 {
+            return;
+        }
+        let ready = pending.drain(..ready);
+        if progress.poisoned {
             // Not durable: never shown (the trading core stops on a failed write).
-            ready.clear();
-            continue;
+            return;
         }
         // Numbered and kept under the lock a new subscriber reads under: none is missed.
-        let mut r = recent.lock().unwrap_or_else(|p| p.into_inner());
+        let mut evicted = Vec::new();
+        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
         let durables: Durables = ready
-            .drain(..)
             .map(|(_, mut published)| {
                 r.next_seq += 1;
                 published.seq = r.next_seq;
                 let published = Arc::new(published);
                 if r.batches.len() == REPLAY_KEPT {
-                    r.batches.pop_front();
+                    evicted.extend(r.batches.pop_front());
                 }
                 r.batches.push_back(published.clone());
                 published
             })
             .collect();
-        let _ = subscribers.send(durables);
+        drop(r);
+        let _ = self.subscribers.send(durables);
+        drop(pending);
+        // What fell out of the replay window is freed outside the locks.
+        drop(evicted);
     }
 }
 
@@ -1579,37 +1604,37 @@ impl Actor {
         );
     }
 
-    /// The orders and positions the events touched, as they stand now.
-    fn snapshot(&self, events: Vec<Event>) -> Published {
+    /// The events' fills, and the orders and positions they touched as they stand now (only
+    /// what a stream shows is kept: batches stay a while for subscribers that reconnect).
+    fn snapshot(&self, events: &[Event]) -> Published {
         let mut order_ids: Vec<u64> = Vec::new();
-        let mut touched: Vec<(String, Symbol)> = Vec::new();
-        for e in &events {
+        let mut fills: Vec<FillRecord> = Vec::new();
+        for e in events {
             match e {
                 Event::OrderCreated(o) => order_ids.push(o.id),
                 Event::OrderUpdated { order_id, .. } => order_ids.push(*order_id),
-                Event::Filled(f) => touched.push((f.account.clone(), f.symbol.clone())),
+                Event::Filled(f) => fills.push(f.clone()),
                 _ => {}
             }
         }
         order_ids.dedup();
-        touched.dedup();
         let orders = order_ids
             .iter()
             .filter_map(|id| self.oms.order(*id).cloned())
             .collect();
+        let mut touched: Vec<(&str, &Symbol)> = fills
+            .iter()
+            .map(|f| (f.account.as_str(), &f.symbol))
+            .collect();
+        touched.dedup();
         let positions = touched
             .iter()
-            .flat_map(|(a, sym)| {
-                self.oms
-                    .positions(Some(a))
-                    .into_iter()
-                    .filter(move |p| &p.symbol == sym)
-            })
+            .filter_map(|(a, sym)| self.oms.position(a, sym))
             .collect();
         Published {
             seq: 0,
-            events,
             orders,
+            fills,
             positions,
         }
     }
@@ -1685,9 +1710,7 @@ impl Actor {
             // Subscribers hear of the events once they are durable (their journal write is
             // queued already: the writes queued so far cover it), in the OMS's order.
             // Kept a while after the last subscriber left, so one that reconnects misses none.
-            let _ = self
-                .publish
-                .send((self.store.queued(), self.snapshot(events)));
+            self.publisher.queue(&self.store, self.snapshot(&events));
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }

@@ -428,8 +428,8 @@
   // Which streams each view needs; syncStreams() opens and closes to match.
   const STREAMS = {
     services: () => stream("/sse/services", onServiceEvent, { snapshot: loadServices }),
-    spot: () => stream("/sse/spot", onTick, { snapshot: loadQuotes }),
-    // Orders, fills and positions on one connection, conflated: at most four messages a second.
+    // Prices, orders, fills and positions on one connection, conflated: at most four messages
+    // a second, each with every symbol's latest price.
     trading: () => stream("/sse/trading?every=250ms", onTradingEvent, { snapshot: loadTrading }),
     alerts: () => stream("/sse/alerts", onAlertEvent, { snapshot: loadAlerts }),
     results: () => stream("/sse/results", onResult, { snapshot: loadResults }),
@@ -437,12 +437,14 @@
   };
 
   function onTradingEvent(name, v) {
-    if (name === "order") upsertOrders([v]);
+    if (name === "tick") onTick(v);
+    else if (name === "order") upsertOrders([v]);
     else if (name === "fill") addFills([v]);
     else if (name === "position") upsertPositions([v]);
   }
 
   function loadTrading() {
+    loadQuotes();
     loadOrders();
     loadFills();
     loadPositions();
@@ -452,7 +454,7 @@
     const want = new Set();
     if (!S.me || document.hidden) return want; // a hidden tab holds no connections
     want.add("services"); // the overview's counts and the services table
-    if (S.panel === "trading") for (const k of ["spot", "trading"]) want.add(k);
+    if (S.panel === "trading") want.add("trading");
     if (S.panel === "overview" || S.panel === "alerts") want.add("alerts");
     if (S.panel === "tasks") want.add("results");
     if (S.panel === "deploys") want.add("deploys");
@@ -816,8 +818,8 @@
     schedule("prices");
   }
 
-  function onTick(name, t) {
-    if (name !== "tick" || !t || !t.symbol) return;
+  function onTick(t) {
+    if (!t || !t.symbol) return;
     const q = S.quotes.get(t.symbol) || { symbol: t.symbol, dir: "" };
     // The direction only colours the cell; the text stays the API's.
     if (q.last != null) {

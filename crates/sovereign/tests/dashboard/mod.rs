@@ -576,6 +576,51 @@ async fn a_stream_resumes_from_last_event_id_and_says_reset_when_it_cannot() {
     assert_eq!(again[2].0, "position", "{again:?}");
     assert_eq!(again[2].2["qty"], "4", "{again:?}");
 
+    // Prices come on /sse/trading too: each tick as it comes, or conflated into each symbol's
+    // latest price of the window (a tick without a bid keeps the one before), ahead of the
+    // window's journal events and without an id (prices are fetched afresh, not replayed).
+    let tick = |symbol: &str, price: &str, bid: Option<&str>| json!([{"symbol": symbol, "price": price, "bid": bid}]);
+    let (each, _) = tokio::join!(read_events(&e, "/sse/trading", None, 2), async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for price in ["5001", "5002"] {
+            e.post("/api/market/ticks", tick("ES", price, None)).await;
+        }
+    });
+    let prices: Vec<(&str, &str, &str)> = each
+        .iter()
+        .map(|(k, id, d)| (k.as_str(), id.as_str(), d["price"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        prices,
+        [("tick", "", "5001"), ("tick", "", "5002")],
+        "{each:?}"
+    );
+    let (window, _) = tokio::join!(
+        read_events(&e, "/sse/trading?every=600ms", None, 3),
+        async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            e.post("/api/market/ticks", tick("ES", "5003", Some("5002.75")))
+                .await;
+            e.post("/api/market/ticks", tick("NQ", "18000", None)).await;
+            e.post("/api/market/ticks", tick("ES", "5004", None)).await;
+            e.post("/api/orders", order.clone()).await
+        }
+    );
+    let kinds: Vec<(&str, bool)> = window
+        .iter()
+        .map(|(k, id, _)| (k.as_str(), id.is_empty()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("tick", true), ("tick", true), ("order", false)],
+        "{window:?}"
+    );
+    assert_eq!(window[0].2["symbol"], "ES", "{window:?}");
+    assert_eq!(window[0].2["price"], "5004", "{window:?}");
+    assert_eq!(window[0].2["bid"], "5002.75", "{window:?}");
+    assert_eq!(window[1].2["symbol"], "NQ", "{window:?}");
+    assert_eq!(window[1].2["price"], "18000", "{window:?}");
+
     for bad in ["every=1h", "every=0ms", "every=soon", "nope=1"] {
         let (status, body) = e.get(&format!("/sse/orders?{bad}")).await;
         assert_eq!(status, 400, "{bad}: {body}");
