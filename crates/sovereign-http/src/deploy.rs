@@ -117,13 +117,13 @@ pub struct DeployRunOut {
 impl From<RunView> for DeployRunOut {
     fn from(v: RunView) -> DeployRunOut {
         DeployRunOut {
-            id: v.id,
-            plan: v.plan,
-            kind: v.kind,
-            version: v.version,
-            trigger: v.trigger,
-            actor: v.actor,
-            created_at: ts(v.created_at),
+            id: v.run.id,
+            plan: v.run.plan,
+            kind: v.run.kind,
+            version: v.run.version,
+            trigger: v.run.trigger,
+            actor: v.run.actor,
+            created_at: ts(v.run.created_at),
             phase: v.phase,
             stage: v.stage,
             reason: v.reason,
@@ -210,14 +210,14 @@ impl From<RunSummary> for DeployHistoryRunOut {
     fn from(r: RunSummary) -> DeployHistoryRunOut {
         DeployHistoryRunOut {
             duration_ms: r.duration_ms(),
-            id: r.id,
-            plan: r.plan,
-            kind: r.kind,
-            version: r.version,
-            trigger: r.trigger,
-            actor: r.actor,
-            previous: r.previous,
-            started_at: ts(r.started_at),
+            id: r.run.id,
+            plan: r.run.plan,
+            kind: r.run.kind,
+            version: r.run.version,
+            trigger: r.run.trigger,
+            actor: r.run.actor,
+            previous: r.run.previous,
+            started_at: ts(r.run.created_at),
             ended_at: r.ended_at.map(ts),
             outcome: r.outcome,
             reason: r.reason,
@@ -553,10 +553,10 @@ pub async fn autonomy(
             json!({
                 "plan": p.plan,
                 "state": p.active.as_ref().map_or("idle", |a| a.phase),
-                "run": p.active.as_ref().map(|a| a.id),
-                "version": p.active.as_ref().map(|a| a.version.clone()),
+                "run": p.active.as_ref().map(|a| a.run.id),
+                "version": p.active.as_ref().map(|a| a.run.version.clone()),
                 "last_outcome": p.last.as_ref().map(|l| l.outcome.clone()),
-                "last_version": p.last.as_ref().map(|l| l.version.clone()),
+                "last_version": p.last.as_ref().map(|l| l.run.version.clone()),
             })
         })
         .collect();

@@ -310,7 +310,7 @@ fn per_change(
             }
             Err(broadcast::error::RecvError::Closed) => {}
         }
-        std::future::ready((!out.is_empty()).then(|| Bytes::from(out)))
+        chunk(out)
     });
     let Some(spot) = spot else {
         return body(first, journal, closing);
@@ -322,9 +322,14 @@ fn per_change(
             let ticks: Vec<TickOut> = ticks.iter().map(TickOut::from).collect();
             render_ticks(&mut out, &ticks);
         }
-        std::future::ready((!out.is_empty()).then(|| Bytes::from(out)))
+        chunk(out)
     });
     body(first, stream::select(journal, prices), closing)
+}
+
+/// What a stream sends of `out`: nothing when it is empty.
+fn chunk(out: Vec<u8>) -> std::future::Ready<Option<Bytes>> {
+    std::future::ready((!out.is_empty()).then(|| Bytes::from(out)))
 }
 
 /// The feed's windows as they come, each already rendered for these kinds.

@@ -281,10 +281,7 @@ impl Sqlite {
     }
 
     pub(crate) fn progress(&self) -> Progress {
-        Progress {
-            finished: self.writes.load(Ordering::Acquire),
-            poisoned: self.poisoned.load(Ordering::Acquire),
-        }
+        progress(&self.writes, &self.poisoned)
     }
 
     pub(crate) fn on_finished(&self, listener: impl Fn(Progress) + Send + Sync + 'static) {
@@ -838,6 +835,13 @@ struct Writer {
     listeners: Listeners,
 }
 
+fn progress(writes: &AtomicU64, poisoned: &AtomicBool) -> Progress {
+    Progress {
+        finished: writes.load(Ordering::Acquire),
+        poisoned: poisoned.load(Ordering::Acquire),
+    }
+}
+
 /// One told, on the writer's thread, how far it has got after each commit.
 type Listener = Box<dyn Fn(Progress) + Send + Sync>;
 
@@ -866,10 +870,7 @@ impl Writer {
             if !batch.is_empty() {
                 self.commit(&mut batch);
                 // After the writes' own callers are answered: a listener never delays an ack.
-                let progress = Progress {
-                    finished: self.writes.load(Ordering::Acquire),
-                    poisoned: self.poisoned.load(Ordering::Acquire),
-                };
+                let progress = progress(&self.writes, &self.poisoned);
                 for listener in self
                     .listeners
                     .0

@@ -289,14 +289,7 @@ async fn scheduler(args: &[String]) {
     let windows = (secs / 5).max(1);
     for _ in 0..windows {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let v: Value = client
-            .get(format!("{url}/results?limit=10000"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let v = get_json(&client, &format!("{url}/results?limit=10000")).await;
         for r in v["results"].as_array().unwrap() {
             if r["trigger"] != "schedule" {
                 continue;
@@ -869,14 +862,11 @@ async fn deploy_once(http: &reqwest::Client, base: &str, plan: &str, version: &s
         .as_u64()
         .unwrap_or_else(|| panic!("no run: {run}"));
     for _ in 0..6000 {
-        let h: Value = http
-            .get(format!("{base}/api/v1/deploy/history?limit=5&plan={plan}"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let h = get_json(
+            http,
+            &format!("{base}/api/v1/deploy/history?limit=5&plan={plan}"),
+        )
+        .await;
         if let Some(r) = h["runs"]
             .as_array()
             .into_iter()
@@ -888,6 +878,10 @@ async fn deploy_once(http: &reqwest::Client, base: &str, plan: &str, version: &s
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("run {id} did not end");
+}
+
+async fn get_json(http: &reqwest::Client, url: &str) -> Value {
+    http.get(url).send().await.unwrap().json().await.unwrap()
 }
 
 fn rfc3339_us(v: &Value) -> i64 {
@@ -1000,14 +994,7 @@ async fn command_durations(http: &reqwest::Client, base: &str, id: u64) -> Vec<u
 
 /// The `command` events of run `id`, from its journal.
 async fn command_records(http: &reqwest::Client, base: &str, id: u64) -> Vec<Value> {
-    let run: Value = http
-        .get(format!("{base}/api/v1/deploy/runs/{id}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let run = get_json(http, &format!("{base}/api/v1/deploy/runs/{id}")).await;
     run["events"]
         .as_array()
         .into_iter()

@@ -15,14 +15,8 @@ pub const FIGURES_OVER: usize = 100;
 
 #[derive(Debug, Clone)]
 pub struct RunSummary {
-    pub id: u64,
-    pub plan: String,
-    pub kind: String,
-    pub version: String,
-    pub trigger: String,
-    pub actor: String,
-    pub previous: BTreeMap<String, String>,
-    pub started_at: DateTime<Utc>,
+    /// The run as it was asked for (it started when it was made).
+    pub run: DeployRun,
     pub ended_at: Option<DateTime<Utc>>,
     /// The phase it is in, or ended in.
     pub outcome: String,
@@ -32,7 +26,7 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn duration_ms(&self) -> Option<u64> {
-        self.ended_at.map(|e| millis(self.started_at, e))
+        self.ended_at.map(|e| millis(self.run.created_at, e))
     }
 
     /// Whether it rolled any target back.
@@ -106,14 +100,7 @@ pub fn summarize(run: DeployRun, events: &[DeployEvent], stage_names: Vec<String
         })
         .collect();
     let mut s = RunSummary {
-        id: run.id,
-        plan: run.plan,
-        kind: run.kind,
-        version: run.version,
-        trigger: run.trigger,
-        actor: run.actor,
-        previous: run.previous,
-        started_at: run.created_at,
+        run,
         ended_at: None,
         outcome: "pending".into(),
         reason: None,

@@ -47,13 +47,8 @@ pub(super) struct Context {
 /// A run as the API shows it while it is in progress.
 #[derive(Debug, Clone)]
 pub struct RunView {
-    pub id: u64,
-    pub plan: String,
-    pub kind: String,
-    pub version: String,
-    pub trigger: String,
-    pub actor: String,
-    pub created_at: DateTime<Utc>,
+    /// The run as it was asked for.
+    pub run: DeployRun,
     pub phase: &'static str,
     pub stage: Option<String>,
     pub reason: Option<String>,
@@ -86,13 +81,7 @@ pub struct GateCheckView {
 impl RunView {
     pub(super) fn new(plan: &Plan, run: &DeployRun) -> RunView {
         RunView {
-            id: run.id,
-            plan: run.plan.clone(),
-            kind: run.kind.clone(),
-            version: run.version.clone(),
-            trigger: run.trigger.clone(),
-            actor: run.actor.clone(),
-            created_at: run.created_at,
+            run: run.clone(),
             phase: "pending",
             stage: None,
             reason: None,

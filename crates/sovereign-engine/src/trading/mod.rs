@@ -817,20 +817,28 @@ struct Publisher {
 }
 
 impl Publisher {
-    /// Queue `published`, whose journal row `store` has just queued.
+    /// Queue `published`, whose journal row `store` has just queued; send it at once when the
+    /// write has finished already.
     fn queue(&self, store: &Store, published: Published) {
-        let ticket = store.queued();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back((ticket, published));
-        self.deliver(store.progress());
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        pending.push_back((store.queued(), published));
+        self.send_ready(pending, store.progress());
+    }
+
+    /// What the writer calls after each commit.
+    fn deliver(&self, progress: Progress) {
+        let pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        self.send_ready(pending, progress);
     }
 
     /// Send what `progress` made durable, in order, as one item (one wake-up of each
-    /// subscriber per commit, not per command).
-    fn deliver(&self, progress: Progress) {
-        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+    /// subscriber per commit, not per command). Sent under the queue's lock, so the writer and
+    /// the actor never send out of order.
+    fn send_ready(
+        &self,
+        mut pending: std::sync::MutexGuard<'_, std::collections::VecDeque<(u64, Published)>>,
+        progress: Progress,
+    ) {
         let ready = pending
             .iter()
             .take_while(|(ticket, _)| *ticket <= progress.finished)

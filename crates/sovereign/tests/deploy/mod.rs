@@ -199,6 +199,11 @@ async fn phase(e: &Engine, phase: &str, stage: &str) -> Value {
     .await
 }
 
+/// Why a run ended as it did.
+fn reason(run: &Value) -> &str {
+    run["reason"].as_str().unwrap_or_default()
+}
+
 fn stage<'a>(run: &'a Value, name: &str) -> &'a Value {
     run["stages"]
         .as_array()
@@ -278,10 +283,7 @@ async fn a_good_version_promotes_and_a_canary_failing_its_p0_check_rolls_back_al
     let run = ended(&e, id).await;
     assert_eq!(run["outcome"], "rolled_back", "{run}");
     assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("P0 check \"health\" on lhr failed"),
+        reason(&run).contains("P0 check \"health\" on lhr failed"),
         "{run}"
     );
     let log = fleet.log()[before..].to_vec();
@@ -314,10 +316,7 @@ async fn a_primary_failing_its_p1_check_three_times_rolls_back_primary_then_cana
     let run = ended(&e, id).await;
     assert_eq!(run["outcome"], "rolled_back", "{run}");
     assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("P1 check \"error rate\" on ewr failed (consecutive_failures)"),
+        reason(&run).contains("P1 check \"error rate\" on ewr failed (consecutive_failures)"),
         "{run}"
     );
     let rate = stage(&run, "primary")["checks"]
@@ -623,31 +622,13 @@ async fn bad_input_gets_a_stable_code_and_changes_nothing() {
     let id = start(&e, "v2-nrt-fail").await;
     let run = ended(&e, id).await;
     assert_eq!(run["outcome"], "rolled_back", "{run}");
-    assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("the deploy of nrt failed"),
-        "{run}"
-    );
-    assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("exited with status 1"),
-        "{run}"
-    );
+    assert!(reason(&run).contains("the deploy of nrt failed"), "{run}");
+    assert!(reason(&run).contains("exited with status 1"), "{run}");
     // A deploy command that hangs past its timeout (5 s).
     let id = start(&e, "v3-lhr-hang").await;
     let run = ended(&e, id).await;
     assert_eq!(run["outcome"], "rolled_back", "{run}");
-    assert!(
-        run["reason"]
-            .as_str()
-            .unwrap()
-            .contains("did not finish within"),
-        "{run}"
-    );
+    assert!(reason(&run).contains("did not finish within"), "{run}");
     // A rollback that itself fails: P0, the run ends failed, the other targets still go
     // back, and nothing is retried.
     let before = fleet.log().len();
