@@ -2,19 +2,21 @@
 //! `/sse/trading` with all three and the prices on one connection (a page that follows a
 //! trading view holds one of the browser's six connections, not four).
 //!
-//! - **Per change** (no `every`): each subscriber has its own receiver of the engine's published
-//!   batches (and of its ticks) and renders each as it comes — an API client that follows every
-//!   change.
-//! - **Conflated** (`?every=250ms`): one [`Feed`] per window length receives the batches and
-//!   the ticks, merges each window into the latest state of every order, position and price
-//!   that changed and the newest fills, and renders it once into SSE bytes; every subscriber of
-//!   that length is sent those bytes as they are. Fifty dashboards cost one rendering a window,
-//!   not fifty. A feed starts with its first subscriber and ends at the first window without
-//!   journal events or a subscriber.
-//! - Both are resumable: the last journal event of each batch or window carries the id
-//!   `<epoch>-<seq>`; a client that reconnects with `Last-Event-ID` first gets what it missed,
-//!   or `event: reset` when that is gone (another run of the engine, or too long ago) and it
-//!   must fetch afresh. Prices carry no id: a reconnecting client fetches the quotes.
+//! - **Per change** (no `every`): each subscriber has its own receiver of the engine's changes
+//!   (and of its ticks) and renders each as it comes — an API client that follows every change.
+//!   The engine builds a change for subscribers only while one of these listens.
+//! - **Conflated** (`?every=250ms`): one [`Feed`] per window length asks the engine once a
+//!   window what changed since the window before (the latest state of every order and position
+//!   that changed and the newest fills, read from the OMS once it is durable), adds the
+//!   window's prices and renders it once into SSE bytes; every subscriber of that length is
+//!   sent those bytes as they are. Fifty dashboards cost one question and one rendering a
+//!   window, and nothing per order. A feed starts with its first subscriber and ends at the
+//!   first window without one.
+//! - Both are resumable: the last journal event of each change or window carries the id
+//!   `<epoch>-<seq>`; a client that reconnects with `Last-Event-ID` first gets what it missed
+//!   (the orders and positions that changed, as they stand, and the fills), or `event: reset`
+//!   when that is gone (another run of the engine, or too long ago) and it must fetch afresh.
+//!   Prices carry no id: a reconnecting client fetches the quotes.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -28,7 +30,7 @@ use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use futures_util::stream::{self, Stream, StreamExt};
 use serde::{Deserialize, Serialize};
-use sovereign_engine::trading::{Durables, Published, Tick, Trading};
+use sovereign_engine::trading::{Durables, Published, Tick, Trading, TradingError};
 use tokio::sync::broadcast;
 use utoipa::IntoParams;
 
@@ -116,7 +118,7 @@ pub async fn sse_orders(
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Orders)
+    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Orders).await
 }
 
 /// Fills: `event: fill`, `data: <fill>`.
@@ -128,7 +130,7 @@ pub async fn sse_fills(
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Fills)
+    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Fills).await
 }
 
 /// Positions: `event: position`, `data: <position>` after every fill that changes one.
@@ -140,7 +142,7 @@ pub async fn sse_positions(
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Positions)
+    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::Positions).await
 }
 
 /// Orders, fills, positions and prices on one stream: `event: order`, `event: fill` and
@@ -155,10 +157,10 @@ pub async fn sse_trading(
     ApiQuery(q): ApiQuery<StreamQuery>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::All)
+    journal_stream(&t, &feeds, closing, &headers, &q, Kinds::All).await
 }
 
-fn journal_stream(
+async fn journal_stream(
     t: &Trading,
     feeds: &Feeds,
     closing: Closing,
@@ -172,52 +174,29 @@ fn journal_stream(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let epoch = t.epoch();
+    let mut first = Vec::new();
     let body = match every {
         None => {
-            let sub = t.subscribe_after(last.as_deref());
-            let mut first = Vec::new();
-            if sub.reset {
-                first.extend_from_slice(RESET);
-            }
-            for p in &sub.replay {
-                render(
-                    &mut first,
-                    kinds,
-                    epoch,
-                    &Window::of(std::slice::from_ref(p), usize::MAX),
-                );
-            }
+            // Subscribed first: a change after what was missed comes live, once.
+            let live = t.subscribe();
             let spot = kinds.ticks().then(|| t.subscribe_spot());
-            per_change(
-                sub.live,
-                spot,
-                sub.replayed_to,
-                first,
-                kinds,
-                epoch,
-                closing,
-            )
+            let mut skip_to = 0;
+            if let Some(last) = &last {
+                if let Some(p) = missed(t, &mut first, last, None, usize::MAX).await? {
+                    skip_to = p.seq;
+                    render(&mut first, kinds, epoch, &Window::of(&p));
+                }
+            }
+            per_change(live, spot, skip_to, first, kinds, epoch, closing)
         }
         Some(every) => {
             let (live, emitted_to) = feeds.join(t, every, closing.clone());
-            let mut first = Vec::new();
-            if last.is_some() {
+            if let Some(last) = &last {
                 // What it missed up to the feed's last window; the next window brings the rest.
-                let sub = t.subscribe_after(last.as_deref());
-                let missed: Vec<_> = sub
-                    .replay
-                    .into_iter()
-                    .filter(|p| p.seq <= emitted_to)
-                    .collect();
-                if sub.reset {
-                    first.extend_from_slice(RESET);
-                } else if !missed.is_empty() {
-                    render(
-                        &mut first,
-                        kinds,
-                        epoch,
-                        &Window::of(&missed, CONFLATED_KEPT),
-                    );
+                if let Some(p) =
+                    missed(t, &mut first, last, Some(emitted_to), CONFLATED_KEPT).await?
+                {
+                    render(&mut first, kinds, epoch, &Window::of(&p));
                 }
             }
             conflated(live, first, kinds, closing)
@@ -234,6 +213,25 @@ fn journal_stream(
         body,
     )
         .into_response())
+}
+
+/// What a client that last saw the event `last` missed, through `through`; when that is gone
+/// (or `last` is not an id of this run), `event: reset` in `first` instead.
+async fn missed(
+    t: &Trading,
+    first: &mut Vec<u8>,
+    last: &str,
+    through: Option<u64>,
+    kept: usize,
+) -> Result<Option<Published>, TradingError> {
+    let changed = match t.seq_of(last) {
+        Some(after) => t.changes(after, through, kept).await?,
+        None => None,
+    };
+    if changed.is_none() {
+        first.extend_from_slice(RESET);
+    }
+    Ok(changed)
 }
 
 /// What a stream is sent when what a client missed is gone: fetch the state afresh.
@@ -292,14 +290,9 @@ fn per_change(
         let mut out = Vec::new();
         match item {
             Ok(durables) => {
-                // Those replayed already are left out.
+                // Those the resume covered already are left out.
                 for p in durables.iter().filter(|p| p.seq > skip_to) {
-                    render(
-                        &mut out,
-                        kinds,
-                        epoch,
-                        &Window::of(std::slice::from_ref(p), usize::MAX),
-                    );
+                    render(&mut out, kinds, epoch, &Window::of(p));
                 }
             }
             Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -353,9 +346,8 @@ fn conflated(
     body(first, windows, closing)
 }
 
-/// What one or more batches come to: the latest state of each order and position that changed
-/// (in the order of their last change), the newest fills — at most `kept` of orders and of
-/// fills — up to the last batch's seq; and, in a feed's window, each symbol's latest price.
+/// What a change (or the changes since a seq) comes to on a stream, up to its seq; and, in a
+/// feed's window, each symbol's latest price.
 struct Window {
     to: u64,
     orders: Vec<OrderOut>,
@@ -365,36 +357,23 @@ struct Window {
 }
 
 impl Window {
-    fn of(batches: &[Arc<Published>], kept: usize) -> Window {
-        let mut seen_orders = std::collections::HashSet::new();
-        let mut seen_positions = std::collections::HashSet::new();
-        let (mut orders, mut positions, mut fills) = (Vec::new(), Vec::new(), Vec::new());
-        // Newest first, so the first state met of each is its latest.
-        for p in batches.iter().rev() {
-            for o in p.orders.iter().rev() {
-                if orders.len() < kept && seen_orders.insert(o.id) {
-                    orders.push(OrderOut::from(o));
-                }
-            }
-            for x in p.positions.iter().rev() {
-                if seen_positions.insert((&x.account, &x.symbol)) {
-                    positions.push(PositionOut::from(x));
-                }
-            }
-            for f in p.fills.iter().rev() {
-                if fills.len() < kept {
-                    fills.push(FillOut::from(f));
-                }
-            }
-        }
-        orders.reverse();
-        positions.reverse();
-        fills.reverse();
+    fn of(p: &Published) -> Window {
         Window {
-            to: batches.last().map_or(0, |b| b.seq),
-            orders,
-            fills,
-            positions,
+            to: p.seq,
+            orders: p.orders.iter().map(OrderOut::from).collect(),
+            fills: p.fills.iter().map(FillOut::from).collect(),
+            positions: p.positions.iter().map(PositionOut::from).collect(),
+            ticks: Vec::new(),
+        }
+    }
+
+    /// No change, through `to`.
+    fn nothing(to: u64) -> Window {
+        Window {
+            to,
+            orders: Vec::new(),
+            fills: Vec::new(),
+            positions: Vec::new(),
             ticks: Vec::new(),
         }
     }
@@ -483,7 +462,7 @@ struct Feed {
 }
 
 struct Sent {
-    /// The seq of the last batch in a window sent (or before the feed's first).
+    /// The seq the last window sent ended at (or the newest when the feed started).
     to: u64,
     tx: broadcast::Sender<Arc<Rendered>>,
 }
@@ -491,7 +470,7 @@ struct Sent {
 impl Feeds {
     /// Subscribe to the `every` feed (starting it if it is not running): its windows from the
     /// next on, and the seq the last one sent ended at. Both are taken under the lock the feed
-    /// sends under, so every window received holds only batches after that seq.
+    /// sends under, so every window received holds only changes after that seq.
     fn join(
         &self,
         t: &Trading,
@@ -500,20 +479,14 @@ impl Feeds {
     ) -> (broadcast::Receiver<Arc<Rendered>>, u64) {
         let mut feeds = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let feed = feeds.entry(every).or_insert_with(|| {
-            let sub = t.subscribe_after(None);
             let (tx, _) = broadcast::channel(WINDOWS_QUEUED);
             let feed = Arc::new(Feed {
-                sent: Mutex::new(Sent {
-                    to: sub.replayed_to,
-                    tx,
-                }),
+                sent: Mutex::new(Sent { to: t.seq(), tx }),
             });
             tokio::spawn(run_feed(
                 self.clone(),
                 feed.clone(),
                 t.clone(),
-                sub.live,
-                sub.replayed_to,
                 every,
                 closing,
             ));
@@ -524,44 +497,29 @@ impl Feeds {
     }
 }
 
-/// A feed: merge the batches and ticks of each window, render it once, send it to every
-/// subscriber; end at a window without batches and without subscribers (under the registry's
-/// lock, so no one joins it then).
-async fn run_feed(
-    feeds: Feeds,
-    feed: Arc<Feed>,
-    t: Trading,
-    mut live: broadcast::Receiver<Durables>,
-    skip_to: u64,
-    every: Duration,
-    closing: Closing,
-) {
-    // Only its streams are kept: a feed holds no handle of the engine while it runs.
+/// A feed: each window, ask the engine what changed since the last (when anything did), add
+/// the window's prices, render it once and send it to every subscriber; end at a window without
+/// subscribers (under the registry's lock, so no one joins it then) or with the engine.
+async fn run_feed(feeds: Feeds, feed: Arc<Feed>, t: Trading, every: Duration, closing: Closing) {
     let (mut spot, epoch) = (t.subscribe_spot(), t.epoch());
-    drop(t);
+    let mut sent_to = feed.sent.lock().unwrap_or_else(|p| p.into_inner()).to;
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut batches: Vec<Arc<Published>> = Vec::new();
     let mut ticks: Vec<Arc<Vec<Tick>>> = Vec::new();
-    let mut lagged = false;
-    let mut sent_to = skip_to;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = closing.closed() => return,
         }
-        // What queued up in the window, at once: one wake-up a window however fast orders
-        // come (a window of more group commits than the queue holds says reset).
-        loop {
-            match live.try_recv() {
-                Ok(durables) => {
-                    batches.extend(durables.iter().filter(|p| p.seq > skip_to).cloned())
-                }
-                Err(broadcast::error::TryRecvError::Lagged(_)) => lagged = true,
-                Err(broadcast::error::TryRecvError::Empty) => break,
-                Err(broadcast::error::TryRecvError::Closed) => return,
+        {
+            let mut registry = feeds.0.lock().unwrap_or_else(|p| p.into_inner());
+            let sent = feed.sent.lock().unwrap_or_else(|p| p.into_inner());
+            if sent.tx.receiver_count() == 0 {
+                registry.remove(&every);
+                return;
             }
         }
+        // The window's prices, at once: one wake-up a window however fast they come.
         loop {
             match spot.try_recv() {
                 Ok(t) => ticks.push(t),
@@ -570,36 +528,34 @@ async fn run_feed(
                 Err(_) => break,
             }
         }
-        if batches.is_empty() && !lagged {
-            let mut registry = feeds.0.lock().unwrap_or_else(|p| p.into_inner());
-            let sent = feed.sent.lock().unwrap_or_else(|p| p.into_inner());
-            if sent.tx.receiver_count() == 0 {
-                registry.remove(&every);
-                return;
+        let newest = t.seq();
+        let (mut window, reset) = if newest > sent_to {
+            match t.changes(sent_to, None, CONFLATED_KEPT).await {
+                Ok(Some(p)) => (Window::of(&p), false),
+                // More changed in the window than the engine's change log keeps: every
+                // subscriber fetches afresh.
+                Ok(None) => (Window::nothing(newest), true),
+                Err(_) => return,
             }
-            if ticks.is_empty() {
-                continue;
-            }
-        }
-        let mut window = Window::of(&batches, CONFLATED_KEPT);
+        } else if ticks.is_empty() {
+            continue;
+        } else {
+            (Window::nothing(sent_to), false)
+        };
         window.ticks = latest_prices(ticks.iter().flat_map(|t| t.iter()))
             .iter()
             .map(TickOut::from)
             .collect();
-        window.to = window.to.max(sent_to);
+        ticks.clear();
         sent_to = window.to;
         let chunks = Kinds::EACH.map(|kinds| {
             let mut out = Vec::new();
-            if lagged {
-                // Batches went by unseen: every subscriber fetches afresh.
+            if reset {
                 out.extend_from_slice(RESET);
             }
             render(&mut out, kinds, epoch, &window);
             Bytes::from(out)
         });
-        batches.clear();
-        ticks.clear();
-        lagged = false;
         let mut sent = feed.sent.lock().unwrap_or_else(|p| p.into_inner());
         sent.to = sent_to;
         let _ = sent.tx.send(Arc::new(Rendered(chunks)));

@@ -2,6 +2,8 @@
 //! paper matching, positions and P&L. Pure: no I/O, no clock, no async.
 //!
 //! # Layout
+//! - [`changes`]: which orders, fills and positions each recent change touched, for the
+//!   trading streams (a window's changes, a reconnect's missed ones).
 //! - [`fixed`]: `Fixed` (8-decimal exact numbers) and the `Price`, `Qty`, `Money` newtypes.
 //! - [`instrument`]: symbols, tick and quantity grids, point values; the built-in set.
 //! - [`matching`]: the paper broker's decisions: trigger, fill or cancel a working order on a quote.
@@ -13,6 +15,7 @@
 //! - [`position`]: positions, exact cost basis, realized/unrealized P&L; account cash and equity.
 //! - [`risk`]: pre-trade risk limits, the ordered `check`, and the account trading state.
 
+pub mod changes;
 pub mod fixed;
 pub mod instrument;
 pub mod matching;

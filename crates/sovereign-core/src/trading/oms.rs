@@ -1714,6 +1714,16 @@ impl Oms {
             .collect()
     }
 
+    /// How many fills there are (the next fill's index).
+    pub fn fill_count(&self) -> usize {
+        self.fills.len
+    }
+
+    /// The fills of `range` (indexes, oldest first).
+    pub fn fills_in(&self, range: std::ops::Range<usize>) -> impl Iterator<Item = &FillRecord> {
+        range.filter_map(|i| self.fills.get(i))
+    }
+
     /// Fills (of one account, or all), newest first.
     pub fn fills(&self, account: Option<&str>, limit: usize) -> Vec<FillRecord> {
         self.fills

@@ -5,7 +5,9 @@
 //! trading::oms`), queues the resulting events on the store's journal without waiting, and hands
 //! the reply to a small task that waits for that journal write to be durable. The group-commit
 //! writer keeps queue order, so the journal is exactly the order in which the OMS decided.
-//! Subscribers (SSE) get each command's events once they are durable.
+//! Every change is numbered in the change log (`sovereign_core::trading::changes`), which names
+//! what it touched: streams read what changed since a seq from it, after it is durable (a
+//! conflated window, a reconnect), and per-change subscribers get each change once durable.
 //!
 //! The room also holds the journal's storage encoding (`journal`), the synthetic price feed
 //! (`feed`), strategy signals (`signals`), the NinjaTrader gateway (`ninjatrader`: an
@@ -19,13 +21,14 @@ mod ninjatrader;
 pub mod settings;
 pub mod signals;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Value};
 use sovereign_core::error::Invalid;
 use sovereign_core::notify::{truncate_chars, Alert, Priority};
+use sovereign_core::trading::changes::{touches, ChangeLog, Changed};
 use sovereign_core::trading::fixed::Fixed;
 use sovereign_core::trading::fixed::{Price, Qty};
 use sovereign_core::trading::instrument::{Instruments, Symbol};
@@ -165,11 +168,12 @@ type Deliver = Box<dyn FnOnce() + Send>;
 /// Decides orders from the OMS state at the moment they are submitted (signals, rebalancing).
 pub type Planner = Box<dyn FnOnce(&Oms) -> Result<Vec<NewOrder>, Invalid> + Send>;
 
-/// What subscribers receive once a command's events are durable: its fills, and the orders and
-/// positions as they stand after them.
+/// What changed through a seq, as it stood then: the orders and positions touched and the new
+/// fills (one change's, for a per-change subscriber; or what changed since a seq).
 #[derive(Debug, Clone)]
 pub struct Published {
-    /// Its place in this run's stream (1, 2, …): a stream's event id is `<epoch>-<seq>`.
+    /// The last change it covers, by its place in this run's stream (1, 2, …): a stream's event
+    /// id is `<epoch>-<seq>`.
     pub seq: u64,
     pub orders: Vec<Order>,
     pub fills: Vec<FillRecord>,
@@ -180,27 +184,9 @@ pub struct Published {
 /// item per group commit, so a subscriber wakes once for a burst, not once per command).
 pub type Durables = Arc<[Arc<Published>]>;
 
-/// How many published batches are kept for a subscriber that reconnects (`Last-Event-ID`).
-const REPLAY_KEPT: usize = 4096;
-/// After the last subscriber went, batches are still kept this long, for one coming back.
-const REPLAY_LINGER_MICROS: i64 = 120_000_000;
-
-/// The recent published batches, and when a subscriber was last there.
-#[derive(Default)]
-struct Recent {
-    batches: std::collections::VecDeque<Arc<Published>>,
-    next_seq: u64,
-}
-
-/// What a stream starts with: the batches a reconnecting subscriber missed, or word that
-/// they are gone (`reset`: fetch the state afresh), then the live batches.
-pub struct Subscription {
-    pub replay: Vec<Arc<Published>>,
-    pub reset: bool,
-    pub live: broadcast::Receiver<Durables>,
-    /// Live batches up to this seq were replayed already.
-    pub replayed_to: u64,
-}
+/// How many entries the change log keeps (an order, a fill or a position a change touched;
+/// 24 bytes each): a stream can resume after any of roughly the last 40,000 orders.
+const CHANGES_KEPT: usize = 1 << 17;
 
 /// Who asked for an operator action, and why (for the audit trail).
 #[derive(Debug, Clone)]
@@ -251,6 +237,13 @@ enum Command {
     },
     /// Compute from the OMS; the returned closure delivers the answer (once it is durable).
     Read(Box<dyn FnOnce(&Oms) -> Deliver + Send>),
+    /// What changed after a seq (through another), read once it is durable; `None`: gone.
+    Changes {
+        after: u64,
+        through: Option<u64>,
+        kept: usize,
+        reply: oneshot::Sender<Option<Published>>,
+    },
     /// Finish the commands queued before this one, then end the actor.
     Stop(oneshot::Sender<()>),
 }
@@ -275,9 +268,8 @@ pub struct Shared {
     spot: broadcast::Sender<Arc<Vec<Tick>>>,
     synthetic_feed: bool,
     epoch: u64,
-    recent: Arc<std::sync::Mutex<Recent>>,
-    /// When a subscriber was last there (µs): batches are kept a while after.
-    listened: Arc<std::sync::atomic::AtomicI64>,
+    /// The newest change's seq (its events may not be durable yet).
+    seq: Arc<AtomicU64>,
 }
 
 impl Trading {
@@ -367,11 +359,9 @@ impl Trading {
         let (events, _) = broadcast::channel(4096);
         let (spot, _) = broadcast::channel(1024);
         let failed = Arc::new(AtomicBool::new(false));
-        let recent: Arc<std::sync::Mutex<Recent>> = Arc::default();
-        let listened = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let seq = Arc::new(AtomicU64::new(0));
         let publisher = Arc::new(Publisher {
             pending: std::sync::Mutex::default(),
-            recent: recent.clone(),
             subscribers: events.clone(),
         });
         let told = publisher.clone();
@@ -380,8 +370,9 @@ impl Trading {
             notifier,
             audit,
             tasks: tasks.clone(),
-            listened: listened.clone(),
             publisher,
+            changes: ChangeLog::new(CHANGES_KEPT),
+            seq: seq.clone(),
             oms,
             store,
             events: events.clone(),
@@ -414,8 +405,7 @@ impl Trading {
             spot,
             synthetic_feed: settings.synthetic_feed,
             epoch: Utc::now().timestamp_micros().unsigned_abs(),
-            recent,
-            listened: listened.clone(),
+            seq,
         }));
         if settings.synthetic_feed {
             tasks.spawn(feed::run(
@@ -655,10 +645,9 @@ impl Trading {
         .await
     }
 
-    /// Durable OMS events, one batch per command.
+    /// Each change once it is durable, as it stood then (the changes of one group commit
+    /// together).
     pub fn subscribe(&self) -> broadcast::Receiver<Durables> {
-        self.listened
-            .store(Utc::now().timestamp_micros(), Ordering::Relaxed);
         self.events.subscribe()
     }
 
@@ -667,37 +656,37 @@ impl Trading {
         self.epoch
     }
 
-    /// Subscribe, starting after `last` (a `Last-Event-ID`): the batches missed since, when
-    /// they are still kept and of this run; `reset` otherwise.
-    pub fn subscribe_after(&self, last: Option<&str>) -> Subscription {
-        let live = self.subscribe();
-        let r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let after = last.and_then(|id| {
-            let (epoch, seq) = id.trim().split_once('-')?;
-            (epoch.parse::<u64>().ok()? == self.epoch).then_some(seq.parse::<u64>().ok()?)
-        });
-        let newest = r.next_seq;
-        let oldest = r.batches.front().map_or(newest + 1, |b| b.seq);
-        match (last, after) {
-            (None, _) => Subscription {
-                replay: Vec::new(),
-                reset: false,
-                live,
-                replayed_to: newest,
-            },
-            (Some(_), Some(seq)) if seq <= newest && seq + 1 >= oldest => Subscription {
-                replay: r.batches.iter().filter(|b| b.seq > seq).cloned().collect(),
-                reset: false,
-                live,
-                replayed_to: newest,
-            },
-            _ => Subscription {
-                replay: Vec::new(),
-                reset: true,
-                live,
-                replayed_to: newest,
-            },
-        }
+    /// The newest change's seq (its events may not be durable yet).
+    pub fn seq(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// The seq a stream's event id (a `Last-Event-ID`) names, when it is one of this run's.
+    pub fn seq_of(&self, event_id: &str) -> Option<u64> {
+        let (epoch, seq) = event_id.trim().split_once('-')?;
+        (epoch.parse::<u64>().ok()? == self.epoch).then_some(seq.parse::<u64>().ok()?)
+    }
+
+    /// What changed after `after` through `through` (`None`: the newest change), read once it
+    /// is durable: the orders and positions touched as they stand now (at most `kept` orders)
+    /// and the newest `kept` fills. `None` when the change log no longer reaches back to
+    /// `after` (the stream says `reset`).
+    pub async fn changes(
+        &self,
+        after: u64,
+        through: Option<u64>,
+        kept: usize,
+    ) -> Result<Option<Published>, TradingError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Command::Changes {
+                after,
+                through,
+                kept,
+                reply,
+            })
+            .map_err(|_| TradingError::Closed)?;
+        rx.await.map_err(|_| self.closed_or_failed())
     }
 
     /// Market data as it arrives.
@@ -707,8 +696,6 @@ impl Trading {
 }
 
 struct Actor {
-    /// When a subscriber was last there (µs): batches are published a while after.
-    listened: Arc<std::sync::atomic::AtomicI64>,
     notifier: Notifier,
     audit: Audit,
     tasks: Tasks,
@@ -719,6 +706,10 @@ struct Actor {
     failed: Arc<AtomicBool>,
     /// Delivers published batches once durable.
     publisher: Arc<Publisher>,
+    /// What each recent change touched.
+    changes: ChangeLog,
+    /// The newest change's seq, for the handle.
+    seq: Arc<AtomicU64>,
     /// Clock commands seen (prices are journaled every `MARK_EVERY`).
     clock_ticks: u32,
     /// Answering venues, in the order of the settings.
@@ -805,14 +796,13 @@ impl Venue {
 }
 
 /// Delivers published batches to subscribers in the order they were queued, each once its
-/// journal row is durable, numbered and kept for subscribers that reconnect. The store's writer
+/// journal row is durable. The store's writer
 /// tells it after each commit (on its own thread: no task wakes up to publish), and the actor
 /// after queueing one, in case the write finished first.
 struct Publisher {
     /// Batches waiting for their write, each with the store's count of queued writes once its
     /// journal row was queued: it is durable when the writer has finished that many.
     pending: std::sync::Mutex<std::collections::VecDeque<(u64, Published)>>,
-    recent: Arc<std::sync::Mutex<Recent>>,
     subscribers: broadcast::Sender<Durables>,
 }
 
@@ -851,26 +841,8 @@ impl Publisher {
             // Not durable: never shown (the trading core stops on a failed write).
             return;
         }
-        // Numbered and kept under the lock a new subscriber reads under: none is missed.
-        let mut evicted = Vec::new();
-        let mut r = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-        let durables: Durables = ready
-            .map(|(_, mut published)| {
-                r.next_seq += 1;
-                published.seq = r.next_seq;
-                let published = Arc::new(published);
-                if r.batches.len() == REPLAY_KEPT {
-                    evicted.extend(r.batches.pop_front());
-                }
-                r.batches.push_back(published.clone());
-                published
-            })
-            .collect();
-        drop(r);
+        let durables: Durables = ready.map(|(_, published)| Arc::new(published)).collect();
         let _ = self.subscribers.send(durables);
-        drop(pending);
-        // What fell out of the replay window is freed outside the locks.
-        drop(evicted);
     }
 }
 
@@ -905,6 +877,21 @@ impl Actor {
                 Command::Read(f) => {
                     let deliver = f(&self.oms);
                     self.after_durable(deliver);
+                    continue;
+                }
+                Command::Changes {
+                    after,
+                    through,
+                    kept,
+                    reply,
+                } => {
+                    let changed = self
+                        .changes
+                        .since(after, through, kept)
+                        .map(|c| self.published(c));
+                    self.after_durable(Box::new(move || {
+                        let _ = reply.send(changed);
+                    }));
                     continue;
                 }
                 Command::Stop(done) => {
@@ -1075,7 +1062,7 @@ impl Actor {
                     let r = self.reconcile(&gateway, adopt, now, &mut out);
                     self.commit(out, reply, r);
                 }
-                Command::Read(_) | Command::Stop(_) => {}
+                Command::Read(_) | Command::Changes { .. } | Command::Stop(_) => {}
             }
             self.instruct(now);
         }
@@ -1612,44 +1599,27 @@ impl Actor {
         );
     }
 
-    /// The events' fills, and the orders and positions they touched as they stand now (only
-    /// what a stream shows is kept: batches stay a while for subscribers that reconnect).
-    fn snapshot(&self, events: &[Event]) -> Published {
-        let mut order_ids: Vec<u64> = Vec::new();
-        let mut fills: Vec<FillRecord> = Vec::new();
-        for e in events {
-            match e {
-                Event::OrderCreated(o) => order_ids.push(o.id),
-                Event::OrderUpdated { order_id, .. } => order_ids.push(*order_id),
-                Event::Filled(f) => fills.push(f.clone()),
-                _ => {}
-            }
-        }
-        order_ids.dedup();
-        let orders = order_ids
-            .iter()
-            .filter_map(|id| self.oms.order(*id).cloned())
-            .collect();
-        let mut touched: Vec<(&str, &Symbol)> = fills
-            .iter()
-            .map(|f| (f.account.as_str(), &f.symbol))
-            .collect();
-        touched.dedup();
-        let positions = touched
-            .iter()
-            .filter_map(|(a, sym)| self.oms.position(a, sym))
-            .collect();
+    /// What `changed` names, as it stands now.
+    fn published(&self, changed: Changed<'_>) -> Published {
         Published {
-            seq: 0,
-            orders,
-            fills,
-            positions,
+            seq: changed.to,
+            orders: changed
+                .orders
+                .iter()
+                .filter_map(|id| self.oms.order(*id).cloned())
+                .collect(),
+            fills: self.oms.fills_in(changed.fills).cloned().collect(),
+            positions: changed
+                .positions
+                .iter()
+                .filter_map(|(account, symbol)| self.oms.position(account, symbol))
+                .collect(),
         }
     }
 
     /// Journal `events` (queued now, in order) and answer `reply` once they are durable.
     fn commit<T: Send + 'static>(
-        &self,
+        &mut self,
         events: Vec<Event>,
         reply: Reply<T>,
         result: Result<T, TradingError>,
@@ -1710,15 +1680,20 @@ impl Actor {
             // The trail pins the journal row it speaks of.
             self.audit.checkpoint_journal();
         }
-        let now = Utc::now().timestamp_micros();
-        if self.events.receiver_count() > 0 {
-            self.listened.store(now, Ordering::Relaxed);
-        }
-        if now - self.listened.load(Ordering::Relaxed) < REPLAY_LINGER_MICROS {
-            // Subscribers hear of the events once they are durable (their journal write is
-            // queued already: the writes queued so far cover it), in the OMS's order.
-            // Kept a while after the last subscriber left, so one that reconnects misses none.
-            self.publisher.queue(&self.store, self.snapshot(&events));
+        let filled = events
+            .iter()
+            .filter(|e| matches!(e, Event::Filled(_)))
+            .count();
+        let fills_before = self.oms.fill_count().saturating_sub(filled);
+        if let Some(seq) = self.changes.record(touches(&events, fills_before)) {
+            self.seq.store(seq, Ordering::Release);
+            if self.events.receiver_count() > 0 {
+                // Per-change subscribers hear of it once it is durable (its journal write is
+                // queued already: the writes queued so far cover it), in the OMS's order.
+                if let Some(changed) = self.changes.since(seq - 1, Some(seq), usize::MAX) {
+                    self.publisher.queue(&self.store, self.published(changed));
+                }
+            }
         }
         let _ = reply.send(result.map(|v| (v, Some(Box::pin(durable) as Durable))));
     }
@@ -1765,6 +1740,7 @@ fn refuse(cmd: Command) {
         Command::Gateways(_)
         | Command::Clock
         | Command::Read(_)
+        | Command::Changes { .. }
         | Command::VenueLook(..)
         | Command::VenueUnsent(..)
         | Command::BridgeAnswered(..) => {}
