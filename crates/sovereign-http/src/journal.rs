@@ -535,7 +535,15 @@ async fn run_feed(feeds: Feeds, feed: Arc<Feed>, t: Trading, every: Duration, cl
                 // More changed in the window than the engine's change log keeps: every
                 // subscriber fetches afresh.
                 Ok(None) => (Window::nothing(newest), true),
-                Err(_) => return,
+                Err(_) => {
+                    // The engine stopped: the feed ends, and its subscribers' streams with it.
+                    feeds
+                        .0
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&every);
+                    return;
+                }
             }
         } else if ticks.is_empty() {
             continue;

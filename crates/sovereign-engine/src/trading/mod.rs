@@ -182,7 +182,7 @@ pub struct Published {
 
 /// What subscribers are sent: the published batches made durable together, in order (one
 /// item per group commit, so a subscriber wakes once for a burst, not once per command).
-pub type Durables = Arc<[Arc<Published>]>;
+pub type Durables = Arc<[Published]>;
 
 /// How many entries the change log keeps (an order, a fill or a position a change touched;
 /// 24 bytes each): a stream can resume after any of roughly the last 40,000 orders.
@@ -841,7 +841,7 @@ impl Publisher {
             // Not durable: never shown (the trading core stops on a failed write).
             return;
         }
-        let durables: Durables = ready.map(|(_, published)| Arc::new(published)).collect();
+        let durables: Durables = ready.map(|(_, published)| published).collect();
         let _ = self.subscribers.send(durables);
     }
 }
