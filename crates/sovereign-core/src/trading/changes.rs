@@ -134,11 +134,11 @@ impl ChangeLog {
     /// The index of a position's key, added when new.
     fn key(&mut self, account: &str, symbol: &Symbol) -> u32 {
         let keys = &self.keys;
-        if let Some(&i) = self
-            .index
-            .get(symbol)
-            .and_then(|of_symbol| of_symbol.iter().find(|&&i| keys[i as usize].0 == account))
-        {
+        if let Some(&i) = self.index.get(symbol).and_then(|of_symbol| {
+            of_symbol
+                .iter()
+                .find(|&&i| keys.get(i as usize).is_some_and(|k| k.0 == account))
+        }) {
             return i;
         }
         let i = u32::try_from(self.keys.len()).unwrap_or(u32::MAX);
@@ -176,9 +176,10 @@ impl ChangeLog {
                     end_fill = end_fill.max(i + 1);
                 }
                 Entry::Position(k) => {
-                    if seen_positions.insert(k) {
-                        let (account, symbol) = &self.keys[k as usize];
-                        positions.push((account.as_str(), symbol));
+                    if let Some((account, symbol)) = self.keys.get(k as usize) {
+                        if seen_positions.insert(k) {
+                            positions.push((account.as_str(), symbol));
+                        }
                     }
                 }
             }
