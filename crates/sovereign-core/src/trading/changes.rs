@@ -33,10 +33,14 @@ pub enum Touch<'a> {
     Position(&'a str, &'a Symbol),
 }
 
-/// What `events` touched, their fills indexed from `fills_before` (the OMS's fill count
-/// before them).
-pub fn touches(events: &[Event], fills_before: usize) -> impl Iterator<Item = Touch<'_>> {
-    let mut fill = fills_before;
+/// What `events` touched, once the OMS has applied them and holds `fill_count` fills (theirs
+/// are the last).
+pub fn touches(events: &[Event], fill_count: usize) -> impl Iterator<Item = Touch<'_>> {
+    let theirs = events
+        .iter()
+        .filter(|e| matches!(e, Event::Filled(_)))
+        .count();
+    let mut fill = fill_count.saturating_sub(theirs);
     events.iter().filter_map(move |e| match e {
         Event::OrderCreated(o) => Some(Touch::Order(o.id)),
         Event::OrderUpdated { order_id, .. } => Some(Touch::Order(*order_id)),
@@ -356,7 +360,7 @@ mod tests {
                 at,
             },
         ];
-        let got: Vec<Touch> = touches(&events, 40).collect();
+        let got: Vec<Touch> = touches(&events, 42).collect();
         assert_eq!(
             got,
             [

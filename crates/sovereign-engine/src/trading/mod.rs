@@ -1680,12 +1680,7 @@ impl Actor {
             // The trail pins the journal row it speaks of.
             self.audit.checkpoint_journal();
         }
-        let filled = events
-            .iter()
-            .filter(|e| matches!(e, Event::Filled(_)))
-            .count();
-        let fills_before = self.oms.fill_count().saturating_sub(filled);
-        if let Some(seq) = self.changes.record(touches(&events, fills_before)) {
+        if let Some(seq) = self.changes.record(touches(&events, self.oms.fill_count())) {
             self.seq.store(seq, Ordering::Release);
             if self.events.receiver_count() > 0 {
                 // Per-change subscribers hear of it once it is durable (its journal write is
